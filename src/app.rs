@@ -1,0 +1,668 @@
+//! The commands: each one reads the campaign, decides with the pure modules, and does its I/O here.
+//!
+//! This is the edge where files are written, the ledger is opened and locked, the user is asked,
+//! and text is printed. Decisions (who gets a letter, what it says) are made in `campaign`,
+//! `render` and `compose`, never here.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::campaign::{self, Letter, Mode, Observer, Pace, Prepared, Selection, Summary};
+use crate::cli::{Cli, Command, Format, ResendArgs, RunArgs, StateFilter, StatusArgs};
+use crate::clock;
+use crate::config::{self, Config, Encoding, Transport as TransportConfig};
+use crate::ledger::{Frozen, Ledger, Record, State};
+use crate::preview;
+use crate::problem::{display_path, Problems};
+use crate::recipients::printable;
+use crate::report;
+use crate::smtp_transport;
+use crate::transport::{Outbox, Transport};
+
+/// How a command ended, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything delivered, or nothing to do.
+    Done = 0,
+    /// Some recipients were not delivered.
+    SomeFailed = 1,
+    /// Usage, input or systemic errors.
+    Error = 2,
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let out = Output {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let config = load_config(&cli)?;
+    match &cli.command {
+        Command::Check => check(&config, &out),
+        Command::Preview(args) => preview(
+            &config,
+            &out,
+            args.recipient.as_deref(),
+            args.out.as_deref(),
+        ),
+        Command::Send(args) => send(&config, &out, Mode::Send, &args.run),
+        Command::Resend(args) => resend(&config, &out, args),
+        Command::Status(args) => status(&config, args),
+        Command::TestSend(args) => {
+            smtp_transport::test_send(&config, &out, &args.to, args.recipient.as_deref())
+        }
+        Command::CheckSmtp => smtp_transport::check_smtp(&config, &out),
+    }
+}
+
+/// Prints for the person at the terminal.
+pub struct Output {
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Output {
+    pub fn say(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            self.always(text);
+        }
+    }
+
+    /// Prints a line even with --quiet. A closed pipe is ignored: the run goes on, the ledger
+    /// is the record.
+    pub fn always(&self, text: impl AsRef<str>) {
+        let _ = writeln!(std::io::stdout(), "{}", text.as_ref());
+    }
+
+    pub fn note(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "note: {}", text.as_ref());
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = config::load(&cli.config).map_err(Problems)?;
+    if let Some(enc) = &cli.encoding {
+        config.recipients.encoding = match enc.as_str() {
+            "utf-8" => Encoding::Utf8,
+            "windows-1252" => Encoding::Windows1252,
+            _ => Encoding::Auto,
+        };
+    }
+    Ok(config)
+}
+
+fn ledger_path(config: &Config) -> PathBuf {
+    Ledger::path_for(&config.ledger_dir, &config.campaign.id)
+}
+
+fn shown(config: &Config, path: &Path) -> String {
+    display_path(path, &config.base).display().to_string()
+}
+
+/// Loads, checks and merges every letter; with the ledger's frozen stamps when there is one.
+fn prepare_all(config: &Config, ledger: Option<&Ledger>, out: &Output) -> Result<Prepared> {
+    let prepared = campaign::prepare(config.clone(), ledger, clock::now()).map_err(Problems)?;
+    if prepared.table.encoding != "UTF-8" {
+        out.note(format!(
+            "{} was read as {}",
+            shown(config, &config.recipients.file),
+            prepared.table.encoding
+        ));
+    }
+    for note in &prepared.notes {
+        out.note(note);
+    }
+    Ok(prepared)
+}
+
+/// Extra checks that apply when the letters go out over SMTP.
+fn transport_problems(p: &Prepared, only: Option<&[usize]>) -> Vec<crate::problem::Problem> {
+    match &p.config.transport {
+        TransportConfig::Smtp(_) => smtp_transport::reserved_address_problems(p, only),
+        TransportConfig::Outbox { .. } => Vec::new(),
+    }
+}
+
+fn describe_transport(config: &Config) -> String {
+    match &config.transport {
+        TransportConfig::Outbox { dir } => format!("the outbox folder {}", shown(config, dir)),
+        TransportConfig::Smtp(s) => smtp_transport::describe(s),
+    }
+}
+
+fn check(config: &Config, out: &Output) -> Result<Exit> {
+    let ledger = Ledger::open_existing(&ledger_path(config))?;
+    let p = prepare_all(config, ledger.as_ref(), out)?;
+    let problems = transport_problems(&p, None);
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
+    out.always(format!(
+        "All {} letters are ready: {} ({} recipients, {}), template {}, subject and stamps checked.",
+        p.letters.len(),
+        shown(config, &config.recipients.file),
+        p.table.rows.len(),
+        p.table.encoding,
+        shown(config, &config.template),
+    ));
+    out.say(format!(
+        "Letter date {}, Sags nr. {}. They would go via {} from {}.",
+        crate::stamp::danish_date(p.letter_date),
+        p.sags_nr,
+        describe_transport(config),
+        config.sender.from
+    ));
+    Ok(Exit::Done)
+}
+
+fn preview(
+    config: &Config,
+    out: &Output,
+    recipient: Option<&str>,
+    dir: Option<&Path>,
+) -> Result<Exit> {
+    let ledger = Ledger::open_existing(&ledger_path(config))?;
+    let p = prepare_all(config, ledger.as_ref(), out)?;
+    let states: HashMap<String, State> = match &ledger {
+        Some(l) => l.records()?.into_iter().map(|r| (r.key, r.state)).collect(),
+        None => HashMap::new(),
+    };
+    let shown_index = match recipient {
+        Some(key) => p
+            .letters
+            .iter()
+            .position(|l| l.key == key)
+            .with_context(|| {
+                format!(
+                    "there is no recipient with {} \"{key}\" in {}",
+                    config.recipients.key,
+                    shown(config, &config.recipients.file)
+                )
+            })?,
+        None => 0,
+    };
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.preview_dir.clone());
+    clear_preview(&dir)?;
+    let now = clock::now();
+    let date = now
+        .with_timezone(&chrono_tz::Europe::Copenhagen)
+        .to_rfc2822();
+    let mut entries = Vec::with_capacity(p.letters.len());
+    for (i, letter) in p.letters.iter().enumerate() {
+        let (rendered, composed) = p.compose(letter, now).map_err(anyhow::Error::msg)?;
+        let stem = p.file_stem(letter);
+        Outbox::write_atomically(&dir.join(format!("{stem}.eml")), &composed.bytes)?;
+        let to = format!("{} <{}>", letter.to.name, letter.to.email);
+        let shown_headers = preview::Shown {
+            from: &config.sender.from,
+            to: &to,
+            copies: p.envelope.copies().collect(),
+            subject: &rendered.subject,
+            date: &date,
+            message_id: &letter.stamp.message_id,
+        };
+        let page =
+            preview::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
+        Outbox::write_atomically(&dir.join(format!("{stem}.html")), page.as_bytes())?;
+        if i == shown_index && !out.quiet {
+            print_letter(&shown_headers, &rendered.text);
+        }
+        entries.push(preview::Entry {
+            key: letter.key.clone(),
+            name: letter.to.name.clone(),
+            address: letter.to.email.clone(),
+            akt_id: letter.stamp.akt_id.clone(),
+            subject: rendered.subject,
+            state: states
+                .get(&letter.key)
+                .map(|s| report::shown_state(*s, false).to_string()),
+            file_stem: stem,
+        });
+    }
+    let index = dir.join("index.html");
+    Outbox::write_atomically(
+        &index,
+        preview::index_page(&config.campaign.id, &describe_transport(config), &entries).as_bytes(),
+    )?;
+    out.always(format!(
+        "Preview: wrote {} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
+        entries.len(),
+        shown(config, &dir),
+        shown(config, &index)
+    ));
+    Ok(Exit::Done)
+}
+
+/// Removes an earlier preview's letters so that none is left over from old data.
+fn clear_preview(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("eml" | "html")
+        ) {
+            std::fs::remove_file(&path).with_context(|| {
+                format!("cannot remove the old preview file {}", path.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn print_letter(h: &preview::Shown<'_>, text: &str) {
+    let mut s = String::new();
+    s.push_str(&format!("From:       {}\n", printable(h.from)));
+    s.push_str(&format!("To:         {}\n", printable(h.to)));
+    for (kind, addr) in &h.copies {
+        s.push_str(&format!("{:<11} {}\n", format!("{kind}:"), addr));
+    }
+    s.push_str(&format!("Subject:    {}\n", printable(h.subject)));
+    s.push_str(&format!("Date:       {}\n", h.date));
+    s.push_str(&format!("Message-ID: <{}>\n", h.message_id));
+    s.push_str(&"─".repeat(72));
+    s.push('\n');
+    for line in text.lines() {
+        s.push_str(&printable(line));
+        s.push('\n');
+    }
+    s.push_str(&"─".repeat(72));
+    let _ = writeln!(std::io::stdout(), "{s}");
+}
+
+fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
+    debug_assert!(args.failed);
+    let mode = Mode::Resend {
+        temporary_only: args.temporary_only,
+        include_unknown: args.include_unknown,
+    };
+    send(config, out, mode, &args.run)
+}
+
+fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
+    let path = ledger_path(config);
+    std::fs::create_dir_all(&config.ledger_dir).with_context(|| {
+        format!(
+            "cannot create the ledger folder {}",
+            config.ledger_dir.display()
+        )
+    })?;
+    let _lock = Ledger::lock(&path)?;
+    let existing = Ledger::open_existing(&path)?;
+    let p = prepare_all(config, existing.as_ref(), out)?;
+    drop(existing);
+    for key in &args.only {
+        if !p.letters.iter().any(|l| &l.key == key) {
+            bail!(
+                "--only {key}: there is no recipient with {} \"{key}\" in {}",
+                config.recipients.key,
+                shown(config, &config.recipients.file)
+            );
+        }
+    }
+    let mut ledger = Ledger::create_or_open(&path)?;
+    let now = clock::stamp_time(clock::now());
+    let interrupted = ledger.mark_interrupted(&now)?;
+    if !interrupted.is_empty() {
+        out.note(format!(
+            "{} letter(s) were being handed over when an earlier run stopped ({}); they may have been delivered and are now marked unknown. They are not sent again unless you run `rundbrev resend --failed --include-unknown`.",
+            interrupted.len(),
+            interrupted.join(", ")
+        ));
+    }
+    let frozen = ledger.frozen()?;
+    let records: HashMap<String, Record> = ledger
+        .records()?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    if let Some(f) = &frozen {
+        let changes = campaign::changes_since_freeze(&p, f, &records);
+        if !changes.is_empty() && !args.accept_changes {
+            let sent = records.values().filter(|r| r.attempts > 0).count();
+            bail!(
+                "refusing to send: {} since the first letters went out ({sent} recipient(s) already sent to, first on {}), so the remaining recipients would get a different letter:\n  - {}\nUndo the change, or pass --accept-changes if the difference is intended.",
+                if changes.len() == 1 { "something changed" } else { "things changed" },
+                f.frozen_at,
+                changes.join("\n  - ")
+            );
+        }
+    }
+    let listed: Vec<crate::ledger::Listed<'_>> = p
+        .letters
+        .iter()
+        .enumerate()
+        .map(|(i, l)| crate::ledger::Listed {
+            key: &l.key,
+            position: i as i64,
+            address: &l.to.email,
+            name: &l.to.name,
+        })
+        .collect();
+    ledger.sync(&listed, &now)?;
+    let records: HashMap<String, Record> = ledger
+        .records()?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    let selection = Selection {
+        only: args.only.clone(),
+        limit: args.limit,
+    };
+    let plan = campaign::plan(&p.letters, &records, mode, &selection);
+    let problems = transport_problems(&p, Some(&plan.send));
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
+    let skipped = describe_skipped(&plan, mode);
+    if plan.send.is_empty() {
+        out.always(format!("Nothing to send. {skipped}"));
+        out.say(format!(
+            "See the record with: rundbrev status{}",
+            config_flag(config)
+        ));
+        return Ok(Exit::Done);
+    }
+
+    let n = plan.send.len();
+    let letters = if n == 1 { "letter" } else { "letters" };
+    out.always(format!(
+        "About to send {n} {letters} via {} as {}.",
+        describe_transport(config),
+        config.sender.from
+    ));
+    for (kind, addr) in p.envelope.copies() {
+        out.always(format!(
+            "  {kind}: {addr} gets a copy of every letter ({n} copies)."
+        ));
+    }
+    if !skipped.is_empty() {
+        out.say(skipped.clone());
+    }
+    let mut transport: Box<dyn Transport> = match &config.transport {
+        TransportConfig::Outbox { dir } => Box::new(Outbox::new(dir)),
+        TransportConfig::Smtp(smtp) => {
+            confirm(args.yes, n)?;
+            Box::new(smtp_transport::connect(smtp, out)?)
+        }
+    };
+    if frozen.is_none() || args.accept_changes {
+        let f = frozen.clone();
+        ledger.freeze(&Frozen {
+            campaign_id: config.campaign.id.clone(),
+            letter_date: f
+                .as_ref()
+                .map(|f| f.letter_date.clone())
+                .unwrap_or_else(|| p.letter_date.to_string()),
+            sags_nr: f
+                .as_ref()
+                .map(|f| f.sags_nr.clone())
+                .unwrap_or_else(|| p.sags_nr.clone()),
+            template_hash: p.template_hash.clone(),
+            content_hash: p.content_hash.clone(),
+            content_desc: p.content_desc.clone(),
+            frozen_at: f.map(|f| f.frozen_at).unwrap_or_else(|| now.clone()),
+        })?;
+    }
+    install_ctrl_c();
+    let pace = match &config.transport {
+        TransportConfig::Smtp(s) => Pace {
+            retries: s.retries,
+            retry_delay: s.retry_delay,
+            rate_per_minute: s.rate_per_minute,
+        },
+        TransportConfig::Outbox { .. } => Pace {
+            retries: 0,
+            retry_delay: Duration::ZERO,
+            rate_per_minute: None,
+        },
+    };
+    let mut observer = LineObserver { out };
+    let summary = campaign::execute(
+        &p,
+        &mut ledger,
+        transport.as_mut(),
+        &plan,
+        pace,
+        &mut observer,
+    );
+    transport.close();
+    let summary = summary?;
+    print_summary(config, out, &summary, &ledger);
+    Ok(if summary.stopped.is_some() {
+        Exit::Error
+    } else if summary.failed() > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Done
+    })
+}
+
+fn config_flag(config: &Config) -> String {
+    if config.path == Path::new("config.toml") {
+        String::new()
+    } else {
+        format!(" --config {}", config.path.display())
+    }
+}
+
+fn describe_skipped(plan: &campaign::Plan, mode: Mode) -> String {
+    let mut parts = Vec::new();
+    if plan.already_delivered > 0 {
+        parts.push(format!(
+            "{} already delivered (skipped, never sent twice)",
+            plan.already_delivered
+        ));
+    }
+    if plan.unknown > 0 {
+        parts.push(format!(
+            "{} unknown: may have been delivered, not sent again (use `rundbrev resend --failed --include-unknown` after checking with the recipient)",
+            plan.unknown
+        ));
+    }
+    if plan.failed > 0 && mode == Mode::Send {
+        parts.push(format!(
+            "{} failed earlier (use `rundbrev resend --failed`)",
+            plan.failed
+        ));
+    }
+    if plan.pending > 0 {
+        parts.push(format!(
+            "{} not sent yet (use `rundbrev send`)",
+            plan.pending
+        ));
+    }
+    if plan.not_selected > 0 {
+        parts.push(format!(
+            "{} left out by --only, --limit or --temporary-only",
+            plan.not_selected
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("Recipients: {}.", parts.join("; "))
+    }
+}
+
+/// On a terminal, asks before anything leaves; without one, `--yes` is required.
+fn confirm(yes: bool, n: usize) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not sending: confirmation is needed, but there is no terminal to ask on; pass --yes to send without asking");
+    }
+    print!(
+        "Send {n} letter{}? Type yes to send: ",
+        if n == 1 { "" } else { "s" }
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(
+        answer.trim().to_lowercase().as_str(),
+        "yes" | "ja" | "y" | "j"
+    ) {
+        Ok(())
+    } else {
+        bail!("not sending: you did not confirm; nothing was sent")
+    }
+}
+
+fn install_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if campaign::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // A second Ctrl-C: leave at once; a letter in flight stays `sending` and shows as unknown.
+            std::process::exit(130);
+        }
+        eprintln!("\nStopping after the letter in flight (press Ctrl-C again to stop at once)…");
+    });
+}
+
+struct LineObserver<'a> {
+    out: &'a Output,
+}
+
+impl Observer for LineObserver<'_> {
+    fn letter_done(
+        &mut self,
+        done: usize,
+        total: usize,
+        letter: &Letter,
+        state: State,
+        reply: &str,
+    ) {
+        let width = total.to_string().len();
+        let line = format!(
+            "[{done:>width$}/{total}] {} {} <{}>: {state} ({})",
+            printable(&letter.key),
+            printable(&letter.to.name),
+            printable(&letter.to.email),
+            printable(reply)
+        );
+        if state == State::Delivered {
+            self.out.say(line);
+        } else {
+            self.out.always(line);
+        }
+    }
+
+    fn retrying(&mut self, letter: &Letter, attempt: u32, wait: Duration, reply: &str) {
+        self.out.say(format!(
+            "        {} <{}>: failed for now ({}); trying again in {:.0?} (retry {attempt})",
+            printable(&letter.key),
+            printable(&letter.to.email),
+            printable(reply),
+            wait
+        ));
+    }
+}
+
+fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger) {
+    let mut line = format!(
+        "Delivered {} letter{}",
+        s.delivered,
+        if s.delivered == 1 { "" } else { "s" }
+    );
+    if let TransportConfig::Outbox { dir } = &config.transport {
+        line.push_str(&format!(
+            " to {} (one .eml file each, named by Akt-id and kommunekode)",
+            shown(config, dir)
+        ));
+    }
+    line.push('.');
+    out.always(line);
+    let failed = s.failed_temporary + s.failed_permanent;
+    if failed > 0 {
+        out.always(format!(
+            "{failed} letter{} were not delivered ({} for now, {} refused for good). See `rundbrev status --state failed`; send them again with `rundbrev resend --failed`.",
+            if failed == 1 { "" } else { "s" },
+            s.failed_temporary,
+            s.failed_permanent
+        ));
+    }
+    if s.unknown > 0 {
+        out.always(format!(
+            "{} letter{} may or may not have arrived: the connection broke after the letter was sent. See `rundbrev status --state unknown`.",
+            s.unknown,
+            if s.unknown == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(reason) = &s.stopped {
+        out.always(format!(
+            "The run stopped: {reason}. {} letter{} were not sent and stay pending; nothing is lost. Fix the cause and run the same command again to continue.",
+            s.left,
+            if s.left == 1 { "" } else { "s" }
+        ));
+    }
+    out.always(format!(
+        "The record is in {}. See who got the letter: rundbrev status{}",
+        shown(config, ledger.path()),
+        config_flag(config)
+    ));
+}
+
+fn status(config: &Config, args: &StatusArgs) -> Result<Exit> {
+    let path = ledger_path(config);
+    let Some(ledger) = Ledger::open_existing(&path)? else {
+        let _ = writeln!(
+            std::io::stdout(),
+            "Nothing has been sent yet for campaign {} (there is no ledger at {}). Run `rundbrev send` to start.",
+            config.campaign.id,
+            shown(config, &path)
+        );
+        return Ok(Exit::Done);
+    };
+    let rows = report::rows(&ledger.records()?, Ledger::is_locked(&path));
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| match args.state {
+            None => true,
+            Some(f) => matches_filter(f, State::parse(r.state).unwrap_or(State::Unknown)),
+        })
+        .collect();
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let written = match args.format {
+        Format::Table => report::write_table(&mut lock, &rows).map_err(anyhow::Error::from),
+        Format::Csv => report::write_csv(&mut lock, &rows),
+        Format::Json => report::write_json(&mut lock, &config.campaign.id, &rows),
+    };
+    match written {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(Exit::Done),
+        Err(e) => Err(e),
+        Ok(()) => Ok(Exit::Done),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == Some(std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+fn matches_filter(f: StateFilter, s: State) -> bool {
+    match f {
+        StateFilter::Pending => s == State::Pending,
+        StateFilter::Sending => s == State::Sending,
+        StateFilter::Delivered => s == State::Delivered,
+        StateFilter::Failed => s.is_failed(),
+        StateFilter::FailedTemporary => s == State::FailedTemporary,
+        StateFilter::FailedPermanent => s == State::FailedPermanent,
+        StateFilter::Unknown => s == State::Unknown,
+    }
+}

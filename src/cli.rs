@@ -1,0 +1,168 @@
+//! The command line: what the user can type, as clap definitions. No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rundbrev",
+    version,
+    about = "Send one official circular letter by e-mail to many recipients, one stamped letter each, and keep an exact record of who got it.",
+    after_help = "The usual order: rundbrev check → rundbrev preview → rundbrev send → rundbrev status\n\nExit codes: 0 all letters delivered (or nothing to do), 1 some letters were not delivered, 2 a problem with the input, the setup or the server (nothing or not everything was sent)."
+)]
+pub struct Cli {
+    /// The campaign file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "config.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// How the recipients file is encoded (overrides recipients.encoding in the config).
+    #[arg(long, global = true, value_name = "ENCODING", value_parser = ["auto", "utf-8", "windows-1252"])]
+    pub encoding: Option<String>,
+
+    /// Print only problems and the final summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more about what happens.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config, the template and the recipients, and merge every letter in memory.
+    #[command(
+        after_help = "Example:\n  rundbrev check\n  rundbrev --config kampagne/config.toml check"
+    )]
+    Check,
+
+    /// Write every letter to the preview folder (.eml and .html, with an index.html); send nothing.
+    #[command(after_help = "Examples:\n  rundbrev preview\n  rundbrev preview --recipient 101")]
+    Preview(PreviewArgs),
+
+    /// Send the letters that have not been sent yet, and record each outcome in the ledger.
+    #[command(
+        after_help = "Examples:\n  rundbrev send\n  rundbrev send --yes\n  rundbrev send --only 101 147\n  rundbrev send --limit 5"
+    )]
+    Send(SendArgs),
+
+    /// Send again to recipients whose letter failed. Delivered recipients are never sent again.
+    #[command(
+        after_help = "Examples:\n  rundbrev resend --failed\n  rundbrev resend --failed --temporary-only\n  rundbrev resend --failed --include-unknown"
+    )]
+    Resend(ResendArgs),
+
+    /// Show who got the letter: state, attempts and last server reply for every recipient.
+    #[command(
+        after_help = "Examples:\n  rundbrev status\n  rundbrev status --state failed\n  rundbrev status --format csv > levering.csv"
+    )]
+    Status(StatusArgs),
+
+    /// Send one rendered letter to your own address to see it as the recipients will.
+    /// It does not count as that recipient's delivery.
+    #[command(
+        name = "test-send",
+        after_help = "Example:\n  rundbrev test-send --to mig@uim.dk --recipient 101"
+    )]
+    TestSend(TestSendArgs),
+
+    /// Connect to the SMTP server, start TLS and log in, without sending anything.
+    #[command(name = "check-smtp", after_help = "Example:\n  rundbrev check-smtp")]
+    CheckSmtp,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Show this recipient's letter (by kommunekode) in the terminal; the first one otherwise.
+    #[arg(long, value_name = "KODE")]
+    pub recipient: Option<String>,
+    /// Write the preview here instead of the folder set in the config.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do not ask for confirmation (for scripts).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Send at most N letters in this run.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Send only to these recipients (by kommunekode).
+    #[arg(long, value_name = "KODE", num_args = 1..)]
+    pub only: Vec<String>,
+    /// Send even though the template, the config or recipients' data changed after letters went
+    /// out (the remaining recipients then get a different letter from the first ones).
+    #[arg(long)]
+    pub accept_changes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResendArgs {
+    /// Send to recipients whose letter failed (required, so that the intent is explicit).
+    #[arg(long, required = true)]
+    pub failed: bool,
+    /// Only those that failed for now (4xx, timeouts), not those the server refused for good.
+    #[arg(long)]
+    pub temporary_only: bool,
+    /// Also send to recipients whose outcome is unknown (they may already have the letter).
+    #[arg(long)]
+    pub include_unknown: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StateFilter {
+    Pending,
+    Sending,
+    Delivered,
+    /// failed-temporary and failed-permanent
+    Failed,
+    FailedTemporary,
+    FailedPermanent,
+    Unknown,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Show only recipients in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<StateFilter>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestSendArgs {
+    /// Your own address; the letter goes only there.
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: String,
+    /// Whose letter to send (by kommunekode); the first recipient's otherwise.
+    #[arg(long, value_name = "KODE")]
+    pub recipient: Option<String>,
+}

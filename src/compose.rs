@@ -1,0 +1,205 @@
+//! The e-mail: a merged letter becomes a MIME message (multipart/alternative, text and HTML).
+//!
+//! Headers: From, To with the recipient's name, Date (the moment of hand-over, given by the
+//! caller), the frozen Message-ID, Reply-To, Cc and Bcc. lettre does the RFC 2047 and
+//! quoted-printable work; the multipart boundary is derived from the Message-ID so the same letter
+//! composed at the same moment is the same bytes. This module is pure: it never reads the clock.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{header, Mailbox, MultiPart, SinglePart};
+use lettre::{Address, Message};
+use sha2::{Digest, Sha256};
+
+use crate::config::Sender;
+use crate::render::{html_document, Rendered};
+use crate::stamp::Stamp;
+
+/// Who one letter goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressee {
+    pub name: String,
+    pub email: String,
+}
+
+/// A message ready for a transport: its bytes and its SMTP envelope.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub bytes: Vec<u8>,
+    pub envelope_from: String,
+    /// The recipient first, then Cc and Bcc copies.
+    pub envelope_to: Vec<String>,
+}
+
+/// The sender's mailboxes, parsed once for a whole campaign.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+}
+
+impl Envelope {
+    pub fn new(sender: &Sender) -> Result<Envelope, String> {
+        let parse = |s: &str| -> Result<Mailbox, String> {
+            s.parse::<Mailbox>()
+                .map_err(|e| format!("`{s}` is not a valid address ({e})"))
+        };
+        Ok(Envelope {
+            from: parse(&sender.from)?,
+            reply_to: sender.reply_to.as_deref().map(parse).transpose()?,
+            cc: sender
+                .cc
+                .iter()
+                .map(|s| parse(s))
+                .collect::<Result<_, _>>()?,
+            bcc: sender
+                .bcc
+                .iter()
+                .map(|s| parse(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The sender's domain, on which Message-IDs are made.
+    pub fn domain(&self) -> &str {
+        self.from.email.domain()
+    }
+
+    pub fn from_address(&self) -> String {
+        self.from.email.to_string()
+    }
+
+    pub fn copies(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        self.cc
+            .iter()
+            .map(|m| ("Cc", m.email.to_string()))
+            .chain(self.bcc.iter().map(|m| ("Bcc", m.email.to_string())))
+    }
+}
+
+/// Builds the message for one letter, dated `date` (the moment it is handed to the transport).
+pub fn compose(
+    envelope: &Envelope,
+    to: &Addressee,
+    letter: &Rendered,
+    stamp: &Stamp,
+    date: DateTime<Utc>,
+) -> Result<Composed, String> {
+    let address: Address = to
+        .email
+        .parse()
+        .map_err(|e| format!("`{}` is not a valid address ({e})", to.email))?;
+    let name = (!to.name.is_empty()).then(|| to.name.clone());
+    let mut builder = Message::builder()
+        .from(envelope.from.clone())
+        .to(Mailbox::new(name, address))
+        .subject(letter.subject.clone())
+        .message_id(Some(format!("<{}>", stamp.message_id)))
+        .date(SystemTime::from(date))
+        .header(header::MIME_VERSION_1_0);
+    if let Some(r) = &envelope.reply_to {
+        builder = builder.reply_to(r.clone());
+    }
+    for m in &envelope.cc {
+        builder = builder.cc(m.clone());
+    }
+    for m in &envelope.bcc {
+        builder = builder.bcc(m.clone());
+    }
+    let body = MultiPart::alternative()
+        .boundary(boundary(&stamp.message_id))
+        .singlepart(SinglePart::plain(letter.text.clone()))
+        .singlepart(SinglePart::html(html_document(
+            &letter.subject,
+            &letter.html_body,
+        )));
+    let message = builder
+        .multipart(body)
+        .map_err(|e| format!("cannot build the message: {e}"))?;
+    let env = message.envelope();
+    Ok(Composed {
+        bytes: message.formatted(),
+        envelope_from: env.from().map(|a| a.to_string()).unwrap_or_default(),
+        envelope_to: env.to().iter().map(|a| a.to_string()).collect(),
+    })
+}
+
+/// A multipart boundary that cannot occur in the parts and is the same for the same letter.
+fn boundary(message_id: &str) -> String {
+    let digest = Sha256::digest(message_id.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("=_rundbrev_{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn sample() -> (Envelope, Addressee, Rendered, Stamp) {
+        let sender = Sender {
+            from: "Udlændinge- og Integrationsministeriet <uim@uim.dk>".into(),
+            reply_to: None,
+            cc: vec![],
+            bcc: vec!["journal@uim.dk".into()],
+        };
+        (
+            Envelope::new(&sender).unwrap(),
+            Addressee {
+                name: "Ærø Kommune".into(),
+                email: "post@aeroe.dk".into(),
+            },
+            Rendered {
+                subject: "Æresrelaterede konflikter – Ærø Kommune".into(),
+                text: "Til samtlige kommuner\n".into(),
+                html_body: "<p>Til samtlige kommuner</p>\n".into(),
+            },
+            Stamp {
+                letter_date: NaiveDate::from_ymd_opt(2020, 6, 29).unwrap(),
+                sags_nr: "1".into(),
+                akt_id: "1286555".into(),
+                message_id: "rundbrev.x@uim.dk".into(),
+            },
+        )
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn headers_are_encoded_only_where_needed_and_bcc_is_hidden() {
+        let (env, to, letter, stamp) = sample();
+        let c = compose(&env, &to, &letter, &stamp, at("2020-06-29T10:00:00+02:00")).unwrap();
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains("To: =?utf-8?b?"), "{text}");
+        assert!(
+            text.contains("<post@aeroe.dk>"),
+            "address stays readable: {text}"
+        );
+        assert!(text.contains("Message-ID: <rundbrev.x@uim.dk>"));
+        assert!(
+            text.contains("Date: Mon, 29 Jun 2020 08:00:00 +0000"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("journal@uim.dk"),
+            "Bcc must not show: {text}"
+        );
+        assert_eq!(c.envelope_to, vec!["post@aeroe.dk", "journal@uim.dk"]);
+        assert_eq!(c.envelope_from, "uim@uim.dk");
+    }
+
+    #[test]
+    fn the_same_letter_at_the_same_moment_is_the_same_bytes() {
+        let (env, to, letter, stamp) = sample();
+        let t = at("2020-06-29T10:00:00+02:00");
+        assert_eq!(
+            compose(&env, &to, &letter, &stamp, t).unwrap().bytes,
+            compose(&env, &to, &letter, &stamp, t).unwrap().bytes
+        );
+    }
+}

@@ -1,0 +1,873 @@
+//! The campaign file (`config.toml`): sender, subject, stamps, recipients, template, ledger, transport.
+//!
+//! `parse` turns TOML text into a validated `Config` or a list of every problem found, each naming
+//! the key. Relative paths are resolved against the folder the config file is in. This module reads
+//! no other file and never holds a secret: passwords come from the environment, a prompt or a command.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::problem::Problem;
+
+/// The validated campaign.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file itself, as given.
+    pub path: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub base: PathBuf,
+    pub campaign: Campaign,
+    pub sender: Sender,
+    pub stamps: Stamps,
+    pub recipients: RecipientsSource,
+    pub template: PathBuf,
+    pub ledger_dir: PathBuf,
+    pub preview_dir: PathBuf,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// A short name for the campaign; names the ledger file and enters every Message-ID.
+    pub id: String,
+    /// The subject template (Tera), rendered per recipient.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stamps {
+    /// The letter date; `None` means today in Europe/Copenhagen, frozen at the first send.
+    pub letter_date: Option<NaiveDate>,
+    pub sags_nr: String,
+    pub akt_id: AktIdSource,
+}
+
+/// Where each letter's Akt-id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AktIdSource {
+    /// A column of the recipients file.
+    Column(String),
+    /// The same Akt-id on every letter.
+    Same(String),
+    /// The first letter gets this number, each following letter the next, in file order.
+    Sequence(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Windows1252,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecipientsSource {
+    pub file: PathBuf,
+    /// The column that identifies a recipient in the ledger (kommunekode).
+    pub key: String,
+    pub email: String,
+    pub name: String,
+    pub encoding: Encoding,
+    /// `None`: detect comma or semicolon from the header line.
+    pub delimiter: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Outbox { dir: PathBuf },
+    Smtp(Smtp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    Plain,
+    Login,
+    Xoauth2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    /// Plaintext to a host that is not loopback: only when the user says so.
+    pub allow_insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub hello_name: Option<String>,
+    pub user: Option<String>,
+    pub mechanisms: Vec<AuthMechanism>,
+    /// The environment variable that holds the password or token.
+    pub password_env: String,
+    /// A command whose first line of output is the password (e.g. `pass show smtp`).
+    pub password_command: Option<String>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// How many times a temporarily failed letter is tried again within one run.
+    pub retries: u32,
+    /// The pause before the first retry; it doubles for each further retry.
+    pub retry_delay: Duration,
+    /// Letters per minute at most; `None` is no limit.
+    pub rate_per_minute: Option<u32>,
+    /// Stop the run after this many consecutive connection failures.
+    pub max_connection_failures: u32,
+}
+
+impl Smtp {
+    pub fn security_name(&self) -> &'static str {
+        match self.security {
+            Security::StartTls => "STARTTLS",
+            Security::Tls => "TLS",
+            Security::None => "no encryption",
+        }
+    }
+}
+
+// ---- what the TOML file may say -------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawConfig {
+    campaign: RawCampaign,
+    sender: RawSender,
+    stamps: RawStamps,
+    #[serde(default)]
+    recipients: RawRecipients,
+    #[serde(default)]
+    template: RawTemplate,
+    #[serde(default)]
+    ledger: RawLedger,
+    #[serde(default)]
+    preview: RawPreview,
+    #[serde(default)]
+    transport: RawTransport,
+}
+
+#[derive(Deserialize)]
+struct RawCampaign {
+    id: String,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+struct RawSender {
+    from: String,
+    reply_to: Option<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    #[serde(default)]
+    bcc: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawStamps {
+    letter_date: Option<toml::Value>,
+    sags_nr: String,
+    akt_id: Option<String>,
+    akt_id_first: Option<String>,
+    akt_id_column: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawRecipients {
+    file: PathBuf,
+    key: String,
+    email: String,
+    name: String,
+    encoding: String,
+    delimiter: String,
+}
+
+impl Default for RawRecipients {
+    fn default() -> Self {
+        RawRecipients {
+            file: "recipients/kommuner.csv".into(),
+            key: "kommunekode".into(),
+            email: "email".into(),
+            name: "navn".into(),
+            encoding: "auto".into(),
+            delimiter: "auto".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawTemplate {
+    file: PathBuf,
+}
+
+impl Default for RawTemplate {
+    fn default() -> Self {
+        RawTemplate {
+            file: "templates/rundbrev.md".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RawLedger {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawPreview {
+    dir: PathBuf,
+}
+
+impl Default for RawPreview {
+    fn default() -> Self {
+        RawPreview {
+            dir: "preview".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawTransport {
+    kind: String,
+    outbox: PathBuf,
+    smtp: Option<RawSmtp>,
+}
+
+impl Default for RawTransport {
+    fn default() -> Self {
+        RawTransport {
+            kind: "outbox".into(),
+            outbox: "outbox".into(),
+            smtp: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_security")]
+    security: String,
+    #[serde(default)]
+    allow_insecure: bool,
+    ca_file: Option<PathBuf>,
+    hello_name: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    auth: Vec<String>,
+    #[serde(default = "default_password_env")]
+    password_env: String,
+    password_command: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_secs: u64,
+    #[serde(default = "default_command_timeout")]
+    command_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    #[serde(default = "default_retry_delay")]
+    retry_delay_secs: f64,
+    rate_per_minute: Option<u32>,
+    #[serde(default = "default_max_connection_failures")]
+    max_connection_failures: u32,
+    /// Refused with a clear message: secrets never go into config files.
+    password: Option<toml::Value>,
+}
+
+fn default_security() -> String {
+    "starttls".into()
+}
+fn default_password_env() -> String {
+    "RUNDBREV_SMTP_PASSWORD".into()
+}
+fn default_connect_timeout() -> u64 {
+    30
+}
+fn default_command_timeout() -> u64 {
+    60
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_retry_delay() -> f64 {
+    5.0
+}
+fn default_max_connection_failures() -> u32 {
+    3
+}
+
+/// Reads and validates the config file.
+pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            path,
+            format!("cannot read the config file: {e}"),
+        )]
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text. `path` names the file in messages and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    let raw: Option<RawConfig> =
+        match serde_ignored::deserialize(toml::Deserializer::new(text), |key| {
+            unknown.push(key.to_string())
+        }) {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                problems.push(toml_problem(path, text, &e));
+                None
+            }
+        };
+    for key in unknown {
+        let mut p = Problem::new(path, "unknown key; check its spelling and section").at_key(&key);
+        if let Some(line) = line_of_key(text, &key) {
+            p = p.at_line(line);
+        }
+        problems.push(p);
+    }
+    let Some(raw) = raw else {
+        return Err(problems);
+    };
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let config = validate(raw, path, &base, text, &mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    path: &Path,
+    base: &Path,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> Config {
+    let mut bad = |key: &str, message: String| {
+        let mut p = Problem::new(path, message).at_key(key);
+        if let Some(line) = line_of_key(text, key) {
+            p = p.at_line(line);
+        }
+        problems.push(p);
+    };
+
+    let id = raw.campaign.id.trim().to_string();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        bad(
+            "campaign.id",
+            format!("`{id}` must be a short name of letters a-z, digits, '-', '_' or '.' (it names the ledger file and enters every Message-ID)"),
+        );
+    }
+    if raw.campaign.subject.trim().is_empty() {
+        bad("campaign.subject", "the subject is empty".into());
+    }
+
+    for (key, value) in [
+        ("sender.from", Some(&raw.sender.from)),
+        ("sender.reply_to", raw.sender.reply_to.as_ref()),
+    ] {
+        if let Some(value) = value {
+            if let Err(e) = value.parse::<lettre::message::Mailbox>() {
+                bad(key, format!("`{value}` is not a valid address ({e})"));
+            }
+        }
+    }
+    for (key, list) in [
+        ("sender.cc", &raw.sender.cc),
+        ("sender.bcc", &raw.sender.bcc),
+    ] {
+        for value in list {
+            if let Err(e) = value.parse::<lettre::message::Mailbox>() {
+                bad(key, format!("`{value}` is not a valid address ({e})"));
+            }
+        }
+    }
+
+    let letter_date = match &raw.stamps.letter_date {
+        None => None,
+        Some(value) => match parse_date(value) {
+            Ok(d) => Some(d),
+            Err(msg) => {
+                bad("stamps.letter_date", msg);
+                None
+            }
+        },
+    };
+    if raw.stamps.sags_nr.trim().is_empty() {
+        bad("stamps.sags_nr", "Sags nr. is empty".into());
+    }
+    let given: Vec<&str> = [
+        ("akt_id", raw.stamps.akt_id.is_some()),
+        ("akt_id_first", raw.stamps.akt_id_first.is_some()),
+        ("akt_id_column", raw.stamps.akt_id_column.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| k)
+    .collect();
+    if given.len() > 1 {
+        bad(
+            "stamps",
+            format!(
+                "set only one of akt_id, akt_id_first and akt_id_column (found {})",
+                given.join(", ")
+            ),
+        );
+    }
+    let akt_id = if let Some(col) = raw.stamps.akt_id_column {
+        AktIdSource::Column(col)
+    } else if let Some(first) = raw.stamps.akt_id_first {
+        if first.is_empty() || !first.chars().all(|c| c.is_ascii_digit()) {
+            bad(
+                "stamps.akt_id_first",
+                format!("`{first}` must be digits only, so that the following letters can be numbered on"),
+            );
+        }
+        AktIdSource::Sequence(first)
+    } else if let Some(same) = raw.stamps.akt_id {
+        if same.trim().is_empty() {
+            bad("stamps.akt_id", "Akt-id is empty".into());
+        }
+        AktIdSource::Same(same)
+    } else {
+        AktIdSource::Column("akt_id".into())
+    };
+
+    let encoding = match raw.recipients.encoding.to_ascii_lowercase().as_str() {
+        "auto" => Encoding::Auto,
+        "utf-8" | "utf8" => Encoding::Utf8,
+        "windows-1252" | "cp1252" | "latin1" | "iso-8859-1" => Encoding::Windows1252,
+        other => {
+            bad(
+                "recipients.encoding",
+                format!("`{other}` is not supported; use \"auto\", \"utf-8\" or \"windows-1252\""),
+            );
+            Encoding::Auto
+        }
+    };
+    let delimiter = match raw.recipients.delimiter.as_str() {
+        "auto" => None,
+        "," => Some(b','),
+        ";" => Some(b';'),
+        "\t" | "tab" => Some(b'\t'),
+        other => {
+            bad(
+                "recipients.delimiter",
+                format!("`{other}` is not supported; use \"auto\", \",\", \";\" or \"tab\""),
+            );
+            None
+        }
+    };
+    for (key, value) in [
+        ("recipients.key", &raw.recipients.key),
+        ("recipients.email", &raw.recipients.email),
+        ("recipients.name", &raw.recipients.name),
+    ] {
+        if value.trim().is_empty() {
+            bad(key, "the column name is empty".into());
+        }
+    }
+
+    let transport = match raw.transport.kind.as_str() {
+        "outbox" => Transport::Outbox {
+            dir: base.join(&raw.transport.outbox),
+        },
+        "smtp" => match raw.transport.smtp {
+            None => {
+                bad(
+                    "transport.kind",
+                    "is \"smtp\" but there is no [transport.smtp] section with the server's host"
+                        .into(),
+                );
+                Transport::Outbox {
+                    dir: base.join(&raw.transport.outbox),
+                }
+            }
+            Some(smtp) => Transport::Smtp(validate_smtp(smtp, base, &mut bad)),
+        },
+        other => {
+            bad(
+                "transport.kind",
+                format!("`{other}` is not a transport; use \"outbox\" or \"smtp\""),
+            );
+            Transport::Outbox {
+                dir: base.join(&raw.transport.outbox),
+            }
+        }
+    };
+
+    Config {
+        path: path.to_path_buf(),
+        base: base.to_path_buf(),
+        campaign: Campaign {
+            id,
+            subject: raw.campaign.subject,
+        },
+        sender: Sender {
+            from: raw.sender.from,
+            reply_to: raw.sender.reply_to,
+            cc: raw.sender.cc,
+            bcc: raw.sender.bcc,
+        },
+        stamps: Stamps {
+            letter_date,
+            sags_nr: raw.stamps.sags_nr.trim().to_string(),
+            akt_id,
+        },
+        recipients: RecipientsSource {
+            file: base.join(&raw.recipients.file),
+            key: raw.recipients.key,
+            email: raw.recipients.email,
+            name: raw.recipients.name,
+            encoding,
+            delimiter,
+        },
+        template: base.join(&raw.template.file),
+        ledger_dir: raw
+            .ledger
+            .dir
+            .map(|d| base.join(d))
+            .unwrap_or_else(|| base.to_path_buf()),
+        preview_dir: base.join(&raw.preview.dir),
+        transport,
+    }
+}
+
+fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) -> Smtp {
+    if raw.password.is_some() {
+        bad(
+            "transport.smtp.password",
+            "a password must never be written in the config file; remove it and set the environment variable named by password_env, use password_command, or type it when asked".into(),
+        );
+    }
+    let security = match raw.security.to_ascii_lowercase().as_str() {
+        "starttls" => Security::StartTls,
+        "tls" => Security::Tls,
+        "none" => Security::None,
+        other => {
+            bad(
+                "transport.smtp.security",
+                format!("`{other}` is not supported; use \"starttls\", \"tls\" or \"none\""),
+            );
+            Security::StartTls
+        }
+    };
+    let host = raw.host.trim().to_string();
+    if host.is_empty() {
+        bad("transport.smtp.host", "the host is empty".into());
+    }
+    if security == Security::None && !is_loopback(&host) && !raw.allow_insecure {
+        bad(
+            "transport.smtp.security",
+            format!("\"none\" would send letters and the password unencrypted to {host}; use \"starttls\" or \"tls\", or set allow_insecure = true if you really mean it"),
+        );
+    }
+    let mut mechanisms = Vec::new();
+    for m in &raw.auth {
+        match m.to_ascii_lowercase().as_str() {
+            "plain" => mechanisms.push(AuthMechanism::Plain),
+            "login" => mechanisms.push(AuthMechanism::Login),
+            "xoauth2" => mechanisms.push(AuthMechanism::Xoauth2),
+            other => bad(
+                "transport.smtp.auth",
+                format!("`{other}` is not supported; use \"plain\", \"login\" or \"xoauth2\""),
+            ),
+        }
+    }
+    if raw.user.is_none() && !raw.auth.is_empty() {
+        bad(
+            "transport.smtp.auth",
+            "is set but there is no user to log in as".into(),
+        );
+    }
+    if raw.connect_timeout_secs == 0 || raw.command_timeout_secs == 0 {
+        bad(
+            "transport.smtp",
+            "timeouts must be at least 1 second".into(),
+        );
+    }
+    if !(0.0..=3600.0).contains(&raw.retry_delay_secs) {
+        bad(
+            "transport.smtp.retry_delay_secs",
+            "must be between 0 and 3600 seconds".into(),
+        );
+    }
+    if raw.rate_per_minute == Some(0) {
+        bad(
+            "transport.smtp.rate_per_minute",
+            "must be at least 1 (leave it out for no limit)".into(),
+        );
+    }
+    let port = raw.port.unwrap_or(match security {
+        Security::StartTls => 587,
+        Security::Tls => 465,
+        Security::None => 25,
+    });
+    Smtp {
+        host,
+        port,
+        security,
+        allow_insecure: raw.allow_insecure,
+        ca_file: raw.ca_file.map(|p| base.join(p)),
+        hello_name: raw.hello_name,
+        user: raw.user,
+        mechanisms,
+        password_env: raw.password_env,
+        password_command: raw.password_command,
+        connect_timeout: Duration::from_secs(raw.connect_timeout_secs),
+        command_timeout: Duration::from_secs(raw.command_timeout_secs),
+        retries: raw.retries,
+        retry_delay: Duration::from_secs_f64(raw.retry_delay_secs.clamp(0.0, 3600.0)),
+        rate_per_minute: raw.rate_per_minute,
+        max_connection_failures: raw.max_connection_failures.max(1),
+    }
+}
+
+/// True for names and addresses that never leave this machine.
+pub fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+fn parse_date(value: &toml::Value) -> Result<NaiveDate, String> {
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => {
+            return Err(format!(
+                "expected a date like \"2020-06-29\", found {}",
+                other.type_str()
+            ))
+        }
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date; write it as \"2020-06-29\" (year-month-day)"))
+}
+
+fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
+    let mut p = Problem::new(path, e.message().trim().to_string());
+    if let Some(span) = e.span() {
+        p = p.at_line(line_at(text, span.start));
+        if let Some(key) = key_at(text, span.start) {
+            p = p.at_key(&key);
+        }
+    }
+    p
+}
+
+fn line_at(text: &str, byte: usize) -> u64 {
+    text[..byte.min(text.len())].matches('\n').count() as u64 + 1
+}
+
+/// The dotted key (with its section) whose line holds `byte`, for messages about a value.
+fn key_at(text: &str, byte: usize) -> Option<String> {
+    let line_no = line_at(text, byte) as usize;
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+        if i + 1 == line_no {
+            let key = t.split('=').next()?.trim();
+            if key.is_empty() || t.starts_with('[') {
+                return (!section.is_empty()).then_some(section);
+            }
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The line on which a dotted key (`sender.from`) is written, when it can be found.
+fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
+    let (section, key) = match dotted.rsplit_once('.') {
+        Some((s, k)) => (s, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    let mut section_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if current == dotted {
+                section_line = Some(i as u64 + 1);
+            }
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i as u64 + 1);
+                }
+            }
+        }
+    }
+    section_line
+}
+
+/// The keys that decide what each letter looks like, so a change after the first send can be noticed.
+/// Stamps are left out on purpose: they are frozen in the ledger and cannot change a sent letter.
+pub fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)> {
+    let s = &config.sender;
+    vec![
+        ("campaign.subject", config.campaign.subject.clone()),
+        ("sender.from", s.from.clone()),
+        ("sender.reply_to", s.reply_to.clone().unwrap_or_default()),
+        ("sender.cc", s.cc.join(",")),
+        ("sender.bcc", s.bcc.join(",")),
+    ]
+}
+
+/// Column names the config refers to, for the check that they exist.
+pub fn required_columns(config: &Config) -> BTreeSet<String> {
+    let r = &config.recipients;
+    let mut cols: BTreeSet<String> = [r.key.clone(), r.email.clone(), r.name.clone()].into();
+    if let AktIdSource::Column(c) = &config.stamps.akt_id {
+        cols.insert(c.clone());
+    }
+    cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[campaign]
+id = "test"
+subject = "Hej {{ navn }}"
+
+[sender]
+from = "Ministeriet <uim@uim.dk>"
+
+[stamps]
+letter_date = "2020-06-29"
+sags_nr = "2020-1"
+akt_id_first = "0099"
+"#;
+
+    fn parse_str(text: &str) -> Result<Config, Vec<Problem>> {
+        parse(text, Path::new("camp/config.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_relative_to_its_folder() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.recipients.file, Path::new("camp/recipients/kommuner.csv"));
+        assert_eq!(c.template, Path::new("camp/templates/rundbrev.md"));
+        assert_eq!(c.stamps.akt_id, AktIdSource::Sequence("0099".into()));
+        assert_eq!(c.stamps.letter_date, NaiveDate::from_ymd_opt(2020, 6, 29));
+        assert!(matches!(c.transport, Transport::Outbox { .. }));
+    }
+
+    #[test]
+    fn every_unknown_key_is_named_with_its_line() {
+        let text =
+            format!("{MINIMAL}\n[sender2]\nx = 1\n").replace("sags_nr", "sagsnr = \"1\"\nsags_nr");
+        let problems = parse_str(&text).unwrap_err();
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.contains("key `stamps.sagsnr`") && s.contains("line 11")),
+            "{shown:?}"
+        );
+        assert!(
+            shown.iter().any(|s| s.contains("key `sender2`")),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let text = MINIMAL.replace("sags_nr = \"2020-1\"", "sags_nr = 2020");
+        let problems = parse_str(&text).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        let shown = problems[0].to_string();
+        assert!(shown.contains("stamps.sags_nr"), "{shown}");
+        assert!(shown.contains("line 11"), "{shown}");
+    }
+
+    #[test]
+    fn a_password_in_the_config_is_refused() {
+        let text = format!(
+            "{MINIMAL}\n[transport]\nkind = \"smtp\"\n[transport.smtp]\nhost = \"smtp.example.dk\"\npassword = \"hemmeligt\"\n"
+        );
+        let problems = parse_str(&text).unwrap_err();
+        let shown: String = problems.iter().map(|p| p.to_string()).collect();
+        assert!(shown.contains("transport.smtp.password"), "{shown}");
+        assert!(!shown.contains("hemmeligt"), "{shown}");
+    }
+
+    #[test]
+    fn plaintext_smtp_is_allowed_only_to_loopback_or_when_asked() {
+        let smtp = |host: &str, extra: &str| {
+            format!("{MINIMAL}\n[transport]\nkind = \"smtp\"\n[transport.smtp]\nhost = \"{host}\"\nsecurity = \"none\"\n{extra}")
+        };
+        assert!(parse_str(&smtp("127.0.0.1", "")).is_ok());
+        assert!(parse_str(&smtp("smtp.example.dk", "")).is_err());
+        assert!(parse_str(&smtp("smtp.example.dk", "allow_insecure = true")).is_ok());
+    }
+
+    #[test]
+    fn two_akt_id_sources_are_refused() {
+        let text = MINIMAL.replace(
+            "akt_id_first = \"0099\"",
+            "akt_id_first = \"1\"\nakt_id = \"2\"",
+        );
+        assert!(parse_str(&text).is_err());
+    }
+
+    #[test]
+    fn a_toml_date_literal_is_accepted() {
+        let text = MINIMAL.replace("letter_date = \"2020-06-29\"", "letter_date = 2020-06-29");
+        assert_eq!(
+            parse_str(&text).unwrap().stamps.letter_date,
+            NaiveDate::from_ymd_opt(2020, 6, 29)
+        );
+    }
+}

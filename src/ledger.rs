@@ -1,0 +1,612 @@
+//! The delivery ledger: one SQLite database per campaign, the record for the case file.
+//!
+//! For each recipient it holds the state, the attempts, the last server reply, the frozen stamps
+//! and the Message-ID; a history table keeps every attempt. Every change is one transaction, and
+//! a letter is marked `sending` (committed, on disk) before it is handed to the transport, so a
+//! crash can never lose a delivery or hide one that may have happened. This module decides
+//! nothing about who gets a letter (see `campaign`), and stores no secret.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::stamp::Stamp;
+
+/// Schema migrations, in order. `PRAGMA user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE campaign (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        campaign_id   TEXT NOT NULL,
+        letter_date   TEXT,
+        sags_nr       TEXT,
+        template_hash TEXT,
+        content_hash  TEXT,
+        content_desc  TEXT,
+        frozen_at     TEXT
+     );
+     CREATE TABLE recipients (
+        key          TEXT PRIMARY KEY,
+        position     INTEGER NOT NULL,
+        address      TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'pending',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_code    INTEGER,
+        last_reply   TEXT,
+        message_id   TEXT,
+        letter_date  TEXT,
+        sags_nr      TEXT,
+        akt_id       TEXT,
+        row_hash     TEXT,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        delivered_at TEXT
+     );
+     CREATE TABLE attempts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        key         TEXT NOT NULL REFERENCES recipients(key),
+        transport   TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        state       TEXT NOT NULL,
+        code        INTEGER,
+        reply       TEXT
+     );
+     CREATE INDEX attempts_by_key ON attempts(key);",
+];
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Pending,
+    Sending,
+    Delivered,
+    FailedTemporary,
+    FailedPermanent,
+    Unknown,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Sending,
+        State::Delivered,
+        State::FailedTemporary,
+        State::FailedPermanent,
+        State::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Delivered => "delivered",
+            State::FailedTemporary => "failed-temporary",
+            State::FailedPermanent => "failed-permanent",
+            State::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_failed(self) -> bool {
+        matches!(self, State::FailedTemporary | State::FailedPermanent)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One recipient's line in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub position: i64,
+    pub address: String,
+    pub name: String,
+    pub state: State,
+    pub attempts: i64,
+    pub last_code: Option<i64>,
+    pub last_reply: Option<String>,
+    pub message_id: Option<String>,
+    pub letter_date: Option<String>,
+    pub sags_nr: Option<String>,
+    pub akt_id: Option<String>,
+    pub row_hash: Option<String>,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+}
+
+impl Record {
+    /// The stamps frozen when this letter was first handed over, if it ever was.
+    pub fn frozen_stamp(&self) -> Option<Stamp> {
+        Some(Stamp {
+            letter_date: self.letter_date.as_deref()?.parse().ok()?,
+            sags_nr: self.sags_nr.clone()?,
+            akt_id: self.akt_id.clone()?,
+            message_id: self.message_id.clone()?,
+        })
+    }
+}
+
+/// The campaign-wide facts frozen at the first send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frozen {
+    pub campaign_id: String,
+    pub letter_date: String,
+    pub sags_nr: String,
+    pub template_hash: String,
+    pub content_hash: String,
+    /// The subject, sender and copies as they were, to say what changed.
+    pub content_desc: String,
+    pub frozen_at: String,
+}
+
+/// One attempt in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub key: String,
+    pub transport: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub state: State,
+    pub code: Option<i64>,
+    pub reply: Option<String>,
+}
+
+/// A recipient as the current recipients file lists it.
+#[derive(Debug, Clone)]
+pub struct Listed<'a> {
+    pub key: &'a str,
+    pub position: i64,
+    pub address: &'a str,
+    pub name: &'a str,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Held while a run sends from this campaign; a second run cannot take it.
+pub struct RunLock {
+    _file: File,
+}
+
+impl Ledger {
+    /// The ledger file for a campaign.
+    pub fn path_for(dir: &Path, campaign_id: &str) -> PathBuf {
+        dir.join(format!("{campaign_id}.ledger.sqlite"))
+    }
+
+    /// Opens the ledger for writing, creating it and bringing its schema up to date.
+    pub fn create_or_open(path: &Path) -> Result<Ledger> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the ledger folder {}", dir.display())
+                })?;
+            }
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let mut ledger = Ledger::configure(conn, path)?;
+        migrate(&mut ledger.conn)?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger without creating it or changing its schema (for preview, status).
+    pub fn open_existing(path: &Path) -> Result<Option<Ledger>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let ledger = Ledger::configure(conn, path)?;
+        let version: usize = ledger
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != MIGRATIONS.len() {
+            bail!(
+                "the ledger {} has schema version {version}, this rundbrev expects {}; run `rundbrev send` with this version to upgrade it, or use the rundbrev that wrote it",
+                path.display(),
+                MIGRATIONS.len()
+            );
+        }
+        Ok(Some(ledger))
+    }
+
+    fn configure(conn: Connection, path: &Path) -> Result<Ledger> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL: readers (status) never block the sender. synchronous=FULL: a committed outcome
+        // survives a power cut, not only a crash of rundbrev.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the campaign's run lock, or says that another run holds it.
+    pub fn lock(path: &Path) -> Result<RunLock> {
+        let lock_path = lock_path(path);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another rundbrev run is sending this campaign right now (it holds {}); wait for it to finish, or check `rundbrev status`",
+                lock_path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+            }
+        }
+    }
+
+    /// Whether a run is sending from this campaign now.
+    pub fn is_locked(path: &Path) -> bool {
+        let Ok(file) = File::open(lock_path(path)) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    pub fn frozen(&self) -> Result<Option<Frozen>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT campaign_id, letter_date, sags_nr, template_hash, content_hash, content_desc, frozen_at
+                 FROM campaign WHERE id = 1 AND frozen_at IS NOT NULL",
+                [],
+                |r| {
+                    Ok(Frozen {
+                        campaign_id: r.get(0)?,
+                        letter_date: r.get(1)?,
+                        sags_nr: r.get(2)?,
+                        template_hash: r.get(3)?,
+                        content_hash: r.get(4)?,
+                        content_desc: r.get(5)?,
+                        frozen_at: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Freezes the campaign-wide stamps and fingerprints, once, before the first letter goes out.
+    pub fn freeze(&mut self, f: &Frozen) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO campaign (id, campaign_id, letter_date, sags_nr, template_hash, content_hash, content_desc, frozen_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET template_hash = excluded.template_hash,
+                 content_hash = excluded.content_hash, content_desc = excluded.content_desc",
+            params![f.campaign_id, f.letter_date, f.sags_nr, f.template_hash, f.content_hash, f.content_desc, f.frozen_at],
+        )?;
+        Ok(())
+    }
+
+    /// Every recipient, in the order of the recipients file.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, position, address, name, state, attempts, last_code, last_reply, message_id,
+                    letter_date, sags_nr, akt_id, row_hash, updated_at, delivered_at
+             FROM recipients ORDER BY position, key",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(4)?;
+            Ok(Record {
+                key: r.get(0)?,
+                position: r.get(1)?,
+                address: r.get(2)?,
+                name: r.get(3)?,
+                state: State::parse(&state).unwrap_or(State::Unknown),
+                attempts: r.get(5)?,
+                last_code: r.get(6)?,
+                last_reply: r.get(7)?,
+                message_id: r.get(8)?,
+                letter_date: r.get(9)?,
+                sags_nr: r.get(10)?,
+                akt_id: r.get(11)?,
+                row_hash: r.get(12)?,
+                updated_at: r.get(13)?,
+                delivered_at: r.get(14)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every attempt, oldest first.
+    pub fn attempts(&self) -> Result<Vec<Attempt>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, transport, started_at, finished_at, state, code, reply FROM attempts ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(4)?;
+            Ok(Attempt {
+                key: r.get(0)?,
+                transport: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                state: State::parse(&state).unwrap_or(State::Unknown),
+                code: r.get(5)?,
+                reply: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Brings the recipient list in line with the file: new recipients become pending; those not
+    /// yet attempted take the file's current address, name and position. Attempted ones keep theirs.
+    pub fn sync(&mut self, listed: &[Listed<'_>], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO recipients (key, position, address, name, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)
+                 ON CONFLICT(key) DO UPDATE SET position = excluded.position,
+                     address = CASE WHEN recipients.attempts = 0 THEN excluded.address ELSE recipients.address END,
+                     name = CASE WHEN recipients.attempts = 0 THEN excluded.name ELSE recipients.name END",
+            )?;
+            for l in listed {
+                stmt.execute(params![l.key, l.position, l.address, l.name, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A run that stopped while handing letters over left them `sending`: they may have been
+    /// delivered, so they become `unknown` and are not sent again without an explicit choice.
+    pub fn mark_interrupted(&mut self, now: &str) -> Result<Vec<String>> {
+        let tx = self.conn.transaction()?;
+        let keys: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT key FROM recipients WHERE state = 'sending'")?;
+            let keys = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            keys
+        };
+        let reply =
+            "the run stopped while this letter was being handed over; it may have been delivered";
+        tx.execute(
+            "UPDATE attempts SET state = 'unknown', finished_at = ?1, reply = ?2
+             WHERE finished_at IS NULL AND key IN (SELECT key FROM recipients WHERE state = 'sending')",
+            params![now, reply],
+        )?;
+        tx.execute(
+            "UPDATE recipients SET state = 'unknown', last_code = NULL, last_reply = ?2, updated_at = ?1
+             WHERE state = 'sending'",
+            params![now, reply],
+        )?;
+        tx.commit()?;
+        Ok(keys)
+    }
+
+    /// Records, durably, that this letter is about to be handed over, and freezes its stamps.
+    /// Returns the attempt's id for `finish`.
+    pub fn start(
+        &mut self,
+        key: &str,
+        stamp: &Stamp,
+        row_hash: &str,
+        transport: &str,
+        now: &str,
+    ) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
+                 message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
+                 sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
+                 row_hash = COALESCE(row_hash, ?7)
+             WHERE key = ?1 AND state NOT IN ('sending', 'delivered')",
+            params![
+                key,
+                now,
+                stamp.message_id,
+                stamp.letter_date.to_string(),
+                stamp.sags_nr,
+                stamp.akt_id,
+                row_hash
+            ],
+        )?;
+        if changed != 1 {
+            bail!("the ledger does not allow sending to {key} now (it is already delivered or being sent)");
+        }
+        tx.execute(
+            "INSERT INTO attempts (key, transport, started_at, state) VALUES (?1, ?2, ?3, 'sending')",
+            params![key, transport, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Records the outcome of an attempt.
+    pub fn finish(
+        &mut self,
+        attempt: i64,
+        key: &str,
+        state: State,
+        code: Option<u16>,
+        reply: &str,
+        now: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
+            params![attempt, now, state.as_str(), code, reply],
+        )?;
+        tx.execute(
+            "UPDATE recipients SET state = ?2, last_code = ?3, last_reply = ?4, updated_at = ?5,
+                 delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
+             WHERE key = ?1",
+            params![key, state.as_str(), code, reply, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn lock_path(ledger: &Path) -> PathBuf {
+    let mut p = ledger.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Runs the migrations that have not run yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if done > MIGRATIONS.len() {
+        bail!(
+            "this ledger was written by a newer rundbrev (schema version {done}); use that version"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("ledger migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn memory() -> Ledger {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        Ledger {
+            conn,
+            path: PathBuf::from(":memory:"),
+        }
+    }
+
+    fn stamp(akt: &str) -> Stamp {
+        Stamp {
+            letter_date: NaiveDate::from_ymd_opt(2020, 6, 29).unwrap(),
+            sags_nr: "S".into(),
+            akt_id: akt.into(),
+            message_id: format!("{akt}@uim.dk"),
+        }
+    }
+
+    fn listed<'a>(key: &'a str, address: &'a str) -> Listed<'a> {
+        Listed {
+            key,
+            position: 0,
+            address,
+            name: "N",
+        }
+    }
+
+    #[test]
+    fn migrations_run_twice_are_harmless() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn an_attempt_freezes_stamps_and_records_the_outcome_and_history() {
+        let mut l = memory();
+        l.sync(&[listed("101", "a@kk.dk")], "t0").unwrap();
+        let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
+        assert_eq!(l.records().unwrap()[0].state, State::Sending);
+        l.finish(
+            id,
+            "101",
+            State::FailedTemporary,
+            Some(451),
+            "451 try later",
+            "t2",
+        )
+        .unwrap();
+        // A retry with other stamps keeps the frozen ones.
+        let id = l.start("101", &stamp("2"), "h2", "outbox", "t3").unwrap();
+        l.finish(id, "101", State::Delivered, Some(250), "250 ok", "t4")
+            .unwrap();
+        let r = &l.records().unwrap()[0];
+        assert_eq!(r.state, State::Delivered);
+        assert_eq!(r.attempts, 2);
+        assert_eq!(r.frozen_stamp().unwrap(), stamp("1"));
+        assert_eq!(r.row_hash.as_deref(), Some("h"));
+        assert_eq!(r.delivered_at.as_deref(), Some("t4"));
+        assert_eq!(l.attempts().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_delivered_letter_cannot_be_started_again() {
+        let mut l = memory();
+        l.sync(&[listed("101", "a@kk.dk")], "t0").unwrap();
+        let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
+        l.finish(id, "101", State::Delivered, Some(250), "ok", "t2")
+            .unwrap();
+        assert!(l.start("101", &stamp("1"), "h", "outbox", "t3").is_err());
+    }
+
+    #[test]
+    fn an_interrupted_send_becomes_unknown() {
+        let mut l = memory();
+        l.sync(&[listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
+            .unwrap();
+        l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        assert_eq!(l.mark_interrupted("t2").unwrap(), vec!["101".to_string()]);
+        let records = l.records().unwrap();
+        let r = records.iter().find(|r| r.key == "101").unwrap();
+        assert_eq!(r.state, State::Unknown);
+        assert_eq!(l.attempts().unwrap()[0].state, State::Unknown);
+    }
+
+    #[test]
+    fn sync_keeps_the_address_of_a_recipient_already_attempted() {
+        let mut l = memory();
+        l.sync(&[listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
+            .unwrap();
+        l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        l.sync(
+            &[listed("101", "new@kk.dk"), listed("147", "new@f.dk")],
+            "t2",
+        )
+        .unwrap();
+        let r = l.records().unwrap();
+        assert_eq!(
+            r.iter().find(|r| r.key == "101").unwrap().address,
+            "a@kk.dk"
+        );
+        assert_eq!(
+            r.iter().find(|r| r.key == "147").unwrap().address,
+            "new@f.dk"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! The preview folder: every letter as an `.eml` and as a readable `.html` page, and an index.
+//!
+//! The pages show a letter as a mail client would: the headers above the body. The HTML here is
+//! built from escaped values only. Nothing is sent and the ledger is not touched; this module only
+//! builds pages (the caller writes them).
+
+use crate::render::escape_html;
+
+/// One letter's entry in the index.
+pub struct Entry {
+    pub key: String,
+    pub name: String,
+    pub address: String,
+    pub akt_id: String,
+    pub subject: String,
+    pub state: Option<String>,
+    pub file_stem: String,
+}
+
+/// The headers shown above a letter.
+pub struct Shown<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub copies: Vec<(&'static str, String)>,
+    pub subject: &'a str,
+    pub date: &'a str,
+    pub message_id: &'a str,
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}\
+table{border-collapse:collapse}td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
+.headers th{color:#555;font-weight:normal;white-space:nowrap}.letter{border:1px solid #ccc;padding:1.5em 2em;margin-top:1em;\
+font-family:Georgia,serif;line-height:1.45}nav{margin-bottom:1em}";
+
+/// A page showing one letter with its headers.
+pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
+    let mut rows = vec![("Fra", h.from.to_string()), ("Til", h.to.to_string())];
+    for (kind, addr) in &h.copies {
+        rows.push((if *kind == "Cc" { "Cc" } else { "Bcc" }, addr.clone()));
+    }
+    rows.push(("Emne", h.subject.to_string()));
+    rows.push(("Dato", h.date.to_string()));
+    rows.push(("Message-ID", format!("<{}>", h.message_id)));
+    let headers: String = rows
+        .iter()
+        .map(|(k, v)| format!("<tr><th>{k}</th><td>{}</td></tr>\n", escape_html(v)))
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<nav><a href=\"index.html\">← Alle breve</a> · <a href=\"{eml}\">Hent som .eml</a></nav>\n<table class=\"headers\">\n{headers}</table>\n<div class=\"letter\">\n{html_body}</div>\n</body>\n</html>\n",
+        title = escape_html(h.subject),
+        eml = escape_html(eml_file),
+    )
+}
+
+/// The index of all letters, with a link to each.
+pub fn index_page(campaign: &str, transport: &str, entries: &[Entry]) -> String {
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td>{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td>{addr}</td><td>{akt}</td><td>{subject}</td><td>{state}</td><td><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
+                key = escape_html(&e.key),
+                stem = escape_html(&e.file_stem),
+                name = escape_html(&e.name),
+                addr = escape_html(&e.address),
+                akt = escape_html(&e.akt_id),
+                subject = escape_html(&e.subject),
+                state = escape_html(e.state.as_deref().unwrap_or("not sent")),
+            )
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Forhåndsvisning: {c}</h1>\n<p>{n} breve. Intet er sendt. Afsendes via {t}.</p>\n<table>\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n{rows}</table>\n</body>\n</html>\n",
+        c = escape_html(campaign),
+        n = entries.len(),
+        t = escape_html(transport),
+    )
+}

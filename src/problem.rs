@@ -1,0 +1,85 @@
+//! Problems found in the user's input, each pinned to a place: file, line, column or key.
+//!
+//! A `Problem` is data, not control flow: checks collect every problem they find so that
+//! `rundbrev check` can list them all at once. This module never prints and never exits.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with the input, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// The 1-based line in the file, when known.
+    pub line: Option<u64>,
+    /// The CSV column or the config key the problem is about, already labelled.
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(file: &Path, message: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at_line(mut self, line: u64) -> Problem {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn in_column(mut self, column: &str) -> Problem {
+        self.column = Some(format!("column \"{column}\""));
+        self
+    }
+
+    pub fn at_key(mut self, key: &str) -> Problem {
+        self.column = Some(format!("key `{key}`"));
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", {column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The problems of a failed check, as one error value.
+#[derive(Debug)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "found {n} problem{} in the input; nothing was sent:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Shows a path relative to `base` when it lies below it, so messages name files as the user knows them.
+pub fn display_path(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
