@@ -310,6 +310,15 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             );
         }
     }
+    // Placeholder addresses are refused before anything is written: every letter this run may
+    // send (those named by --only, or all) is checked.
+    let selected: Vec<usize> = (0..p.letters.len())
+        .filter(|&i| args.only.is_empty() || args.only.contains(&p.letters[i].key))
+        .collect();
+    let problems = transport_problems(&p, Some(&selected));
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
     let mut ledger = Ledger::create_or_open(&path)?;
     let now = clock::stamp_time(clock::now());
     let interrupted = ledger.mark_interrupted(&now)?;
@@ -360,10 +369,6 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         limit: args.limit,
     };
     let plan = campaign::plan(&p.letters, &records, mode, &selection);
-    let problems = transport_problems(&p, Some(&plan.send));
-    if !problems.is_empty() {
-        return Err(Problems(problems).into());
-    }
     let skipped = describe_skipped(&plan, mode);
     if plan.send.is_empty() {
         out.always(format!("Nothing to send. {skipped}"));

@@ -311,7 +311,13 @@ pub fn prepare(
         sags_nr,
         notes,
     };
-    problems.extend(check_letters(&prepared, &template_src, now));
+    // Letters whose row already has a problem are not merged: one problem per cause.
+    let bad_lines: std::collections::HashSet<u64> = problems
+        .iter()
+        .filter(|p| p.file == prepared.table.file)
+        .filter_map(|p| p.line)
+        .collect();
+    problems.extend(check_letters(&prepared, &template_src, &bad_lines, now));
     if problems.is_empty() {
         Ok(prepared)
     } else {
@@ -320,12 +326,20 @@ pub fn prepare(
 }
 
 /// Renders and composes every letter in memory; groups template problems by variable.
-fn check_letters(p: &Prepared, template_src: &str, now: DateTime<Utc>) -> Vec<Problem> {
+fn check_letters(
+    p: &Prepared,
+    template_src: &str,
+    bad_lines: &std::collections::HashSet<u64>,
+    now: DateTime<Utc>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
     let template_file = p.shown(&p.config.template);
     for letter in &p.letters {
         let line = p.table.rows[letter.row].line;
+        if bad_lines.contains(&line) {
+            continue;
+        }
         let rendered = match p.render(letter) {
             Ok(r) => r,
             Err(e) => {
@@ -688,7 +702,7 @@ pub fn execute(
                 Err(stop) => {
                     // Nothing was handed over: the letter goes back to where it was.
                     let before = if attempt == 0 {
-                        previous_state(p, ledger, letter)?
+                        previous_state(ledger, &letter.key)?
                     } else {
                         State::FailedTemporary
                     };
@@ -731,12 +745,11 @@ pub fn execute(
 }
 
 /// The state a letter had before this run touched it (pending, or failed for a resend).
-fn previous_state(_p: &Prepared, ledger: &Ledger, letter: &Letter) -> Result<State> {
+fn previous_state(ledger: &Ledger, key: &str) -> Result<State> {
     let attempts = ledger.attempts()?;
     let earlier = attempts
         .iter()
-        .filter(|a| a.key == letter.key && a.finished_at.is_some())
-        .next_back();
+        .rfind(|a| a.key == key && a.finished_at.is_some());
     Ok(earlier.map(|a| a.state).unwrap_or(State::Pending))
 }
 

@@ -63,6 +63,15 @@ impl Envelope {
         })
     }
 
+    /// The same sender, without Cc and Bcc copies (for a test letter).
+    pub fn without_copies(&self) -> Envelope {
+        Envelope {
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The sender's domain, on which Message-IDs are made.
     pub fn domain(&self) -> &str {
         self.from.email.domain()

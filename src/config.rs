@@ -87,7 +87,7 @@ pub struct RecipientsSource {
 #[derive(Debug, Clone)]
 pub enum Transport {
     Outbox { dir: PathBuf },
-    Smtp(Smtp),
+    Smtp(Box<Smtp>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,7 +516,7 @@ fn validate(
                     dir: base.join(&raw.transport.outbox),
                 }
             }
-            Some(smtp) => Transport::Smtp(validate_smtp(smtp, base, &mut bad)),
+            Some(smtp) => Transport::Smtp(Box::new(validate_smtp(smtp, base, &mut bad))),
         },
         other => {
             bad(

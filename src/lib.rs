@@ -15,6 +15,7 @@ pub mod problem;
 pub mod recipients;
 pub mod render;
 pub mod report;
+pub mod smtp;
 pub mod smtp_transport;
 pub mod stamp;
 pub mod transport;

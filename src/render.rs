@@ -186,11 +186,7 @@ pub fn markdown_to_text(markdown: &str) -> String {
                     out.push('\n');
                 }
             }
-            Event::End(TagEnd::Paragraph) => {
-                if list_depth == 0 {
-                    out.push_str("\n\n");
-                }
-            }
+            Event::End(TagEnd::Paragraph) if list_depth == 0 => out.push_str("\n\n"),
             Event::Start(Tag::Heading { .. }) => {}
             Event::End(TagEnd::Heading(level)) => {
                 if level <= HeadingLevel::H2 {

@@ -1,1 +1,9 @@
-//! Integration tests: the real `rundbrev` binary in a temporary folder.
+//! Integration tests: the real `rundbrev` binary in a temporary folder, one test binary.
+//!
+//! The SMTP tests start Postfix's smtp-sink and Python's aiosmtpd on 127.0.0.1 themselves;
+//! `bash .ci/install-test-servers` installs both.
+
+mod core;
+mod harness;
+mod servers;
+mod smtp;
