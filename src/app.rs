@@ -382,7 +382,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     let n = plan.send.len();
     let letters = if n == 1 { "letter" } else { "letters" };
     out.always(format!(
-        "About to send {n} {letters} via {} as {}.",
+        "About to send {n} {letters} via {}, from {}.",
         describe_transport(config),
         config.sender.from
     ));

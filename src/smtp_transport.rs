@@ -21,13 +21,12 @@ use crate::problem::{Problem, Problems};
 use crate::smtp::{self, Connection, Failure, Login, Settings};
 use crate::transport::{Outcome, Stop, Transport};
 
-/// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"
+/// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"; who logs in, not who the letter is from.
 pub fn describe(s: &Smtp) -> String {
-    let who = match &s.user {
-        Some(u) => format!(" as {u}"),
-        None => " without login".to_string(),
-    };
-    format!("{}:{} ({}){who}", s.host, s.port, s.security_name())
+    match &s.user {
+        Some(u) => format!("{}:{} ({}) as {u}", s.host, s.port, s.security_name()),
+        None => format!("{}:{} ({}, no login)", s.host, s.port, s.security_name()),
+    }
 }
 
 /// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them cannot arrive.

@@ -22,7 +22,7 @@ fn outbox_mail(c: &Campaign, prefix: &str) -> Mail {
 fn the_shipped_campaign_sends_all_98_letters_to_the_outbox() {
     let c = Campaign::shipped();
     let run = c.run(&["send"]).expect(0);
-    assert!(run.stdout.contains("About to send 98 letters via the outbox folder outbox as Udlændinge- og Integrationsministeriet <uim@uim.dk>"), "{}", run.stdout);
+    assert!(run.stdout.contains("About to send 98 letters via the outbox folder outbox, from Udlændinge- og Integrationsministeriet <uim@uim.dk>."), "{}", run.stdout);
     assert!(
         run.stdout.contains("Delivered 98 letters to outbox"),
         "{}",
