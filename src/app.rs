@@ -4,7 +4,6 @@
 //! and text is printed. Decisions (who gets a letter, what it says) are made in `campaign`,
 //! `render` and `compose`, never here.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +14,8 @@ use crate::campaign::{self, Letter, Mode, Observer, Pace, Prepared, Selection, S
 use crate::cli::{Cli, Command, Format, ResendArgs, RunArgs, StateFilter, StatusArgs};
 use crate::clock;
 use crate::config::{self, Config, Encoding, Transport as TransportConfig};
-use crate::ledger::{Frozen, Ledger, Record, State};
+use crate::delivery;
+use crate::ledger::{Frozen, Ledger, State};
 use crate::preview;
 use crate::problem::{display_path, Problems};
 use crate::recipients::printable;
@@ -121,11 +121,15 @@ fn prepare_all(config: &Config, ledger: Option<&Ledger>, out: &Output) -> Result
     Ok(prepared)
 }
 
-/// Extra checks that apply when the letters go out over SMTP.
-fn transport_problems(p: &Prepared, only: Option<&[usize]>) -> Vec<crate::problem::Problem> {
+/// Extra checks that apply when the letters go out over SMTP; `only` limits them to some keys.
+fn transport_problems(
+    p: &Prepared,
+    ledger: Option<&Ledger>,
+    only: &[String],
+) -> Result<Vec<crate::problem::Problem>> {
     match &p.config.transport {
-        TransportConfig::Smtp(_) => smtp_transport::reserved_address_problems(p, only),
-        TransportConfig::Outbox { .. } => Vec::new(),
+        TransportConfig::Smtp(_) => smtp_transport::reserved_address_problems(p, ledger, only),
+        TransportConfig::Outbox { .. } => Ok(Vec::new()),
     }
 }
 
@@ -139,15 +143,14 @@ fn describe_transport(config: &Config) -> String {
 fn check(config: &Config, out: &Output) -> Result<Exit> {
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let p = prepare_all(config, ledger.as_ref(), out)?;
-    let problems = transport_problems(&p, None);
+    let problems = transport_problems(&p, ledger.as_ref(), &[])?;
     if !problems.is_empty() {
         return Err(Problems(problems).into());
     }
     out.always(format!(
-        "All {} letters are ready: {} ({} recipients, {}), template {}, subject and stamps checked.",
-        p.letters.len(),
+        "All {} letters are ready: {} ({}), template {}, subject and stamps checked.",
+        p.count,
         shown(config, &config.recipients.file),
-        p.table.rows.len(),
         p.table.encoding,
         shown(config, &config.template),
     ));
@@ -169,36 +172,37 @@ fn preview(
 ) -> Result<Exit> {
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let p = prepare_all(config, ledger.as_ref(), out)?;
-    let states: HashMap<String, State> = match &ledger {
-        Some(l) => l.records()?.into_iter().map(|r| (r.key, r.state)).collect(),
-        None => HashMap::new(),
-    };
-    let shown_index = match recipient {
-        Some(key) => p
-            .letters
-            .iter()
-            .position(|l| l.key == key)
-            .with_context(|| {
-                format!(
-                    "there is no recipient with {} \"{key}\" in {}",
-                    config.recipients.key,
-                    shown(config, &config.recipients.file)
-                )
-            })?,
-        None => 0,
+    let shown_key = match recipient {
+        Some(key) => {
+            campaign::find_letters(&p, ledger.as_ref(), &[key.to_string()])?
+                .remove(0)
+                .key
+        }
+        None => String::new(),
     };
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.preview_dir.clone());
     clear_preview(&dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let now = clock::now();
     let date = now
         .with_timezone(&chrono_tz::Europe::Copenhagen)
         .to_rfc2822();
-    let mut entries = Vec::with_capacity(p.letters.len());
-    for (i, letter) in p.letters.iter().enumerate() {
-        let (rendered, composed) = p.compose(letter, now).map_err(anyhow::Error::msg)?;
-        let stem = p.file_stem(letter);
+    let index = dir.join("index.html");
+    let partial = dir.join("index.html.partial");
+    let mut index_file = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?,
+    );
+    index_file.write_all(
+        preview::index_head(&config.campaign.id, &describe_transport(config)).as_bytes(),
+    )?;
+    let mut count = 0usize;
+    for letter in p.letters(ledger.as_ref())? {
+        let letter = letter?;
+        let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
+        let stem = p.file_stem(&letter);
         Outbox::write_atomically(&dir.join(format!("{stem}.eml")), &composed.bytes)?;
         let to = format!("{} <{}>", letter.to.name, letter.to.email);
         let shown_headers = preview::Shown {
@@ -212,29 +216,37 @@ fn preview(
         let page =
             preview::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
         Outbox::write_atomically(&dir.join(format!("{stem}.html")), page.as_bytes())?;
-        if i == shown_index && !out.quiet {
+        let show = if shown_key.is_empty() {
+            count == 0
+        } else {
+            letter.key == shown_key
+        };
+        if show && !out.quiet {
             print_letter(&shown_headers, &rendered.text);
         }
-        entries.push(preview::Entry {
-            key: letter.key.clone(),
-            name: letter.to.name.clone(),
-            address: letter.to.email.clone(),
-            akt_id: letter.stamp.akt_id.clone(),
+        let entry = preview::Entry {
+            state: letter
+                .recorded
+                .as_ref()
+                .map(|r| report::shown_state(r.state, false).to_string()),
+            key: letter.key,
+            name: letter.to.name,
+            address: letter.to.email,
+            akt_id: letter.stamp.akt_id,
             subject: rendered.subject,
-            state: states
-                .get(&letter.key)
-                .map(|s| report::shown_state(*s, false).to_string()),
             file_stem: stem,
-        });
+        };
+        index_file.write_all(preview::index_row(&entry).as_bytes())?;
+        count += 1;
     }
-    let index = dir.join("index.html");
-    Outbox::write_atomically(
-        &index,
-        preview::index_page(&config.campaign.id, &describe_transport(config), &entries).as_bytes(),
-    )?;
+    index_file.write_all(preview::index_tail(count).as_bytes())?;
+    index_file
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    std::fs::rename(&partial, &index)?;
     out.always(format!(
-        "Preview: wrote {} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
-        entries.len(),
+        "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
         shown(config, &dir),
         shown(config, &index)
     ));
@@ -300,25 +312,17 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     let _lock = Ledger::lock(&path)?;
     let existing = Ledger::open_existing(&path)?;
     let p = prepare_all(config, existing.as_ref(), out)?;
-    drop(existing);
-    for key in &args.only {
-        if !p.letters.iter().any(|l| &l.key == key) {
-            bail!(
-                "--only {key}: there is no recipient with {} \"{key}\" in {}",
-                config.recipients.key,
-                shown(config, &config.recipients.file)
-            );
-        }
+    if !args.only.is_empty() {
+        campaign::find_letters(&p, existing.as_ref(), &args.only)
+            .map_err(|e| anyhow::anyhow!("--only: {e}"))?;
     }
     // Placeholder addresses are refused before anything is written: every letter this run may
     // send (those named by --only, or all) is checked.
-    let selected: Vec<usize> = (0..p.letters.len())
-        .filter(|&i| args.only.is_empty() || args.only.contains(&p.letters[i].key))
-        .collect();
-    let problems = transport_problems(&p, Some(&selected));
+    let problems = transport_problems(&p, existing.as_ref(), &args.only)?;
     if !problems.is_empty() {
         return Err(Problems(problems).into());
     }
+    drop(existing);
     let mut ledger = Ledger::create_or_open(&path)?;
     let now = clock::stamp_time(clock::now());
     let interrupted = ledger.mark_interrupted(&now)?;
@@ -330,15 +334,10 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         ));
     }
     let frozen = ledger.frozen()?;
-    let records: HashMap<String, Record> = ledger
-        .records()?
-        .into_iter()
-        .map(|r| (r.key.clone(), r))
-        .collect();
     if let Some(f) = &frozen {
-        let changes = campaign::changes_since_freeze(&p, f, &records);
+        let changes = campaign::changes_since_freeze(&p, f, &ledger)?;
         if !changes.is_empty() && !args.accept_changes {
-            let sent = records.values().filter(|r| r.attempts > 0).count();
+            let sent = ledger.records()?.iter().filter(|r| r.attempts > 0).count();
             bail!(
                 "refusing to send: {} since the first letters went out ({sent} recipient(s) already sent to, first on {}), so the remaining recipients would get a different letter:\n  - {}\nUndo the change, or pass --accept-changes if the difference is intended.",
                 if changes.len() == 1 { "something changed" } else { "things changed" },
@@ -347,28 +346,30 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             );
         }
     }
-    let listed: Vec<crate::ledger::Listed<'_>> = p
-        .letters
-        .iter()
-        .enumerate()
-        .map(|(i, l)| crate::ledger::Listed {
-            key: &l.key,
-            position: i as i64,
-            address: &l.to.email,
-            name: &l.to.name,
-        })
-        .collect();
-    ledger.sync(&listed, &now)?;
-    let records: HashMap<String, Record> = ledger
-        .records()?
-        .into_iter()
-        .map(|r| (r.key.clone(), r))
-        .collect();
+    {
+        let letters = p.letters(None)?;
+        ledger.sync(
+            letters.map(|l| {
+                l.map(|l| crate::ledger::Listed {
+                    key: l.key.into(),
+                    position: l.index as i64,
+                    address: l.to.email.into(),
+                    name: l.to.name.into(),
+                })
+            }),
+            &now,
+        )?;
+    }
+    let reader = Ledger::open_existing(&path)?;
     let selection = Selection {
         only: args.only.clone(),
         limit: args.limit,
     };
-    let plan = campaign::plan(&p.letters, &records, mode, &selection);
+    let states = p
+        .letters(reader.as_ref())?
+        .map(|l| l.map(|l| (l.index, l.key.clone(), l.state())))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = campaign::plan(states, mode, &selection);
     let skipped = describe_skipped(&plan, mode);
     if plan.send.is_empty() {
         out.always(format!("Nothing to send. {skipped}"));
@@ -394,11 +395,11 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     if !skipped.is_empty() {
         out.say(skipped.clone());
     }
-    let mut transport: Box<dyn Transport> = match &config.transport {
-        TransportConfig::Outbox { dir } => Box::new(Outbox::new(dir)),
+    let transports: Vec<Box<dyn Transport + Send>> = match &config.transport {
+        TransportConfig::Outbox { dir } => vec![Box::new(Outbox::new(dir))],
         TransportConfig::Smtp(smtp) => {
             confirm(args.yes, n)?;
-            Box::new(smtp_transport::connect(smtp, out)?)
+            smtp_transport::connect_all(smtp, n, out)?
         }
     };
     if frozen.is_none() || args.accept_changes {
@@ -433,16 +434,15 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         },
     };
     let mut observer = LineObserver { out };
-    let summary = campaign::execute(
+    let summary = delivery::execute(
         &p,
+        reader.as_ref(),
         &mut ledger,
-        transport.as_mut(),
+        transports,
         &plan,
         pace,
         &mut observer,
-    );
-    transport.close();
-    let summary = summary?;
+    )?;
     print_summary(config, out, &summary, &ledger);
     Ok(if summary.stopped.is_some() {
         Exit::Error
@@ -527,7 +527,7 @@ fn confirm(yes: bool, n: usize) -> Result<()> {
 
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
-        if campaign::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if delivery::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // A second Ctrl-C: leave at once; a letter in flight stays `sending` and shows as unknown.
             std::process::exit(130);
         }

@@ -1,29 +1,30 @@
-//! A campaign run: check every letter, plan who gets one, hand them over one by one, record each.
+//! A campaign: check every letter, stream the letters, and plan who gets one in a run.
 //!
-//! `prepare` loads and checks the config's template and recipients and resolves every letter's
-//! stamps (frozen ones from the ledger first); it writes nothing. `plan` is a pure function of the
-//! letters, the ledger records and the mode. `execute` is the send loop: each letter is marked
-//! `sending` in the ledger before the transport sees it, and its outcome is recorded right after.
-//! This module prints nothing itself; it reports through `Observer`.
+//! `prepare` opens the template and the recipients and checks every letter (merged and composed
+//! in memory, one at a time); it writes nothing. `Prepared::letters` streams the letters again,
+//! each with its stamps (frozen ones from the ledger first), so no campaign is ever held in
+//! memory whole. `plan` is a pure function of the letters' states and the mode. The send loop
+//! itself is in `delivery`. This module prints nothing and never writes to the ledger.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::compose::{self, Addressee, Composed, Envelope};
 use crate::config::{self, AktIdSource, Config};
-use crate::ledger::{Frozen, Ledger, Record, State};
+use crate::ledger::{Frozen, Ledger, Recorded, State};
 use crate::problem::{display_path, Problem};
-use crate::recipients::{self, Columns, Table};
-use crate::render::{Rendered, Renderer};
+use crate::recipients::{self, Columns, Row, RowChecker, Table};
+use crate::render::{Rendered, Renderer, TemplateError};
 use crate::stamp::{self, Stamp};
-use crate::transport::{Outcome, Transport};
+use crate::transport::Outcome;
+
+/// At most this many problems are listed; the rest are counted.
+const MAX_PROBLEMS: usize = 200;
 
 /// Everything needed to make each letter, checked.
 pub struct Prepared {
@@ -32,7 +33,8 @@ pub struct Prepared {
     pub cols: Columns,
     pub renderer: Renderer,
     pub envelope: Envelope,
-    pub letters: Vec<Letter>,
+    /// How many letters (rows) the campaign has.
+    pub count: usize,
     /// The campaign's letter date and Sags nr. as the letters carry them.
     pub letter_date: NaiveDate,
     pub sags_nr: String,
@@ -46,27 +48,40 @@ pub struct Prepared {
 /// One recipient's letter, before rendering.
 #[derive(Debug, Clone)]
 pub struct Letter {
-    /// Index into `table.rows`.
-    pub row: usize,
+    /// The row's place among the rows, from 0.
+    pub index: usize,
+    pub line: u64,
     pub key: String,
     pub to: Addressee,
     pub stamp: Stamp,
     pub row_hash: String,
+    pub fields: Vec<String>,
+    /// What the ledger says about this recipient, if anything.
+    pub recorded: Option<Recorded>,
+}
+
+impl Letter {
+    /// The state the ledger has for this letter (pending when it has none).
+    pub fn state(&self) -> State {
+        self.recorded
+            .as_ref()
+            .map(|r| r.state)
+            .unwrap_or(State::Pending)
+    }
 }
 
 impl Prepared {
     /// The recipient's fields by header name, for the template.
-    pub fn fields(&self, letter: &Letter) -> BTreeMap<&str, &str> {
-        let row = &self.table.rows[letter.row];
+    pub fn fields<'a>(&'a self, letter: &'a Letter) -> BTreeMap<&'a str, &'a str> {
         self.table
             .headers
             .iter()
             .map(String::as_str)
-            .zip(row.fields.iter().map(String::as_str))
+            .zip(letter.fields.iter().map(String::as_str))
             .collect()
     }
 
-    pub fn render(&self, letter: &Letter) -> Result<Rendered, crate::render::TemplateError> {
+    pub fn render(&self, letter: &Letter) -> Result<Rendered, TemplateError> {
         self.renderer.render(&self.fields(letter), &letter.stamp)
     }
 
@@ -84,25 +99,24 @@ impl Prepared {
 
     /// A file name a person can find a letter by: Akt-id, key and name.
     pub fn file_stem(&self, letter: &Letter) -> String {
-        let name: String = letter
-            .to
-            .name
-            .chars()
-            .map(|c| match c {
-                'æ' => "ae".to_string(),
-                'ø' => "oe".to_string(),
-                'å' => "aa".to_string(),
-                'Æ' => "Ae".to_string(),
-                'Ø' => "Oe".to_string(),
-                'Å' => "Aa".to_string(),
-                c if c.is_ascii_alphanumeric() => c.to_string(),
-                _ => "-".to_string(),
-            })
-            .collect::<String>()
-            .split('-')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
+        let mut name = String::new();
+        for c in letter.to.name.chars() {
+            match c {
+                'æ' => name.push_str("ae"),
+                'ø' => name.push_str("oe"),
+                'å' => name.push_str("aa"),
+                'Æ' => name.push_str("Ae"),
+                'Ø' => name.push_str("Oe"),
+                'Å' => name.push_str("Aa"),
+                c if c.is_ascii_alphanumeric() => name.push(c),
+                _ => {
+                    if !name.is_empty() && !name.ends_with('-') {
+                        name.push('-');
+                    }
+                }
+            }
+        }
+        let name = name.trim_end_matches('-');
         let safe = |s: &str| -> String {
             s.chars()
                 .map(|c| {
@@ -117,27 +131,121 @@ impl Prepared {
         let mut stem = format!("{}_{}", safe(&letter.stamp.akt_id), safe(&letter.key));
         if !name.is_empty() {
             stem.push('_');
-            stem.push_str(&name.chars().take(60).collect::<String>());
+            stem.extend(name.chars().take(60));
         }
         stem
     }
 
-    pub fn shown(&self, path: &std::path::Path) -> PathBuf {
+    pub fn shown(&self, path: &Path) -> PathBuf {
         display_path(path, &self.config.base)
+    }
+
+    /// Streams the letters in file order, each with its stamps: the frozen ones from `ledger`
+    /// when the letter was handed over before, otherwise the campaign's. Reads the file again;
+    /// a row that cannot be read now (the file changed since the check) is an error.
+    pub fn letters<'a>(
+        &'a self,
+        ledger: Option<&'a Ledger>,
+    ) -> Result<impl Iterator<Item = Result<Letter>> + 'a> {
+        let rows = self
+            .table
+            .rows()
+            .with_context(|| format!("cannot read {}", self.table.file.display()))?;
+        let mut akt = AktIds::new(&self.config.stamps.akt_id, self.cols.akt_id);
+        Ok(rows.enumerate().map(move |(index, row)| {
+            let row = row.map_err(|p| {
+                anyhow::anyhow!("{p} (the file changed while rundbrev was using it; run again)")
+            })?;
+            let akt_id = akt.next(&row);
+            self.letter(index, row, akt_id, ledger)
+        }))
+    }
+
+    fn letter(
+        &self,
+        index: usize,
+        row: Row,
+        akt_id: String,
+        ledger: Option<&Ledger>,
+    ) -> Result<Letter> {
+        let key = row.fields[self.cols.key].clone();
+        let recorded = match ledger {
+            Some(l) => l.lookup(&key)?,
+            None => None,
+        };
+        let stamp = recorded
+            .as_ref()
+            .and_then(|r| r.stamp.clone())
+            .unwrap_or_else(|| Stamp {
+                letter_date: self.letter_date,
+                sags_nr: self.sags_nr.clone(),
+                message_id: stamp::message_id(
+                    &self.config.campaign.id,
+                    &key,
+                    &akt_id,
+                    self.envelope.domain(),
+                ),
+                akt_id,
+            });
+        Ok(Letter {
+            index,
+            line: row.line,
+            to: Addressee {
+                name: row.fields[self.cols.name].clone(),
+                email: row.fields[self.cols.email].clone(),
+            },
+            stamp,
+            row_hash: row_hash(&self.table.headers, &row.fields),
+            key,
+            fields: row.fields,
+            recorded,
+        })
     }
 }
 
-/// Loads the template and the recipients and checks every letter, without writing anything.
+/// Hands out each row's Akt-id from the configured source.
+struct AktIds<'a> {
+    source: &'a AktIdSource,
+    column: Option<usize>,
+    next: String,
+}
+
+impl<'a> AktIds<'a> {
+    fn new(source: &'a AktIdSource, column: Option<usize>) -> AktIds<'a> {
+        let next = match source {
+            AktIdSource::Same(id) | AktIdSource::Sequence(id) => id.clone(),
+            AktIdSource::Column(_) => String::new(),
+        };
+        AktIds {
+            source,
+            column,
+            next,
+        }
+    }
+
+    fn next(&mut self, row: &Row) -> String {
+        match self.source {
+            AktIdSource::Column(_) => self
+                .column
+                .map(|c| row.fields[c].clone())
+                .unwrap_or_default(),
+            AktIdSource::Same(id) => id.clone(),
+            AktIdSource::Sequence(_) => {
+                let after = stamp::next_number(&self.next);
+                std::mem::replace(&mut self.next, after)
+            }
+        }
+    }
+}
+
+/// Opens the template and the recipients and checks every letter, without writing anything.
 /// `ledger` supplies frozen stamps when the campaign has started.
 pub fn prepare(
     config: Config,
     ledger: Option<&Ledger>,
     now: DateTime<Utc>,
 ) -> Result<Prepared, Vec<Problem>> {
-    let base = config.base.clone();
-    let shown = |p: &std::path::Path| display_path(p, &base);
-    let mut problems = Vec::new();
-
+    let shown = |p: &Path| display_path(p, &config.base);
     let template_path = shown(&config.template);
     let template_src = std::fs::read_to_string(&config.template).map_err(|e| {
         vec![Problem::new(
@@ -163,28 +271,17 @@ pub fn prepare(
         })
     });
     let table = recipients::load(&config.recipients, &shown(&config.recipients.file));
-    let envelope = Envelope::new(&config.sender);
-
     let (renderer, table, template_src) = match (renderer, table, template_src) {
         (Ok(r), Ok(t), Ok(src)) => (r, t, src),
         (r, t, _) => {
-            if let Err(p) = r {
-                problems.extend(p);
-            }
-            if let Err(p) = t {
-                problems.extend(p);
-            }
+            let mut problems = Vec::new();
+            problems.extend(r.err().unwrap_or_default());
+            problems.extend(t.err().unwrap_or_default());
             return Err(problems);
         }
     };
-    let envelope = match envelope {
-        Ok(e) => e,
-        Err(msg) => {
-            return Err(vec![
-                Problem::new(&shown(&config.path), msg).at_key("sender")
-            ])
-        }
-    };
+    let envelope = Envelope::new(&config.sender)
+        .map_err(|msg| vec![Problem::new(&shown(&config.path), msg).at_key("sender")])?;
     let akt_column = match &config.stamps.akt_id {
         AktIdSource::Column(c) => Some(c.as_str()),
         _ => None,
@@ -195,30 +292,16 @@ pub fn prepare(
         akt_column,
         &config.campaign.subject,
     )?;
-    problems.extend(recipients::check_rows(&table, &cols));
-
-    let frozen = match ledger.map(Ledger::frozen).transpose() {
-        Ok(f) => f.flatten(),
-        Err(e) => {
-            return Err(vec![Problem::new(
+    let frozen = ledger
+        .map(Ledger::frozen)
+        .transpose()
+        .map_err(|e| {
+            vec![Problem::new(
                 &shown(&config.path),
                 format!("cannot read the ledger: {e:#}"),
-            )])
-        }
-    };
-    let records: HashMap<String, Record> = match ledger.map(Ledger::records).transpose() {
-        Ok(r) => r
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect(),
-        Err(e) => {
-            return Err(vec![Problem::new(
-                &shown(&config.path),
-                format!("cannot read the ledger: {e:#}"),
-            )])
-        }
-    };
+            )]
+        })?
+        .flatten();
 
     let mut notes = Vec::new();
     let (letter_date, sags_nr) = match &frozen {
@@ -248,56 +331,8 @@ pub fn prepare(
             config.stamps.sags_nr.clone(),
         ),
     };
-
-    let akt_values = cols
-        .akt_id
-        .map(|c| table.rows.iter().map(|r| r.fields[c].clone()).collect());
-    let akt_ids = stamp::akt_ids(&config.stamps.akt_id, table.rows.len(), akt_values);
-    let mut letters = Vec::with_capacity(table.rows.len());
-    let mut akt_seen: HashMap<String, u64> = HashMap::new();
-    for (i, row) in table.rows.iter().enumerate() {
-        let key = row.fields[cols.key].clone();
-        let record = records.get(&key);
-        let stamp = record
-            .and_then(Record::frozen_stamp)
-            .unwrap_or_else(|| Stamp {
-                letter_date,
-                sags_nr: sags_nr.clone(),
-                akt_id: akt_ids[i].clone(),
-                message_id: stamp::message_id(
-                    &config.campaign.id,
-                    &key,
-                    &akt_ids[i],
-                    envelope.domain(),
-                ),
-            });
-        if !matches!(config.stamps.akt_id, AktIdSource::Same(_)) {
-            if let Some(first) = akt_seen.insert(stamp.akt_id.clone(), row.line) {
-                let mut p = Problem::new(
-                    &table.file,
-                    format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", stamp.akt_id),
-                )
-                .at_line(row.line);
-                if let Some(c) = cols.akt_id {
-                    p = p.in_column(&table.headers[c]);
-                }
-                problems.push(p);
-            }
-        }
-        letters.push(Letter {
-            row: i,
-            key,
-            to: Addressee {
-                name: row.fields[cols.name].clone(),
-                email: row.fields[cols.email].clone(),
-            },
-            stamp,
-            row_hash: row_hash(&table.headers, &row.fields),
-        });
-    }
-
     let (content_hash, content_desc) = content_fingerprint(&config);
-    let prepared = Prepared {
+    let mut prepared = Prepared {
         template_hash: hex_digest(template_src.as_bytes()),
         content_hash,
         content_desc,
@@ -306,18 +341,12 @@ pub fn prepare(
         cols,
         renderer,
         envelope,
-        letters,
+        count: 0,
         letter_date,
         sags_nr,
         notes,
     };
-    // Letters whose row already has a problem are not merged: one problem per cause.
-    let bad_lines: std::collections::HashSet<u64> = problems
-        .iter()
-        .filter(|p| p.file == prepared.table.file)
-        .filter_map(|p| p.line)
-        .collect();
-    problems.extend(check_letters(&prepared, &template_src, &bad_lines, now));
+    let problems = check_all(&mut prepared, &template_src, ledger, now);
     if problems.is_empty() {
         Ok(prepared)
     } else {
@@ -325,67 +354,134 @@ pub fn prepare(
     }
 }
 
-/// Renders and composes every letter in memory; groups template problems by variable.
-fn check_letters(
-    p: &Prepared,
+/// Reads every row once: checks it, merges and composes its letter in memory, and drops it.
+fn check_all(
+    p: &mut Prepared,
     template_src: &str,
-    bad_lines: &std::collections::HashSet<u64>,
+    ledger: Option<&Ledger>,
     now: DateTime<Utc>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
-    let template_file = p.shown(&p.config.template);
-    for letter in &p.letters {
-        let line = p.table.rows[letter.row].line;
-        if bad_lines.contains(&line) {
-            continue;
+    let mut more = 0usize;
+    let mut add = |problems: &mut Vec<Problem>, new: Problem| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(new);
+        } else {
+            more += 1;
         }
-        let rendered = match p.render(letter) {
+    };
+    let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
+    let mut akt_seen: HashMap<u64, u64> = HashMap::new();
+    let mut checker = RowChecker::new(&p.table, &p.cols);
+    let mut akt = AktIds::new(&p.config.stamps.akt_id, p.cols.akt_id);
+    let mut count = 0usize;
+    let rows = match p.table.rows() {
+        Ok(rows) => rows,
+        Err(e) => {
+            return vec![Problem::new(
+                &p.table.file,
+                format!("cannot read the recipients file: {e}"),
+            )]
+        }
+    };
+    for (index, row) in rows.enumerate() {
+        count += 1;
+        let row = match row {
+            Ok(row) => row,
+            Err(problem) => {
+                add(&mut problems, problem);
+                continue;
+            }
+        };
+        let row_problems = checker.check(&row);
+        let fine = row_problems.is_empty();
+        for problem in row_problems {
+            add(&mut problems, problem);
+        }
+        let akt_id = akt.next(&row);
+        let letter = match p.letter(index, row, akt_id, ledger) {
+            Ok(l) => l,
+            Err(e) => {
+                add(
+                    &mut problems,
+                    Problem::new(&p.table.file, format!("cannot read the ledger: {e:#}")),
+                );
+                continue;
+            }
+        };
+        if !matches!(p.config.stamps.akt_id, AktIdSource::Same(_))
+            && !letter.stamp.akt_id.is_empty()
+        {
+            if let Some(first) =
+                akt_seen.insert(recipients::fingerprint(&letter.stamp.akt_id), letter.line)
+            {
+                let mut problem = Problem::new(
+                    &p.table.file,
+                    format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
+                )
+                .at_line(letter.line);
+                if let Some(c) = p.cols.akt_id {
+                    problem = problem.in_column(&p.table.headers[c]);
+                }
+                add(&mut problems, problem);
+            }
+        }
+        if !fine {
+            continue; // one problem per cause: a bad row is not merged as well
+        }
+        let rendered = match p.render(&letter) {
             Ok(r) => r,
             Err(e) => {
                 match e.missing_variable {
-                    Some(var) => missing.entry((var, e.which)).or_default().push(line),
-                    None => problems.push(Problem::new(
-                        &template_file,
-                        format!(
-                            "cannot merge the letter for line {line} of {}: {}",
-                            p.table.file.display(),
-                            e.message
+                    Some(var) => missing.entry((var, e.which)).or_default().push(letter.line),
+                    None => add(
+                        &mut problems,
+                        Problem::new(
+                            &p.shown(&p.config.template),
+                            format!(
+                                "cannot merge the letter for line {} of {}: {}",
+                                letter.line,
+                                p.table.file.display(),
+                                e.message
+                            ),
                         ),
-                    )),
+                    ),
                 }
                 continue;
             }
         };
         if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
-            problems.push(
+            add(
+                &mut problems,
                 Problem::new(
                     &p.table.file,
                     format!("the subject for this recipient contains a control character ({c:?})"),
                 )
-                .at_line(line),
+                .at_line(letter.line),
             );
             continue;
         }
         if let Err(msg) = compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now) {
-            problems.push(
+            add(
+                &mut problems,
                 Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}"))
-                    .at_line(line),
+                    .at_line(letter.line),
             );
         }
     }
+    p.count = count;
     for ((var, which), lines) in missing {
         let (file, source) = if which == "subject" {
             (p.shown(&p.config.path), p.config.campaign.subject.as_str())
         } else {
-            (template_file.clone(), template_src)
+            (p.shown(&p.config.template), template_src)
         };
         let mut problem = Problem::new(
             &file,
             format!(
                 "the {which} template uses `{var}`, but {} has no such column or value for {} (columns: {})",
                 p.table.file.display(),
-                describe_lines(&lines, p.letters.len()),
+                describe_lines(&lines, count),
                 p.table.headers.join(", ")
             ),
         );
@@ -394,9 +490,36 @@ fn check_letters(
         } else if let Some(l) = first_use(source, &var) {
             problem = problem.at_line(l);
         }
-        problems.push(problem);
+        add(&mut problems, problem);
+    }
+    if more > 0 {
+        problems.push(Problem::new(
+            &p.table.file,
+            format!("… and {more} more problems"),
+        ));
     }
     problems
+}
+
+/// The letters with these keys, in file order; an unknown key is an error.
+pub fn find_letters(p: &Prepared, ledger: Option<&Ledger>, keys: &[String]) -> Result<Vec<Letter>> {
+    let mut found = Vec::new();
+    for letter in p.letters(ledger)? {
+        let letter = letter?;
+        if keys.contains(&letter.key) {
+            found.push(letter);
+        }
+    }
+    for key in keys {
+        if !found.iter().any(|l| &l.key == key) {
+            bail!(
+                "there is no recipient with {} \"{key}\" in {}",
+                p.config.recipients.key,
+                p.table.file.display()
+            );
+        }
+    }
+    Ok(found)
 }
 
 fn describe_lines(lines: &[u64], total: usize) -> String {
@@ -483,11 +606,18 @@ pub struct Selection {
     pub limit: Option<usize>,
 }
 
+/// One letter a run will send, and the state it had before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub index: usize,
+    pub before: State,
+}
+
 /// Who gets a letter in this run, and why the others do not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Indices into `Prepared::letters`, in file order.
-    pub send: Vec<usize>,
+    /// The letters to send, in file order.
+    pub send: Vec<Planned>,
     pub already_delivered: usize,
     /// Unknown (may have been delivered): skipped unless asked for.
     pub unknown: usize,
@@ -495,23 +625,20 @@ pub struct Plan {
     pub failed: usize,
     /// Not attempted yet; `resend` leaves them to `send`.
     pub pending: usize,
-    /// Left out by --only or --limit.
+    /// Left out by --only, --limit or --temporary-only.
     pub not_selected: usize,
 }
 
-/// Decides who gets a letter. Pure: the ledger's records and the mode decide everything.
-pub fn plan(
-    letters: &[Letter],
-    records: &HashMap<String, Record>,
+/// Decides who gets a letter, from each letter's index, key and ledger state. Pure: the states
+/// and the mode decide everything.
+pub fn plan<K: AsRef<str>>(
+    letters: impl IntoIterator<Item = (usize, K, State)>,
     mode: Mode,
     selection: &Selection,
 ) -> Plan {
     let mut plan = Plan::default();
-    for (i, letter) in letters.iter().enumerate() {
-        let state = records
-            .get(&letter.key)
-            .map(|r| r.state)
-            .unwrap_or(State::Pending);
+    for (index, key, state) in letters {
+        let key = key.as_ref();
         let wanted = match (state, mode) {
             (State::Delivered, _) => {
                 plan.already_delivered += 1;
@@ -552,7 +679,7 @@ pub fn plan(
         if !wanted {
             continue;
         }
-        if !selection.only.is_empty() && !selection.only.iter().any(|k| k == &letter.key) {
+        if !selection.only.is_empty() && !selection.only.iter().any(|k| k == key) {
             plan.not_selected += 1;
             continue;
         }
@@ -560,17 +687,16 @@ pub fn plan(
             plan.not_selected += 1;
             continue;
         }
-        plan.send.push(i);
+        plan.send.push(Planned {
+            index,
+            before: state,
+        });
     }
     plan
 }
 
-/// What the run found out about what changed since the first letters went out.
-pub fn changes_since_freeze(
-    p: &Prepared,
-    frozen: &Frozen,
-    records: &HashMap<String, Record>,
-) -> Vec<String> {
+/// What changed since the first letters went out that would make the remaining letters differ.
+pub fn changes_since_freeze(p: &Prepared, frozen: &Frozen, ledger: &Ledger) -> Result<Vec<String>> {
     let mut changes = Vec::new();
     if frozen.template_hash != p.template_hash {
         changes.push(format!(
@@ -584,22 +710,18 @@ pub fn changes_since_freeze(
             if !before.contains(&line) {
                 let key = line.split(" = ").next().unwrap_or(line);
                 changes.push(format!(
-                    "{} `{key}` has changed in {}",
-                    "the setting",
+                    "the setting `{key}` has changed in {}",
                     p.shown(&p.config.path).display()
                 ));
             }
         }
     }
     let mut changed_rows = Vec::new();
-    for letter in &p.letters {
-        if let Some(r) = records.get(&letter.key) {
-            if r.row_hash.as_deref().is_some_and(|h| h != letter.row_hash) {
-                changed_rows.push(format!(
-                    "{} (line {})",
-                    letter.key, p.table.rows[letter.row].line
-                ));
-            }
+    for letter in p.letters(Some(ledger))? {
+        let letter = letter?;
+        let recorded_hash = letter.recorded.as_ref().and_then(|r| r.row_hash.as_deref());
+        if recorded_hash.is_some_and(|h| h != letter.row_hash) {
+            changed_rows.push(format!("{} (line {})", letter.key, letter.line));
         }
     }
     if !changed_rows.is_empty() {
@@ -608,7 +730,7 @@ pub fn changes_since_freeze(
             changed_rows.join(", ")
         ));
     }
-    changes
+    Ok(changes)
 }
 
 /// How a run went.
@@ -630,7 +752,7 @@ impl Summary {
     }
 }
 
-/// What the send loop tells the person watching.
+/// What the send loop tells the person watching. Called only after the outcome is in the ledger.
 pub trait Observer {
     fn letter_done(
         &mut self,
@@ -640,117 +762,15 @@ pub trait Observer {
         state: State,
         reply: &str,
     );
-    fn retrying(&mut self, letter: &Letter, attempt: u32, wait: Duration, reply: &str);
+    fn retrying(&mut self, letter: &Letter, attempt: u32, wait: std::time::Duration, reply: &str);
 }
 
 /// Retry and pacing rules for a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     pub retries: u32,
-    pub retry_delay: Duration,
+    pub retry_delay: std::time::Duration,
     pub rate_per_minute: Option<u32>,
-}
-
-/// Set by Ctrl-C: the letter in flight finishes, no new one starts.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-/// The send loop. Each letter: `sending` is committed, the message is composed with the current
-/// time as its Date, handed over, and its outcome committed, before the next one starts.
-pub fn execute(
-    p: &Prepared,
-    ledger: &mut Ledger,
-    transport: &mut dyn Transport,
-    plan: &Plan,
-    pace: Pace,
-    observer: &mut dyn Observer,
-) -> Result<Summary> {
-    let mut summary = Summary::default();
-    let started = Instant::now();
-    let interval = pace
-        .rate_per_minute
-        .map(|r| Duration::from_secs_f64(60.0 / r as f64));
-    let mut handed = 0u32;
-    for (n, &i) in plan.send.iter().enumerate() {
-        if STOP.load(Ordering::SeqCst) {
-            summary.stopped = Some("stopped by Ctrl-C".into());
-            summary.left = plan.send.len() - n;
-            break;
-        }
-        let letter = &p.letters[i];
-        let mut attempt = 0u32;
-        let final_state = loop {
-            if let Some(interval) = interval {
-                let due = interval * handed;
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            let now = clock::now();
-            let (_, composed) = p.compose(letter, now).map_err(anyhow::Error::msg)?;
-            let id = ledger.start(
-                &letter.key,
-                &letter.stamp,
-                &letter.row_hash,
-                transport.kind(),
-                &clock::stamp_time(now),
-            )?;
-            handed += 1;
-            let outcome = transport.send(&composed, &p.file_stem(letter));
-            let done_at = clock::stamp_time(clock::now());
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(stop) => {
-                    // Nothing was handed over: the letter goes back to where it was.
-                    let before = if attempt == 0 {
-                        previous_state(ledger, &letter.key)?
-                    } else {
-                        State::FailedTemporary
-                    };
-                    ledger.finish(
-                        id,
-                        &letter.key,
-                        before,
-                        None,
-                        &format!("not sent: {stop}"),
-                        &done_at,
-                    )?;
-                    summary.stopped = Some(stop.to_string());
-                    summary.left = plan.send.len() - n;
-                    return Ok(summary);
-                }
-            };
-            let (state, code, reply) = outcome.parts();
-            ledger.finish(id, &letter.key, state, code, reply, &done_at)?;
-            if state == State::FailedTemporary
-                && attempt < pace.retries
-                && !STOP.load(Ordering::SeqCst)
-            {
-                attempt += 1;
-                let wait = pace.retry_delay * 2u32.saturating_pow(attempt - 1);
-                observer.retrying(letter, attempt, wait, reply);
-                std::thread::sleep(wait);
-                continue;
-            }
-            observer.letter_done(n + 1, plan.send.len(), letter, state, reply);
-            break state;
-        };
-        match final_state {
-            State::Delivered => summary.delivered += 1,
-            State::FailedTemporary => summary.failed_temporary += 1,
-            State::FailedPermanent => summary.failed_permanent += 1,
-            _ => summary.unknown += 1,
-        }
-    }
-    Ok(summary)
-}
-
-/// The state a letter had before this run touched it (pending, or failed for a resend).
-fn previous_state(ledger: &Ledger, key: &str) -> Result<State> {
-    let attempts = ledger.attempts()?;
-    let earlier = attempts
-        .iter()
-        .rfind(|a| a.key == key && a.finished_at.is_some());
-    Ok(earlier.map(|a| a.state).unwrap_or(State::Pending))
 }
 
 impl Outcome {
@@ -768,131 +788,81 @@ impl Outcome {
 mod tests {
     use super::*;
 
-    fn letters(keys: &[&str]) -> Vec<Letter> {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| Letter {
-                row: i,
-                key: k.to_string(),
-                to: Addressee {
-                    name: k.to_string(),
-                    email: format!("{k}@x.dk"),
-                },
-                stamp: Stamp {
-                    letter_date: NaiveDate::from_ymd_opt(2020, 6, 29).unwrap(),
-                    sags_nr: "S".into(),
-                    akt_id: i.to_string(),
-                    message_id: format!("{i}@x"),
-                },
-                row_hash: String::new(),
-            })
-            .collect()
-    }
+    const ALL: [(&str, State); 6] = [
+        ("p", State::Pending),
+        ("d", State::Delivered),
+        ("t", State::FailedTemporary),
+        ("f", State::FailedPermanent),
+        ("u", State::Unknown),
+        ("s", State::Sending),
+    ];
 
-    fn records(states: &[(&str, State)]) -> HashMap<String, Record> {
-        states
-            .iter()
-            .map(|(k, s)| {
-                (
-                    k.to_string(),
-                    Record {
-                        key: k.to_string(),
-                        position: 0,
-                        address: String::new(),
-                        name: String::new(),
-                        state: *s,
-                        attempts: 1,
-                        last_code: None,
-                        last_reply: None,
-                        message_id: None,
-                        letter_date: None,
-                        sags_nr: None,
-                        akt_id: None,
-                        row_hash: None,
-                        updated_at: String::new(),
-                        delivered_at: None,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    const ALL: [&str; 6] = ["p", "d", "t", "f", "u", "s"];
-
-    fn mixed() -> HashMap<String, Record> {
-        records(&[
-            ("p", State::Pending),
-            ("d", State::Delivered),
-            ("t", State::FailedTemporary),
-            ("f", State::FailedPermanent),
-            ("u", State::Unknown),
-            ("s", State::Sending),
-        ])
-    }
-
-    fn keys(plan: &Plan, letters: &[Letter]) -> Vec<String> {
-        plan.send.iter().map(|&i| letters[i].key.clone()).collect()
+    fn run(
+        states: &[(&'static str, State)],
+        mode: Mode,
+        selection: &Selection,
+    ) -> (Vec<&'static str>, Plan) {
+        let p = plan(
+            states.iter().enumerate().map(|(i, (k, s))| (i, *k, *s)),
+            mode,
+            selection,
+        );
+        (p.send.iter().map(|x| states[x.index].0).collect(), p)
     }
 
     #[test]
     fn send_takes_only_letters_never_handed_over() {
-        let l = letters(&ALL);
-        let plan = plan(&l, &mixed(), Mode::Send, &Selection::default());
-        assert_eq!(keys(&plan, &l), vec!["p"]);
+        let (keys, plan) = run(&ALL, Mode::Send, &Selection::default());
+        assert_eq!(keys, vec!["p"]);
         assert_eq!(
             (plan.already_delivered, plan.failed, plan.unknown),
             (1, 2, 2)
         );
+        assert_eq!(plan.send[0].before, State::Pending);
     }
 
     #[test]
     fn resend_takes_the_failed_and_never_the_delivered() {
-        let l = letters(&ALL);
         let all = Mode::Resend {
             temporary_only: false,
             include_unknown: false,
         };
-        assert_eq!(
-            keys(&plan(&l, &mixed(), all, &Selection::default()), &l),
-            vec!["t", "f"]
-        );
+        assert_eq!(run(&ALL, all, &Selection::default()).0, vec!["t", "f"]);
         let temp = Mode::Resend {
             temporary_only: true,
             include_unknown: false,
         };
-        assert_eq!(
-            keys(&plan(&l, &mixed(), temp, &Selection::default()), &l),
-            vec!["t"]
-        );
+        assert_eq!(run(&ALL, temp, &Selection::default()).0, vec!["t"]);
         let unknown = Mode::Resend {
             temporary_only: false,
             include_unknown: true,
         };
         assert_eq!(
-            keys(&plan(&l, &mixed(), unknown, &Selection::default()), &l),
+            run(&ALL, unknown, &Selection::default()).0,
             vec!["t", "f", "u", "s"]
         );
     }
 
     #[test]
     fn only_and_limit_narrow_the_run() {
-        let l = letters(&["a", "b", "c", "d"]);
-        let none = HashMap::new();
+        let pending = [
+            ("a", State::Pending),
+            ("b", State::Pending),
+            ("c", State::Pending),
+            ("d", State::Pending),
+        ];
         let only = Selection {
             only: vec!["c".into(), "a".into()],
             limit: None,
         };
-        assert_eq!(
-            keys(&plan(&l, &none, Mode::Send, &only), &l),
-            vec!["a", "c"]
-        );
+        assert_eq!(run(&pending, Mode::Send, &only).0, vec!["a", "c"]);
         let limit = Selection {
             only: vec![],
             limit: Some(3),
         };
-        let p = plan(&l, &none, Mode::Send, &limit);
-        assert_eq!(keys(&p, &l), vec!["a", "b", "c"]);
-        assert_eq!(p.not_selected, 1);
+        let (keys, plan) = run(&pending, Mode::Send, &limit);
+        assert_eq!(keys, vec!["a", "b", "c"]);
+        assert_eq!(plan.not_selected, 1);
     }
 
     #[test]

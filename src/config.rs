@@ -129,6 +129,8 @@ pub struct Smtp {
     pub rate_per_minute: Option<u32>,
     /// Stop the run after this many consecutive connection failures.
     pub max_connection_failures: u32,
+    /// How many connections send in parallel.
+    pub connections: usize,
 }
 
 impl Smtp {
@@ -287,6 +289,8 @@ struct RawSmtp {
     rate_per_minute: Option<u32>,
     #[serde(default = "default_max_connection_failures")]
     max_connection_failures: u32,
+    #[serde(default = "default_connections")]
+    connections: usize,
     /// Refused with a clear message: secrets never go into config files.
     password: Option<toml::Value>,
 }
@@ -311,6 +315,9 @@ fn default_retry_delay() -> f64 {
 }
 fn default_max_connection_failures() -> u32 {
     3
+}
+fn default_connections() -> usize {
+    2
 }
 
 /// Reads and validates the config file.
@@ -625,6 +632,12 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
             "must be between 0 and 3600 seconds".into(),
         );
     }
+    if raw.connections == 0 || raw.connections > 64 {
+        bad(
+            "transport.smtp.connections",
+            "must be between 1 and 64".into(),
+        );
+    }
     if raw.rate_per_minute == Some(0) {
         bad(
             "transport.smtp.rate_per_minute",
@@ -653,6 +666,7 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         retry_delay: Duration::from_secs_f64(raw.retry_delay_secs.clamp(0.0, 3600.0)),
         rate_per_minute: raw.rate_per_minute,
         max_connection_failures: raw.max_connection_failures.max(1),
+        connections: raw.connections.clamp(1, 64),
     }
 }
 

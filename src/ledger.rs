@@ -138,6 +138,32 @@ impl Record {
     }
 }
 
+/// What the ledger says about one recipient, looked up by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub state: State,
+    pub attempts: i64,
+    /// The stamps frozen when the letter was first handed over.
+    pub stamp: Option<Stamp>,
+    pub row_hash: Option<String>,
+}
+
+/// The start of one hand-over, for `start_batch`.
+pub struct Start<'a> {
+    pub key: &'a str,
+    pub stamp: &'a Stamp,
+    pub row_hash: &'a str,
+}
+
+/// The end of one hand-over, for `finish_batch`.
+pub struct Finish<'a> {
+    pub attempt: i64,
+    pub key: &'a str,
+    pub state: State,
+    pub code: Option<u16>,
+    pub reply: &'a str,
+}
+
 /// The campaign-wide facts frozen at the first send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frozen {
@@ -166,10 +192,10 @@ pub struct Attempt {
 /// A recipient as the current recipients file lists it.
 #[derive(Debug, Clone)]
 pub struct Listed<'a> {
-    pub key: &'a str,
+    pub key: std::borrow::Cow<'a, str>,
     pub position: i64,
-    pub address: &'a str,
-    pub name: &'a str,
+    pub address: std::borrow::Cow<'a, str>,
+    pub name: std::borrow::Cow<'a, str>,
 }
 
 pub struct Ledger {
@@ -338,6 +364,39 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// One recipient's state and frozen stamps.
+    pub fn lookup(&self, key: &str) -> Result<Option<Recorded>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash FROM recipients WHERE key = ?1",
+        )?;
+        let found = stmt
+            .query_row([key], |r| {
+                let state: String = r.get(0)?;
+                let (message_id, letter_date, sags_nr, akt_id): (
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                let stamp = (|| {
+                    Some(Stamp {
+                        letter_date: letter_date?.parse().ok()?,
+                        sags_nr: sags_nr?,
+                        akt_id: akt_id?,
+                        message_id: message_id?,
+                    })
+                })();
+                Ok(Recorded {
+                    state: State::parse(&state).unwrap_or(State::Unknown),
+                    attempts: r.get(1)?,
+                    stamp,
+                    row_hash: r.get(6)?,
+                })
+            })
+            .optional()?;
+        Ok(found)
+    }
+
     /// Every attempt, oldest first.
     pub fn attempts(&self) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare(
@@ -358,9 +417,14 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Brings the recipient list in line with the file: new recipients become pending; those not
-    /// yet attempted take the file's current address, name and position. Attempted ones keep theirs.
-    pub fn sync(&mut self, listed: &[Listed<'_>], now: &str) -> Result<()> {
+    /// Brings the recipient list in line with the file, in one transaction: new recipients
+    /// become pending; those not yet attempted take the file's current address, name and
+    /// position. Attempted ones keep theirs.
+    pub fn sync<'a>(
+        &mut self,
+        listed: impl IntoIterator<Item = Result<Listed<'a>>>,
+        now: &str,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -371,6 +435,7 @@ impl Ledger {
                      name = CASE WHEN recipients.attempts = 0 THEN excluded.name ELSE recipients.name END",
             )?;
             for l in listed {
+                let l = l?;
                 stmt.execute(params![l.key, l.position, l.address, l.name, now])?;
             }
         }
@@ -405,8 +470,88 @@ impl Ledger {
         Ok(keys)
     }
 
-    /// Records, durably, that this letter is about to be handed over, and freezes its stamps.
-    /// Returns the attempt's id for `finish`.
+    /// Records, durably and in one transaction, that these letters are about to be handed over,
+    /// and freezes their stamps. Returns each attempt's id, in order, for `finish_batch`.
+    pub fn start_batch(
+        &mut self,
+        starts: &[Start<'_>],
+        transport: &str,
+        now: &str,
+    ) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(starts.len());
+        {
+            let mut mark = tx.prepare_cached(
+                "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
+                     message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
+                     sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
+                     row_hash = COALESCE(row_hash, ?7)
+                 WHERE key = ?1 AND state NOT IN ('sending', 'delivered')",
+            )?;
+            let mut history = tx.prepare_cached(
+                "INSERT INTO attempts (key, transport, started_at, state) VALUES (?1, ?2, ?3, 'sending')",
+            )?;
+            for s in starts {
+                let changed = mark.execute(params![
+                    s.key,
+                    now,
+                    s.stamp.message_id,
+                    s.stamp.letter_date.to_string(),
+                    s.stamp.sags_nr,
+                    s.stamp.akt_id,
+                    s.row_hash
+                ])?;
+                if changed != 1 {
+                    bail!("the ledger does not allow sending to {} now (it is already delivered or being sent)", s.key);
+                }
+                history.execute(params![s.key, transport, now])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Records the outcomes of attempts, in one transaction.
+    pub fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut history = tx.prepare_cached(
+                "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
+            )?;
+            let mut record = tx.prepare_cached(
+                "UPDATE recipients SET state = ?2, last_code = ?3, last_reply = ?4, updated_at = ?5,
+                     delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
+                 WHERE key = ?1",
+            )?;
+            for f in finishes {
+                history.execute(params![f.attempt, now, f.state.as_str(), f.code, f.reply])?;
+                record.execute(params![f.key, f.state.as_str(), f.code, f.reply, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes back attempts that never reached the transport (the run stopped first): each letter
+    /// returns to the state it had, and the attempt leaves no trace in the history.
+    pub fn abandon_batch(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
+            let mut record = tx.prepare_cached(
+                "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3 WHERE key = ?1",
+            )?;
+            for (attempt, key, before) in abandoned {
+                history.execute(params![attempt])?;
+                record.execute(params![key, before.as_str(), now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// `start_batch` for one letter.
     pub fn start(
         &mut self,
         key: &str,
@@ -415,36 +560,19 @@ impl Ledger {
         transport: &str,
         now: &str,
     ) -> Result<i64> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
-                 message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
-                 sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
-                 row_hash = COALESCE(row_hash, ?7)
-             WHERE key = ?1 AND state NOT IN ('sending', 'delivered')",
-            params![
+        let ids = self.start_batch(
+            &[Start {
                 key,
-                now,
-                stamp.message_id,
-                stamp.letter_date.to_string(),
-                stamp.sags_nr,
-                stamp.akt_id,
-                row_hash
-            ],
+                stamp,
+                row_hash,
+            }],
+            transport,
+            now,
         )?;
-        if changed != 1 {
-            bail!("the ledger does not allow sending to {key} now (it is already delivered or being sent)");
-        }
-        tx.execute(
-            "INSERT INTO attempts (key, transport, started_at, state) VALUES (?1, ?2, ?3, 'sending')",
-            params![key, transport, now],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok(id)
+        Ok(ids[0])
     }
 
-    /// Records the outcome of an attempt.
+    /// `finish_batch` for one letter.
     pub fn finish(
         &mut self,
         attempt: i64,
@@ -454,19 +582,16 @@ impl Ledger {
         reply: &str,
         now: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
-            params![attempt, now, state.as_str(), code, reply],
-        )?;
-        tx.execute(
-            "UPDATE recipients SET state = ?2, last_code = ?3, last_reply = ?4, updated_at = ?5,
-                 delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
-             WHERE key = ?1",
-            params![key, state.as_str(), code, reply, now],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.finish_batch(
+            &[Finish {
+                attempt,
+                key,
+                state,
+                code,
+                reply,
+            }],
+            now,
+        )
     }
 }
 
@@ -517,13 +642,13 @@ mod tests {
         }
     }
 
-    fn listed<'a>(key: &'a str, address: &'a str) -> Listed<'a> {
-        Listed {
-            key,
+    fn listed<'a>(key: &'a str, address: &'a str) -> Result<Listed<'a>> {
+        Ok(Listed {
+            key: key.into(),
             position: 0,
-            address,
-            name: "N",
-        }
+            address: address.into(),
+            name: "N".into(),
+        })
     }
 
     #[test]
@@ -540,7 +665,7 @@ mod tests {
     #[test]
     fn an_attempt_freezes_stamps_and_records_the_outcome_and_history() {
         let mut l = memory();
-        l.sync(&[listed("101", "a@kk.dk")], "t0").unwrap();
+        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
         let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
         assert_eq!(l.records().unwrap()[0].state, State::Sending);
         l.finish(
@@ -568,7 +693,7 @@ mod tests {
     #[test]
     fn a_delivered_letter_cannot_be_started_again() {
         let mut l = memory();
-        l.sync(&[listed("101", "a@kk.dk")], "t0").unwrap();
+        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
         let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
         l.finish(id, "101", State::Delivered, Some(250), "ok", "t2")
             .unwrap();
@@ -576,9 +701,21 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_attempt_leaves_no_trace() {
+        let mut l = memory();
+        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
+        let id = l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        l.abandon_batch(&[(id, "101", State::Pending)], "t2")
+            .unwrap();
+        let r = l.lookup("101").unwrap().unwrap();
+        assert_eq!((r.state, r.attempts), (State::Pending, 0));
+        assert!(l.attempts().unwrap().is_empty());
+    }
+
+    #[test]
     fn an_interrupted_send_becomes_unknown() {
         let mut l = memory();
-        l.sync(&[listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
+        l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
             .unwrap();
         l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
         assert_eq!(l.mark_interrupted("t2").unwrap(), vec!["101".to_string()]);
@@ -591,11 +728,11 @@ mod tests {
     #[test]
     fn sync_keeps_the_address_of_a_recipient_already_attempted() {
         let mut l = memory();
-        l.sync(&[listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
+        l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
             .unwrap();
         l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
         l.sync(
-            &[listed("101", "new@kk.dk"), listed("147", "new@f.dk")],
+            [listed("101", "new@kk.dk"), listed("147", "new@f.dk")],
             "t2",
         )
         .unwrap();

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod delivery;
 pub mod ledger;
 pub mod preview;
 pub mod problem;

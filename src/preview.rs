@@ -52,27 +52,29 @@ pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
     )
 }
 
-/// The index of all letters, with a link to each.
-pub fn index_page(campaign: &str, transport: &str, entries: &[Entry]) -> String {
-    let rows: String = entries
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr><td>{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td>{addr}</td><td>{akt}</td><td>{subject}</td><td>{state}</td><td><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
-                key = escape_html(&e.key),
-                stem = escape_html(&e.file_stem),
-                name = escape_html(&e.name),
-                addr = escape_html(&e.address),
-                akt = escape_html(&e.akt_id),
-                subject = escape_html(&e.subject),
-                state = escape_html(e.state.as_deref().unwrap_or("not sent")),
-            )
-        })
-        .collect();
+/// The top of the index page; rows follow one by one (`index_row`), then `index_tail`.
+pub fn index_head(campaign: &str, transport: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Forhåndsvisning: {c}</h1>\n<p>{n} breve. Intet er sendt. Afsendes via {t}.</p>\n<table>\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n{rows}</table>\n</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Forhåndsvisning: {c}</h1>\n<p>Intet er sendt. Afsendes via {t}.</p>\n<table>\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n",
         c = escape_html(campaign),
-        n = entries.len(),
         t = escape_html(transport),
     )
+}
+
+/// One letter's line in the index, linking to its page and its .eml.
+pub fn index_row(e: &Entry) -> String {
+    format!(
+        "<tr><td>{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td>{addr}</td><td>{akt}</td><td>{subject}</td><td>{state}</td><td><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
+        key = escape_html(&e.key),
+        stem = escape_html(&e.file_stem),
+        name = escape_html(&e.name),
+        addr = escape_html(&e.address),
+        akt = escape_html(&e.akt_id),
+        subject = escape_html(&e.subject),
+        state = escape_html(e.state.as_deref().unwrap_or("not sent")),
+    )
+}
+
+pub fn index_tail(count: usize) -> String {
+    format!("</table>\n<p>{count} breve.</p>\n</body>\n</html>\n")
 }

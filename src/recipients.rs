@@ -4,20 +4,28 @@
 //! mark, UTF-8 or Windows-1252. Every value stays a string, so leading zeros survive. Every problem
 //! names the file, the line and the column. This module never renders, sends or writes anything.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::config::{Encoding, RecipientsSource};
 use crate::problem::Problem;
 
-/// The recipients file, decoded and split into rows.
+/// The recipients file, opened: its encoding, separator and header. Rows are read by streaming
+/// the file again (`rows`), so a campaign of any size is never held in memory at once.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// The file as the user knows it, for messages.
     pub file: PathBuf,
+    path: PathBuf,
     pub headers: Vec<String>,
-    pub rows: Vec<Row>,
     /// The encoding the file was read in, for the user to see.
     pub encoding: &'static str,
+    decoding: Decoding,
     pub delimiter: u8,
 }
 
@@ -28,74 +36,405 @@ pub struct Row {
     pub fields: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decoding {
+    Utf8,
+    Utf8Bom,
+    Windows1252,
+}
+
 impl Table {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == name)
     }
+
+    /// Reads the rows from the start, one at a time. A row whose field count does not match the
+    /// header, or that cannot be read, comes as a problem; blank lines are skipped.
+    pub fn rows(&self) -> io::Result<impl Iterator<Item = Result<Row, Problem>> + '_> {
+        let file = File::open(&self.path)?;
+        let lines = Rc::new(RefCell::new(Lines::default()));
+        let mut text = Text::new(file, self.decoding);
+        text.lines = Some(Rc::clone(&lines));
+        let mut reader = csv_reader(self.delimiter, text);
+        let mut records = csv::StringRecord::new();
+        let _ = reader.read_record(&mut records); // the header, read by `load`
+        Ok(RowIter {
+            table: self,
+            reader,
+            record: csv::StringRecord::new(),
+            lines,
+        })
+    }
 }
 
-/// Reads and parses the recipients file. Problems here stop everything; row checks come after.
+struct RowIter<'a> {
+    table: &'a Table,
+    reader: csv::Reader<Text<File>>,
+    record: csv::StringRecord,
+    lines: Rc<RefCell<Lines>>,
+}
+
+/// Where the line breaks are, for true line numbers: the csv crate's own count skips blank
+/// lines. Holds only the breaks the reader has read ahead, so it stays small.
+#[derive(Default)]
+struct Lines {
+    ahead: VecDeque<u64>,
+    passed: u64,
+}
+
+impl Lines {
+    /// The line of the first record at or after byte `at` (blank lines there are skipped, as the
+    /// csv reader skips them).
+    fn line_at(&mut self, at: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&b| b < at) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        let blank_lines = self
+            .ahead
+            .iter()
+            .zip(at..)
+            .take_while(|(&b, expect)| b == *expect)
+            .count();
+        self.passed + 1 + blank_lines as u64
+    }
+}
+
+impl Iterator for RowIter<'_> {
+    type Item = Result<Row, Problem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {
+                    let at = self.record.position().map(|p| p.byte()).unwrap_or(0);
+                    let line = self.lines.borrow_mut().line_at(at);
+                    if self.record.iter().all(|f| f.trim().is_empty()) {
+                        continue; // a blank line, as spreadsheets leave at the end
+                    }
+                    let width = self.table.headers.len();
+                    if self.record.len() != width {
+                        return Some(Err(Problem::new(
+                            &self.table.file,
+                            format!(
+                                "this row has {} fields but the header has {width} columns; check for a missing or extra {}",
+                                self.record.len(),
+                                match self.table.delimiter {
+                                    b';' => "semicolon",
+                                    b'\t' => "tab",
+                                    _ => "comma",
+                                }
+                            ),
+                        )
+                        .at_line(line)));
+                    }
+                    return Some(Ok(Row {
+                        line,
+                        fields: self.record.iter().map(|f| f.trim().to_string()).collect(),
+                    }));
+                }
+                Err(e) => {
+                    let line = match e.position() {
+                        Some(p) => self.lines.borrow_mut().line_at(p.byte()),
+                        None => 0,
+                    };
+                    let problem =
+                        Problem::new(&self.table.file, format!("cannot read this row: {e}"))
+                            .at_line(line);
+                    // A broken quote can swallow the rest of the file: stop at the first such error.
+                    if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
+                        self.reader = csv_reader(
+                            self.table.delimiter,
+                            Text::new(empty_file(), Decoding::Utf8),
+                        );
+                    }
+                    return Some(Err(problem));
+                }
+            }
+        }
+    }
+}
+
+fn empty_file() -> File {
+    // /dev/null is always there on the systems rundbrev runs on; an empty reader ends the rows.
+    File::open("/dev/null").expect("/dev/null")
+}
+
+fn csv_reader<R: Read>(delimiter: u8, text: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(64 * 1024)
+        .from_reader(text)
+}
+
+/// The file's bytes as UTF-8 with `\n` line ends: a byte-order mark is dropped, Windows-1252 is
+/// decoded, and CRLF becomes LF (so that line numbers come out right).
+struct Text<R> {
+    inner: BufReader<R>,
+    decoding: Decoding,
+    started: bool,
+    out: Vec<u8>,
+    at: usize,
+    /// A '\r' held back because the chunk ended right after it.
+    pending_cr: bool,
+    /// Bytes handed out before `out`.
+    emitted: u64,
+    lines: Option<Rc<RefCell<Lines>>>,
+}
+
+impl<R: Read> Text<R> {
+    fn new(inner: R, decoding: Decoding) -> Text<R> {
+        Text {
+            inner: BufReader::with_capacity(64 * 1024, inner),
+            decoding,
+            started: false,
+            out: Vec::with_capacity(64 * 1024),
+            at: 0,
+            pending_cr: false,
+            emitted: 0,
+            lines: None,
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<bool> {
+        let mut chunk = [0u8; 32 * 1024];
+        let n = self.inner.read(&mut chunk)?;
+        self.emitted += self.out.len() as u64;
+        self.out.clear();
+        self.at = 0;
+        let mut bytes = &chunk[..n];
+        if !self.started {
+            self.started = true;
+            if self.decoding == Decoding::Utf8Bom {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+        }
+        if n == 0 {
+            if self.pending_cr {
+                self.pending_cr = false;
+                self.out.push(b'\r');
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        let decoded;
+        let bytes: &[u8] = if self.decoding == Decoding::Windows1252 {
+            decoded = windows_1252(bytes);
+            decoded.as_bytes()
+        } else {
+            bytes
+        };
+        if self.pending_cr && bytes.first() != Some(&b'\n') {
+            self.out.push(b'\r');
+        }
+        self.pending_cr = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\r' {
+                match bytes.get(i + 1) {
+                    Some(b'\n') => continue,
+                    Some(_) => self.out.push(b),
+                    None => self.pending_cr = true,
+                }
+            } else {
+                self.out.push(b);
+            }
+        }
+        if let Some(lines) = &self.lines {
+            let mut lines = lines.borrow_mut();
+            let base = self.emitted;
+            lines.ahead.extend(
+                self.out
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'\n')
+                    .map(|(i, _)| base + i as u64),
+            );
+        }
+        Ok(true)
+    }
+}
+
+impl<R: Read> Read for Text<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at >= self.out.len() {
+            if !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Opens the recipients file: finds its encoding (reading it through once, without keeping it),
+/// its separator and its header.
 pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Problem>> {
-    let bytes = std::fs::read(&source.file).map_err(|e| {
+    let cannot = |e: io::Error| {
         vec![Problem::new(
             shown_as,
             format!("cannot read the recipients file: {e}"),
         )]
-    })?;
-    let (text, encoding) = decode(&bytes, source.encoding, shown_as).map_err(|p| vec![p])?;
-    let delimiter = source.delimiter.unwrap_or_else(|| detect_delimiter(&text));
-    parse(&text, delimiter, shown_as, encoding)
-}
-
-/// Turns the file's bytes into text. Never guesses silently wrong: a file that is not UTF-8 is
-/// read as Windows-1252 only when the encoding is `auto` (and the caller shows which was used);
-/// with an explicit `utf-8`, bytes that are not UTF-8 are an error naming the line.
-pub fn decode(
-    bytes: &[u8],
-    encoding: Encoding,
-    file: &Path,
-) -> Result<(String, &'static str), Problem> {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        if encoding == Encoding::Windows1252 {
-            return Err(Problem::new(
-                file,
-                "the file starts with a UTF-8 byte-order mark, but the encoding is set to windows-1252; remove the setting or set it to utf-8",
-            ));
+    };
+    let file = File::open(&source.file).map_err(cannot)?;
+    let (decoding, encoding) = detect(file, source.encoding, shown_as).map_err(|p| vec![p])?;
+    let file = File::open(&source.file).map_err(cannot)?;
+    let mut first_line = String::new();
+    Text::new(file, decoding)
+        .take(64 * 1024)
+        .read_to_string(&mut first_line)
+        .map_err(cannot)?;
+    let header_line = first_line.lines().next().unwrap_or("");
+    let delimiter = source
+        .delimiter
+        .unwrap_or_else(|| detect_delimiter(header_line));
+    let file = File::open(&source.file).map_err(cannot)?;
+    let mut reader = csv_reader(delimiter, Text::new(file, decoding));
+    let mut record = csv::StringRecord::new();
+    let headers: Vec<String> = match reader.read_record(&mut record) {
+        Ok(_) => record.iter().map(|s| s.trim().to_string()).collect(),
+        Err(e) => {
+            return Err(vec![Problem::new(
+                shown_as,
+                format!("cannot read the header line: {e}"),
+            )
+            .at_line(1)])
         }
-        return utf8(rest, file).map(|t| (t, "UTF-8 (with byte-order mark)"));
-    }
-    match encoding {
-        Encoding::Utf8 => utf8(bytes, file).map(|t| (t, "UTF-8")),
-        Encoding::Windows1252 => Ok((windows_1252(bytes), "Windows-1252")),
-        Encoding::Auto => match std::str::from_utf8(bytes) {
-            Ok(t) => Ok((t.to_string(), "UTF-8")),
-            Err(_) => Ok((windows_1252(bytes), "Windows-1252 (detected)")),
-        },
-    }
-}
-
-fn utf8(bytes: &[u8], file: &Path) -> Result<String, Problem> {
-    std::str::from_utf8(bytes).map(str::to_string).map_err(|e| {
-        let at = e.valid_up_to();
-        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        Problem::new(
-            file,
-            format!(
-                "the file is not valid UTF-8 (byte {at}); if it was saved by Excel as \"CSV (semikolonsepareret)\", set encoding = \"windows-1252\" or pass --encoding windows-1252"
-            ),
+    };
+    if headers.iter().all(|h| h.is_empty()) {
+        return Err(vec![Problem::new(
+            shown_as,
+            "the file is empty or has no header line naming the columns",
         )
-        .at_line(line)
+        .at_line(1)]);
+    }
+    let mut problems = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if h.is_empty() {
+            problems.push(
+                Problem::new(
+                    shown_as,
+                    format!("column {} has no name in the header line", i + 1),
+                )
+                .at_line(1),
+            );
+        } else if let Some(first) = seen.insert(h, i) {
+            problems.push(
+                Problem::new(
+                    shown_as,
+                    format!(
+                        "the header names this column twice (columns {} and {})",
+                        first + 1,
+                        i + 1
+                    ),
+                )
+                .at_line(1)
+                .in_column(h),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Table {
+        file: shown_as.to_path_buf(),
+        path: source.file.clone(),
+        headers,
+        encoding,
+        decoding,
+        delimiter,
     })
 }
 
+/// Finds how the file is encoded. Never guesses silently wrong: a file that is not UTF-8 is read
+/// as Windows-1252 only when the encoding is `auto` (and the caller shows which was used); with
+/// an explicit `utf-8`, bytes that are not UTF-8 are an error naming the line.
+fn detect(
+    mut file: impl Read,
+    encoding: Encoding,
+    shown_as: &Path,
+) -> Result<(Decoding, &'static str), Problem> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry = 0usize; // bytes of an incomplete UTF-8 sequence kept from the last chunk
+    let mut line = 1u64;
+    let mut offset = 0u64;
+    let mut first = true;
+    let mut bom = false;
+    loop {
+        let n = file
+            .read(&mut buf[carry..])
+            .map_err(|e| Problem::new(shown_as, format!("cannot read the recipients file: {e}")))?;
+        let filled = carry + n;
+        let mut chunk = &buf[..filled];
+        if first {
+            first = false;
+            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
+                bom = true;
+                chunk = rest;
+                offset += 3;
+                if encoding == Encoding::Windows1252 {
+                    return Err(Problem::new(
+                        shown_as,
+                        "the file starts with a UTF-8 byte-order mark, but the encoding is set to windows-1252; remove the setting or set it to utf-8",
+                    ));
+                }
+            }
+        }
+        if encoding == Encoding::Windows1252 {
+            return Ok((Decoding::Windows1252, "Windows-1252"));
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(_) => carry = 0,
+            Err(e) if e.error_len().is_none() && n > 0 => {
+                // The chunk ends inside a character: keep its start for the next read.
+                let valid = e.valid_up_to();
+                line += chunk[..valid].iter().filter(|&&b| b == b'\n').count() as u64;
+                offset += valid as u64;
+                let start = filled - (chunk.len() - valid);
+                buf.copy_within(start..filled, 0);
+                carry = filled - start;
+                continue;
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                if encoding == Encoding::Utf8 || bom {
+                    let at = line + chunk[..valid].iter().filter(|&&b| b == b'\n').count() as u64;
+                    return Err(Problem::new(
+                        shown_as,
+                        format!(
+                            "the file is not valid UTF-8 (byte {}); if it was saved by Excel as \"CSV (semikolonsepareret)\", set encoding = \"windows-1252\" or pass --encoding windows-1252",
+                            offset + valid as u64
+                        ),
+                    )
+                    .at_line(at));
+                }
+                return Ok((Decoding::Windows1252, "Windows-1252 (detected)"));
+            }
+        }
+        line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        offset += chunk.len() as u64;
+        if n == 0 {
+            return Ok(if bom {
+                (Decoding::Utf8Bom, "UTF-8 (with byte-order mark)")
+            } else {
+                (Decoding::Utf8, "UTF-8")
+            });
+        }
+    }
+}
+
 fn windows_1252(bytes: &[u8]) -> String {
-    let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+    let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
     text.into_owned()
 }
 
 /// Picks the separator the header line uses most: `;` (Danish Excel), `,` or a tab.
-pub fn detect_delimiter(text: &str) -> u8 {
-    let header = text.lines().next().unwrap_or("");
+pub fn detect_delimiter(header: &str) -> u8 {
     let mut in_quotes = false;
     let mut counts = [0usize; 3];
     for c in header.chars() {
@@ -111,121 +450,11 @@ pub fn detect_delimiter(text: &str) -> u8 {
     [b',', b';', b'\t'][best]
 }
 
-/// Parses CSV text into a table, collecting every structural problem (not only the first).
-pub fn parse(
-    text: &str,
-    delimiter: u8,
-    file: &Path,
-    encoding: &'static str,
-) -> Result<Table, Vec<Problem>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut problems = Vec::new();
-    let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-        Err(e) => {
-            return Err(vec![Problem::new(
-                file,
-                format!("cannot read the header line: {e}"),
-            )
-            .at_line(1)])
-        }
-    };
-    if headers.iter().all(|h| h.is_empty()) {
-        return Err(vec![Problem::new(
-            file,
-            "the file is empty or has no header line naming the columns",
-        )
-        .at_line(1)]);
-    }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if h.is_empty() {
-            problems.push(
-                Problem::new(
-                    file,
-                    format!("column {} has no name in the header line", i + 1),
-                )
-                .at_line(1),
-            );
-        } else if let Some(first) = seen.insert(h, i) {
-            problems.push(
-                Problem::new(
-                    file,
-                    format!(
-                        "the header names this column twice (columns {} and {})",
-                        first + 1,
-                        i + 1
-                    ),
-                )
-                .at_line(1)
-                .in_column(h),
-            );
-        }
-    }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        match record {
-            Ok(record) => {
-                let line = record
-                    .position()
-                    .map(|p| line_of(text, p.byte()))
-                    .unwrap_or(0);
-                if record.iter().all(|f| f.trim().is_empty()) {
-                    continue; // blank line, as spreadsheets leave at the end
-                }
-                if record.len() != headers.len() {
-                    problems.push(
-                        Problem::new(
-                            file,
-                            format!(
-                                "this row has {} fields but the header has {} columns; check for a missing or extra {}",
-                                record.len(),
-                                headers.len(),
-                                if delimiter == b';' { "semicolon" } else { "comma" }
-                            ),
-                        )
-                        .at_line(line),
-                    );
-                    continue;
-                }
-                rows.push(Row {
-                    line,
-                    fields: record.iter().map(|f| f.trim().to_string()).collect(),
-                });
-            }
-            Err(e) => {
-                let line = e.position().map(|p| line_of(text, p.byte())).unwrap_or(0);
-                problems
-                    .push(Problem::new(file, format!("cannot read this row: {e}")).at_line(line));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(Table {
-            file: file.to_path_buf(),
-            headers,
-            rows,
-            encoding,
-            delimiter,
-        })
-    } else {
-        Err(problems)
-    }
-}
-
-/// The 1-based line of a byte offset. (csv's own line count is off for CRLF files.)
-fn line_of(text: &str, byte: u64) -> u64 {
-    // For CRLF files csv puts a record's start on the "\n" that ends the line before.
-    let bytes = text.as_bytes();
-    let mut end = (byte as usize).min(bytes.len());
-    while end < bytes.len() && (bytes[end] == b'\n' || bytes[end] == b'\r') {
-        end += 1;
-    }
-    bytes[..end].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+/// A short fingerprint of a value, for finding duplicates without keeping every value.
+pub fn fingerprint(value: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
 }
 
 /// The columns a recipient row must have, and what each letter needs from them.
@@ -296,18 +525,34 @@ pub fn mentions(template: &str, word: &str) -> bool {
     })
 }
 
-/// Checks every row: keys and addresses present, valid and unique; header-bound fields free of
-/// line breaks and control characters. Returns every problem found.
-pub fn check_rows(table: &Table, cols: &Columns) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut keys: HashMap<&str, u64> = HashMap::new();
-    let mut addresses: HashMap<String, u64> = HashMap::new();
-    let header = |i: usize| table.headers[i].as_str();
-    for row in &table.rows {
+/// Checks rows one at a time: keys and addresses present, valid and unique; header-bound fields
+/// free of line breaks and control characters. Remembers only a fingerprint and a line number per
+/// key and address, so memory stays small for any number of rows.
+pub struct RowChecker<'a> {
+    table: &'a Table,
+    cols: &'a Columns,
+    keys: HashMap<u64, u64>,
+    addresses: HashMap<u64, u64>,
+}
+
+impl<'a> RowChecker<'a> {
+    pub fn new(table: &'a Table, cols: &'a Columns) -> RowChecker<'a> {
+        RowChecker {
+            table,
+            cols,
+            keys: HashMap::new(),
+            addresses: HashMap::new(),
+        }
+    }
+
+    /// The problems of one row (none when it is fine).
+    pub fn check(&mut self, row: &Row) -> Vec<Problem> {
+        let (table, cols) = (self.table, self.cols);
+        let mut problems = Vec::new();
         let at = |col: usize, msg: String| {
             Problem::new(&table.file, msg)
                 .at_line(row.line)
-                .in_column(header(col))
+                .in_column(&table.headers[col])
         };
         let key = row.fields[cols.key].as_str();
         if key.is_empty() {
@@ -315,10 +560,10 @@ pub fn check_rows(table: &Table, cols: &Columns) -> Vec<Problem> {
                 cols.key,
                 "the key is empty; every recipient needs one".into(),
             ));
-        } else if let Some(first) = keys.insert(key, row.line) {
+        } else if let Some(first) = self.keys.insert(fingerprint(key), row.line) {
             problems.push(at(
                 cols.key,
-                format!("\"{key}\" appears twice (also on line {first}); each recipient must be listed once"),
+                format!("\"{}\" appears twice (also on line {first}); each recipient must be listed once", printable(key)),
             ));
         }
         let email = row.fields[cols.email].as_str();
@@ -332,7 +577,10 @@ pub fn check_rows(table: &Table, cols: &Columns) -> Vec<Problem> {
                     printable(email)
                 ),
             ));
-        } else if let Some(first) = addresses.insert(email.to_lowercase(), row.line) {
+        } else if let Some(first) = self
+            .addresses
+            .insert(fingerprint(&email.to_lowercase()), row.line)
+        {
             problems.push(at(
                 cols.email,
                 format!("{email} appears twice (also on line {first}); that recipient would get two letters"),
@@ -349,8 +597,7 @@ pub fn check_rows(table: &Table, cols: &Columns) -> Vec<Problem> {
                 problems.push(at(
                     col,
                     format!(
-                        "the value contains {what} ({:?}), which would end up in an e-mail header",
-                        c
+                        "the value contains {what} ({c:?}), which would end up in an e-mail header"
                     ),
                 ));
             }
@@ -360,8 +607,8 @@ pub fn check_rows(table: &Table, cols: &Columns) -> Vec<Problem> {
                 problems.push(at(col, "the Akt-id is empty".into()));
             }
         }
+        problems
     }
-    problems
 }
 
 /// Checks an address the way the transport will see it.
@@ -393,49 +640,87 @@ pub fn printable(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn table(text: &str) -> Result<Table, Vec<Problem>> {
-        let delimiter = detect_delimiter(text);
-        parse(text, delimiter, Path::new("r.csv"), "UTF-8")
+    fn read(bytes: &[u8], decoding: Decoding) -> String {
+        let mut out = String::new();
+        Text::new(bytes, decoding).read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn table(text: &str) -> (tempfile::TempDir, Result<Table, Vec<Problem>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, text).unwrap();
+        let source = RecipientsSource {
+            file: path,
+            key: "k".into(),
+            email: "e".into(),
+            name: "n".into(),
+            encoding: Encoding::Auto,
+            delimiter: None,
+        };
+        let t = load(&source, Path::new("r.csv"));
+        (dir, t)
+    }
+
+    fn rows(t: &Table) -> Vec<Result<Row, Problem>> {
+        t.rows().unwrap().collect()
     }
 
     #[test]
-    fn semicolons_are_detected_and_quotes_handled() {
-        let t = table("kode;navn\r\n0101;\"Kø; benhavn\"\r\n").unwrap();
+    fn semicolons_crlf_and_quotes_are_read_with_true_line_numbers() {
+        let (_d, t) = table("kode;navn\r\n0101;\"Kø; benhavn\"\r\n\r\n\"x\r\ny\";2\r\n0147;F\r\n");
+        let t = t.unwrap();
         assert_eq!(t.delimiter, b';');
-        assert_eq!(t.rows[0].fields, vec!["0101", "Kø; benhavn"]);
-        assert_eq!(t.rows[0].line, 2);
+        let rows: Vec<Row> = rows(&t).into_iter().map(Result::unwrap).collect();
+        assert_eq!(rows[0].fields, vec!["0101", "Kø; benhavn"]);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[1].fields, vec!["x\ny", "2"]);
+        assert_eq!(rows[1].line, 4);
+        assert_eq!(rows[2].line, 6);
     }
 
     #[test]
     fn windows_1252_is_detected_and_aeoeaa_survive() {
-        let bytes = b"navn\nK\xf8ge \xc6r\xf8 \xc5rhus\n";
-        let (text, enc) = decode(bytes, Encoding::Auto, Path::new("r.csv")).unwrap();
-        assert_eq!(text, "navn\nKøge Ærø Århus\n");
-        assert!(enc.starts_with("Windows-1252"));
+        let (_d, t) = table("navn\nK\u{f8}ge \u{c6}r\u{f8} \u{c5}rhus\n");
+        assert_eq!(t.unwrap().encoding, "UTF-8");
+        let bytes = b"navn\r\nK\xf8ge \xc6r\xf8 \xc5rhus\r\n";
+        let (decoding, name) = detect(&bytes[..], Encoding::Auto, Path::new("r.csv")).unwrap();
+        assert!(name.starts_with("Windows-1252"));
+        assert_eq!(read(bytes, decoding), "navn\nKøge Ærø Århus\n");
     }
 
     #[test]
     fn explicit_utf8_refuses_windows_1252_bytes_with_the_line() {
-        let p = decode(b"navn\nx\nK\xf8ge\n", Encoding::Utf8, Path::new("r.csv")).unwrap_err();
+        let p = detect(
+            &b"navn\nx\nK\xf8ge\n"[..],
+            Encoding::Utf8,
+            Path::new("r.csv"),
+        )
+        .unwrap_err();
         assert_eq!(p.line, Some(3));
     }
 
     #[test]
+    fn a_character_split_between_two_reads_is_still_utf8() {
+        let mut text = "a".repeat(64 * 1024 - 1).into_bytes();
+        text.extend("ø\n".as_bytes());
+        let (decoding, _) = detect(&text[..], Encoding::Auto, Path::new("r.csv")).unwrap();
+        assert_eq!(decoding, Decoding::Utf8);
+    }
+
+    #[test]
     fn a_byte_order_mark_is_dropped() {
-        let (text, enc) = decode(
-            "\u{feff}navn\nÆrø\n".as_bytes(),
-            Encoding::Auto,
-            Path::new("r.csv"),
-        )
-        .unwrap();
-        assert_eq!(text, "navn\nÆrø\n");
-        assert!(enc.contains("byte-order mark"));
+        let bytes = "\u{feff}navn\r\nÆrø\r\n".as_bytes();
+        let (decoding, name) = detect(bytes, Encoding::Auto, Path::new("r.csv")).unwrap();
+        assert!(name.contains("byte-order mark"));
+        assert_eq!(read(bytes, decoding), "navn\nÆrø\n");
     }
 
     #[test]
     fn a_short_row_is_named_by_line() {
-        let problems = table("a,b\n1,2\n3\n").unwrap_err();
-        assert_eq!(problems[0].line, Some(3));
+        let (_d, t) = table("a,b\n1,2\n3\n");
+        let rows = rows(&t.unwrap());
+        assert_eq!(rows[1].as_ref().unwrap_err().line, Some(3));
     }
 
     #[test]

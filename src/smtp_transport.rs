@@ -17,6 +17,7 @@ use crate::campaign::Prepared;
 use crate::clock;
 use crate::compose::{self, Addressee, Composed};
 use crate::config::{AuthMechanism, Config, Security, Smtp, Transport as TransportConfig};
+use crate::ledger::Ledger;
 use crate::problem::{Problem, Problems};
 use crate::smtp::{self, Connection, Failure, Login, Settings};
 use crate::transport::{Outcome, Stop, Transport};
@@ -46,17 +47,19 @@ pub fn is_reserved(address: &str) -> bool {
     tld_reserved || example
 }
 
-/// Placeholder addresses that SMTP must refuse, each with its row; `only` limits it to the
-/// letters of a plan.
-pub fn reserved_address_problems(p: &Prepared, only: Option<&[usize]>) -> Vec<Problem> {
+/// Placeholder addresses that SMTP must refuse, each with its row; with `only`, just those keys.
+pub fn reserved_address_problems(
+    p: &Prepared,
+    ledger: Option<&Ledger>,
+    only: &[String],
+) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    let indices: Vec<usize> = match only {
-        Some(i) => i.to_vec(),
-        None => (0..p.letters.len()).collect(),
-    };
-    for i in indices {
-        let letter = &p.letters[i];
-        if is_reserved(&letter.to.email) {
+    for letter in p.letters(ledger)? {
+        let letter = letter?;
+        if !only.is_empty() && !only.contains(&letter.key) {
+            continue;
+        }
+        if is_reserved(&letter.to.email) && letter.state() != crate::ledger::State::Delivered {
             problems.push(
                 Problem::new(
                     &p.table.file,
@@ -65,7 +68,7 @@ pub fn reserved_address_problems(p: &Prepared, only: Option<&[usize]>) -> Vec<Pr
                         letter.to.email, letter.to.name
                     ),
                 )
-                .at_line(p.table.rows[letter.row].line)
+                .at_line(letter.line)
                 .in_column(&p.table.headers[p.cols.email]),
             );
         }
@@ -87,7 +90,7 @@ pub fn reserved_address_problems(p: &Prepared, only: Option<&[usize]>) -> Vec<Pr
             );
         }
     }
-    problems
+    Ok(problems)
 }
 
 /// Reads the password or token: from `password_command`, the environment, or a prompt.
@@ -203,6 +206,32 @@ pub fn connect(s: &Smtp, out: &Output) -> Result<SmtpTransport> {
         breaks_in_a_row: 0,
         max_breaks: s.max_connection_failures,
     })
+}
+
+/// Opens `connections` sessions (no more than there are letters), each for its own worker.
+/// The password is read once.
+pub fn connect_all(
+    s: &Smtp,
+    letters: usize,
+    out: &Output,
+) -> Result<Vec<Box<dyn Transport + Send>>> {
+    let first = connect(s, out)?;
+    let settings = first.settings.clone();
+    let mut all: Vec<Box<dyn Transport + Send>> = vec![Box::new(first)];
+    for _ in 1..s.connections.min(letters.max(1)) {
+        let runtime = runtime()?;
+        let conn = runtime
+            .block_on(Connection::open(&settings))
+            .map_err(|f| anyhow::anyhow!("{}; nothing was sent", plain(&f, s)))?;
+        all.push(Box::new(SmtpTransport {
+            runtime,
+            settings: settings.clone(),
+            conn: Some(conn),
+            breaks_in_a_row: 0,
+            max_breaks: s.max_connection_failures,
+        }));
+    }
+    Ok(all)
 }
 
 /// A failure in words for a clerk, with what to do.
@@ -359,23 +388,19 @@ pub fn test_send(config: &Config, out: &Output, to: &str, recipient: Option<&str
     if is_reserved(to) {
         bail!("--to {to}: that is a reserved domain and cannot receive mail");
     }
-    let ledger = crate::ledger::Ledger::open_existing(&crate::ledger::Ledger::path_for(
-        &config.ledger_dir,
-        &config.campaign.id,
-    ))?;
+    let ledger = Ledger::open_existing(&Ledger::path_for(&config.ledger_dir, &config.campaign.id))?;
     let p = crate::campaign::prepare(config.clone(), ledger.as_ref(), clock::now())
         .map_err(Problems)?;
     let letter = match recipient {
-        Some(key) => p
-            .letters
-            .iter()
-            .find(|l| l.key == key)
-            .with_context(|| format!("--recipient {key}: there is no such recipient"))?,
+        Some(key) => crate::campaign::find_letters(&p, ledger.as_ref(), &[key.to_string()])
+            .map_err(|e| anyhow::anyhow!("--recipient: {e}"))?
+            .remove(0),
         None => p
-            .letters
-            .first()
-            .context("the recipients file has no recipients")?,
+            .letters(ledger.as_ref())?
+            .next()
+            .context("the recipients file has no recipients")??,
     };
+    let letter = &letter;
     let rendered = p.render(letter).map_err(|e| anyhow::anyhow!(e.message))?;
     let mut stamp = letter.stamp.clone();
     stamp.message_id = format!("test.{}", stamp.message_id);

@@ -606,7 +606,8 @@ fn only_and_limit_send_a_subset() {
     let c = Campaign::small();
     let run = c.run(&["send", "--only", "999"]).expect(2);
     assert!(
-        run.stderr.contains("--only 999: there is no recipient"),
+        run.stderr
+            .contains("--only: there is no recipient with kommunekode \"999\""),
         "{}",
         run.stderr
     );

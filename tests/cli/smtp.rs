@@ -65,6 +65,7 @@ fn use_server(c: &Campaign, port: u16, settings: &str) {
         ("retry_delay_secs", "0".to_string()),
         ("connect_timeout_secs", "5".to_string()),
         ("command_timeout_secs", "5".to_string()),
+        ("connections", "1".to_string()),
     ];
     write_smtp(c, &defaults, settings);
 }
@@ -732,4 +733,36 @@ fn ctrl_c_finishes_the_letter_in_flight_and_leaves_the_rest_pending() {
     );
     let delivered = states.values().filter(|s| *s == "delivered").count();
     assert_eq!(delivered, slow.count(), "the ledger and the sink agree");
+}
+
+#[test]
+fn two_thousand_letters_over_four_connections_arrive_exactly_once() {
+    let sink = SmtpSink::start(&[]);
+    let c = Campaign::shipped();
+    let mut csv = String::from("kommunekode,navn,region,email\n");
+    for i in 1..=2000 {
+        csv.push_str(&format!(
+            "{i:05},Modtager {i} Kommune,Region Sjælland,post{i}@modtager{i}.dk\n"
+        ));
+    }
+    c.write("recipients/kommuner.csv", csv);
+    use_server(&c, sink.port(), "connections = 4");
+    c.run(&["--quiet", "send", "--yes"]).expect(0);
+    let got = received_by_rcpt(&sink.messages());
+    assert_eq!(got.len(), 2000);
+    assert!(
+        got.values().all(|&n| n == 1),
+        "every recipient exactly once"
+    );
+    let status = c.status_json();
+    let records = status["recipients"].as_array().unwrap();
+    assert_eq!(records.len(), 2000);
+    for r in records {
+        assert_eq!(r["state"], "delivered", "{r}");
+        assert_eq!(r["attempts"], 1);
+        assert!(
+            got.contains_key(r["address"].as_str().unwrap()),
+            "the ledger and the sink agree on {r}"
+        );
+    }
 }

@@ -1,0 +1,399 @@
+//! The send loop: letters go out over one or more connections, and every outcome is recorded.
+//!
+//! One coordinator (the calling thread) reads the letters in file order, composes them, records
+//! them as `sending`, and hands them to workers; each worker owns one transport (one SMTP
+//! connection) on its own thread. Outcomes come back to the coordinator, which records them and
+//! only then reports them. This module decides nothing about who gets a letter (see `campaign`).
+//!
+//! Durability, with batching: the coordinator marks a batch of letters `sending` in one
+//! transaction, committed before any of them is handed over, and records a batch of outcomes in
+//! one transaction, committed before any of them is reported or retried. A crash can therefore
+//! never lose a delivery: it can only leave letters `sending`, which the next run shows as
+//! `unknown` ("may have been delivered"). Batches are never held back waiting for more work: the
+//! coordinator commits what it has whenever it would otherwise wait.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::campaign::{Letter, Observer, Pace, Plan, Prepared, Summary};
+use crate::clock;
+use crate::compose::Composed;
+use crate::ledger::{Finish, Ledger, Start, State};
+use crate::transport::{Outcome, Stop, Transport};
+
+/// Set by Ctrl-C: the letters in flight finish, no new one starts.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// One hand-over of one letter.
+struct Job {
+    attempt: i64,
+    letter: Letter,
+    before: State,
+    /// Hand-overs so far, this one included.
+    tries: u32,
+    composed: Composed,
+    stem: String,
+}
+
+enum Done {
+    Handed(Outcome),
+    /// The transport refused to go on; this letter was not handed over.
+    Stopped(Stop),
+    /// The run was stopping; this letter was not handed over.
+    Skipped,
+}
+
+/// A letter waiting for its next try.
+struct Retry {
+    due: Instant,
+    letter: Letter,
+    before: State,
+    tries: u32,
+}
+
+impl PartialEq for Retry {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due
+    }
+}
+impl Eq for Retry {}
+impl PartialOrd for Retry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Retry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.due.cmp(&other.due)
+    }
+}
+
+/// Runs the plan over the given transports (one worker thread each).
+pub fn execute(
+    p: &Prepared,
+    reader: Option<&Ledger>,
+    ledger: &mut Ledger,
+    transports: Vec<Box<dyn Transport + Send>>,
+    plan: &Plan,
+    pace: Pace,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    let kind = transports.first().map(|t| t.kind()).unwrap_or("outbox");
+    let workers = transports.len().max(1);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (done_tx, done_rx) = mpsc::channel::<(Job, Done)>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let halt = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = transports
+        .into_iter()
+        .map(|transport| {
+            let (jobs, done, halt) = (Arc::clone(&job_rx), done_tx.clone(), Arc::clone(&halt));
+            thread::spawn(move || work(transport, &jobs, &done, &halt))
+        })
+        .collect();
+    drop(done_tx);
+
+    let mut run = Run {
+        p,
+        ledger,
+        kind,
+        pace,
+        observer,
+        summary: Summary::default(),
+        total: plan.send.len(),
+        reported: 0,
+        in_flight: 0,
+        retries: BinaryHeap::new(),
+        handed: 0,
+        started: Instant::now(),
+    };
+    let result = run.drive(reader, plan, &job_tx, &done_rx, workers, &halt);
+    drop(job_tx);
+    // Whatever happened, let the workers end their sessions; record what they still return.
+    let drained: Vec<(Job, Done)> = done_rx.iter().collect();
+    let tail = run.record(drained);
+    for h in handles {
+        let _ = h.join();
+    }
+    result?;
+    tail?;
+    Ok(run.summary)
+}
+
+fn work(
+    mut transport: Box<dyn Transport + Send>,
+    jobs: &Mutex<Receiver<Job>>,
+    done: &Sender<(Job, Done)>,
+    halt: &AtomicBool,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        let result = if halt.load(Ordering::SeqCst) {
+            Done::Skipped
+        } else {
+            match transport.send(&job.composed, &job.stem) {
+                Ok(outcome) => Done::Handed(outcome),
+                Err(stop) => {
+                    halt.store(true, Ordering::SeqCst);
+                    Done::Stopped(stop)
+                }
+            }
+        };
+        if done.send((job, result)).is_err() {
+            break;
+        }
+    }
+    transport.close();
+}
+
+struct Run<'a> {
+    p: &'a Prepared,
+    ledger: &'a mut Ledger,
+    kind: &'static str,
+    pace: Pace,
+    observer: &'a mut dyn Observer,
+    summary: Summary,
+    total: usize,
+    reported: usize,
+    in_flight: usize,
+    retries: BinaryHeap<Reverse<Retry>>,
+    /// Hand-overs started, for the rate limit.
+    handed: u32,
+    started: Instant,
+}
+
+impl Run<'_> {
+    fn drive(
+        &mut self,
+        reader: Option<&Ledger>,
+        plan: &Plan,
+        jobs: &Sender<Job>,
+        done: &Receiver<(Job, Done)>,
+        workers: usize,
+        halt: &AtomicBool,
+    ) -> Result<()> {
+        // One letter per connection at a time: a letter is marked `sending` only when a worker is
+        // free to take it, so after a crash at most one letter per connection is `unknown`.
+        let window = workers;
+        let mut planned = plan.send.iter().peekable();
+        let mut letters = self.p.letters(reader)?;
+        let interval = self
+            .pace
+            .rate_per_minute
+            .map(|r| Duration::from_secs_f64(60.0 / f64::from(r)));
+        loop {
+            // Record and report whatever has come back, without waiting.
+            let finished: Vec<(Job, Done)> = done.try_iter().collect();
+            if !finished.is_empty() {
+                self.record(finished)?;
+            }
+            if STOP.load(Ordering::SeqCst) && self.summary.stopped.is_none() {
+                self.summary.stopped = Some("stopped by Ctrl-C".into());
+            }
+            let stopping = self.summary.stopped.is_some();
+            if stopping {
+                halt.store(true, Ordering::SeqCst);
+            }
+            // Hand over as much as the window and the rate limit allow, in one ledger batch.
+            let mut batch: Vec<(Letter, State, u32)> = Vec::new();
+            let now = Instant::now();
+            while !stopping && self.in_flight + batch.len() < window {
+                if let Some(interval) = interval {
+                    if self.started + interval * (self.handed + batch.len() as u32) > now {
+                        break;
+                    }
+                }
+                if self.retries.peek().is_some_and(|r| r.0.due <= now) {
+                    let Reverse(r) = self.retries.pop().expect("peeked");
+                    batch.push((r.letter, r.before, r.tries));
+                    continue;
+                }
+                let Some(next) = planned.peek() else { break };
+                let letter = loop {
+                    let letter = letters
+                        .next()
+                        .context("the recipients file has fewer rows than when it was checked")??;
+                    if letter.index == next.index {
+                        break letter;
+                    }
+                };
+                let before = next.before;
+                planned.next();
+                batch.push((letter, before, 0));
+            }
+            if !batch.is_empty() {
+                self.dispatch(batch, jobs)?;
+                continue;
+            }
+            let more_to_send = !stopping && (planned.peek().is_some() || !self.retries.is_empty());
+            if self.in_flight == 0 && !more_to_send {
+                if stopping {
+                    self.summary.left += planned.count();
+                    // Letters waiting for a retry stay failed-temporary, as recorded.
+                    self.summary.failed_temporary += self.retries.len();
+                }
+                return Ok(());
+            }
+            // Wait for an outcome, the next retry or the next slot of the rate limit.
+            let mut wait = Duration::from_millis(200);
+            if let Some(r) = self.retries.peek() {
+                wait = wait.min(r.0.due.saturating_duration_since(Instant::now()));
+            }
+            if let Some(interval) = interval {
+                let slot = self.started + interval * self.handed;
+                wait = wait.min(slot.saturating_duration_since(Instant::now()));
+            }
+            if self.in_flight == 0 {
+                thread::sleep(wait);
+                continue;
+            }
+            match done.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut finished = vec![first];
+                    finished.extend(done.try_iter());
+                    self.record(finished)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("the sending threads stopped unexpectedly; run again to continue (nothing is lost)")
+                }
+            }
+        }
+    }
+
+    /// Composes the letters (dated now), marks them `sending` in one transaction, hands them over.
+    fn dispatch(&mut self, batch: Vec<(Letter, State, u32)>, jobs: &Sender<Job>) -> Result<()> {
+        let now = clock::now();
+        let mut composed = Vec::with_capacity(batch.len());
+        for (letter, _, _) in &batch {
+            let (_, c) = self.p.compose(letter, now).map_err(anyhow::Error::msg)?;
+            composed.push(c);
+        }
+        let starts: Vec<Start<'_>> = batch
+            .iter()
+            .map(|(l, _, _)| Start {
+                key: &l.key,
+                stamp: &l.stamp,
+                row_hash: &l.row_hash,
+            })
+            .collect();
+        let ids = self
+            .ledger
+            .start_batch(&starts, self.kind, &clock::stamp_time(now))?;
+        drop(starts);
+        for (((letter, before, tries), composed), attempt) in
+            batch.into_iter().zip(composed).zip(ids)
+        {
+            let stem = self.p.file_stem(&letter);
+            self.handed += 1;
+            self.in_flight += 1;
+            jobs.send(Job {
+                attempt,
+                letter,
+                before,
+                tries: tries + 1,
+                composed,
+                stem,
+            })
+            .context("the sending threads stopped unexpectedly")?;
+        }
+        Ok(())
+    }
+
+    /// Records outcomes in one transaction, then reports them and schedules retries.
+    fn record(&mut self, finished: Vec<(Job, Done)>) -> Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        self.in_flight -= finished.len().min(self.in_flight);
+        let now = clock::stamp_time(clock::now());
+        let mut finishes = Vec::new();
+        let mut abandoned = Vec::new();
+        for (job, done) in &finished {
+            match done {
+                Done::Handed(outcome) => {
+                    let (state, code, reply) = outcome.parts();
+                    finishes.push(Finish {
+                        attempt: job.attempt,
+                        key: &job.letter.key,
+                        state,
+                        code,
+                        reply,
+                    });
+                }
+                Done::Stopped(_) | Done::Skipped => {
+                    // Not handed over: back to where it was before this try.
+                    let before = if job.tries > 1 {
+                        State::FailedTemporary
+                    } else {
+                        job.before
+                    };
+                    abandoned.push((job.attempt, job.letter.key.as_str(), before));
+                }
+            }
+        }
+        if !finishes.is_empty() {
+            self.ledger.finish_batch(&finishes, &now)?;
+        }
+        if !abandoned.is_empty() {
+            self.ledger.abandon_batch(&abandoned, &now)?;
+        }
+        drop(finishes);
+        drop(abandoned);
+        // Only now, with everything committed, is anything reported.
+        for (job, done) in finished {
+            match done {
+                Done::Handed(outcome) => {
+                    let (state, _, reply) = outcome.parts();
+                    let retry = state == State::FailedTemporary
+                        && job.tries <= self.pace.retries
+                        && self.summary.stopped.is_none();
+                    if retry {
+                        let wait = self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1);
+                        self.observer.retrying(&job.letter, job.tries, wait, reply);
+                        self.retries.push(Reverse(Retry {
+                            due: Instant::now() + wait,
+                            letter: job.letter,
+                            before: job.before,
+                            tries: job.tries,
+                        }));
+                        continue;
+                    }
+                    self.reported += 1;
+                    self.observer
+                        .letter_done(self.reported, self.total, &job.letter, state, reply);
+                    match state {
+                        State::Delivered => self.summary.delivered += 1,
+                        State::FailedTemporary => self.summary.failed_temporary += 1,
+                        State::FailedPermanent => self.summary.failed_permanent += 1,
+                        _ => self.summary.unknown += 1,
+                    }
+                }
+                Done::Stopped(_) | Done::Skipped => {
+                    if job.tries > 1 {
+                        self.summary.failed_temporary += 1;
+                    } else {
+                        self.summary.left += 1;
+                    }
+                    if let (Done::Stopped(stop), None) = (done, &self.summary.stopped) {
+                        self.summary.stopped = Some(stop.0);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
