@@ -346,7 +346,8 @@ pub fn prepare(
         sags_nr,
         notes,
     };
-    let problems = check_all(&mut prepared, &template_src, ledger, now);
+    let (problems, count) = check_all(&prepared, &template_src, ledger, now);
+    prepared.count = count;
     if problems.is_empty() {
         Ok(prepared)
     } else {
@@ -354,123 +355,162 @@ pub fn prepare(
     }
 }
 
-/// Reads every row once: checks it, merges and composes its letter in memory, and drops it.
+/// What merging one letter found wrong.
+enum MergeProblem {
+    Missing {
+        var: String,
+        which: &'static str,
+        line: u64,
+    },
+    Other(Problem),
+}
+
+/// Merges and composes one letter in memory, to find what would stop it.
+fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<MergeProblem> {
+    let rendered = match p.render(letter) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(match e.missing_variable {
+                Some(var) => MergeProblem::Missing {
+                    var,
+                    which: e.which,
+                    line: letter.line,
+                },
+                None => MergeProblem::Other(Problem::new(
+                    &p.shown(&p.config.template),
+                    format!(
+                        "cannot merge the letter for line {} of {}: {}",
+                        letter.line,
+                        p.table.file.display(),
+                        e.message
+                    ),
+                )),
+            })
+        }
+    };
+    if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
+        return Some(MergeProblem::Other(
+            Problem::new(
+                &p.table.file,
+                format!("the subject for this recipient contains a control character ({c:?})"),
+            )
+            .at_line(letter.line),
+        ));
+    }
+    compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now)
+        .err()
+        .map(|msg| {
+            MergeProblem::Other(
+                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}"))
+                    .at_line(letter.line),
+            )
+        })
+}
+
+/// Reads every row once: checks it, and merges and composes its letter in memory on every core,
+/// without keeping it. Returns the problems and the number of rows.
 fn check_all(
-    p: &mut Prepared,
+    p: &Prepared,
     template_src: &str,
     ledger: Option<&Ledger>,
     now: DateTime<Utc>,
-) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut more = 0usize;
-    let mut add = |problems: &mut Vec<Problem>, new: Problem| {
-        if problems.len() < MAX_PROBLEMS {
-            problems.push(new);
-        } else {
-            more += 1;
+) -> (Vec<Problem>, usize) {
+    let rows = match p.table.rows() {
+        Ok(rows) => rows,
+        Err(e) => {
+            return (
+                vec![Problem::new(
+                    &p.table.file,
+                    format!("cannot read the recipients file: {e}"),
+                )],
+                0,
+            )
         }
     };
-    let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut merge_problems = Vec::new();
     let mut akt_seen: HashMap<u64, u64> = HashMap::new();
     let mut checker = RowChecker::new(&p.table, &p.cols);
     let mut akt = AktIds::new(&p.config.stamps.akt_id, p.cols.akt_id);
     let mut count = 0usize;
-    let rows = match p.table.rows() {
-        Ok(rows) => rows,
-        Err(e) => {
-            return vec![Problem::new(
-                &p.table.file,
-                format!("cannot read the recipients file: {e}"),
-            )]
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<Letter>(256);
+    let letter_rx = std::sync::Mutex::new(letter_rx);
+    let (problem_tx, problem_rx) = std::sync::mpsc::channel::<MergeProblem>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (letters, found) = (&letter_rx, problem_tx.clone());
+            scope.spawn(move || loop {
+                let next = letters.lock().map(|rx| rx.recv());
+                let Ok(Ok(letter)) = next else { break };
+                if let Some(problem) = merge_problem(p, &letter, now) {
+                    let _ = found.send(problem);
+                }
+            });
         }
-    };
-    for (index, row) in rows.enumerate() {
-        count += 1;
-        let row = match row {
-            Ok(row) => row,
-            Err(problem) => {
-                add(&mut problems, problem);
-                continue;
-            }
-        };
-        let row_problems = checker.check(&row);
-        let fine = row_problems.is_empty();
-        for problem in row_problems {
-            add(&mut problems, problem);
-        }
-        let akt_id = akt.next(&row);
-        let letter = match p.letter(index, row, akt_id, ledger) {
-            Ok(l) => l,
-            Err(e) => {
-                add(
-                    &mut problems,
-                    Problem::new(&p.table.file, format!("cannot read the ledger: {e:#}")),
-                );
-                continue;
-            }
-        };
-        if !matches!(p.config.stamps.akt_id, AktIdSource::Same(_))
-            && !letter.stamp.akt_id.is_empty()
-        {
-            if let Some(first) =
-                akt_seen.insert(recipients::fingerprint(&letter.stamp.akt_id), letter.line)
+        drop(problem_tx);
+        for (index, row) in rows.enumerate() {
+            count += 1;
+            let row = match row {
+                Ok(row) => row,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            let row_problems = checker.check(&row);
+            let fine = row_problems.is_empty();
+            problems.extend(row_problems);
+            let akt_id = akt.next(&row);
+            let letter = match p.letter(index, row, akt_id, ledger) {
+                Ok(l) => l,
+                Err(e) => {
+                    problems.push(Problem::new(
+                        &p.table.file,
+                        format!("cannot read the ledger: {e:#}"),
+                    ));
+                    continue;
+                }
+            };
+            if !matches!(p.config.stamps.akt_id, AktIdSource::Same(_))
+                && !letter.stamp.akt_id.is_empty()
             {
-                let mut problem = Problem::new(
-                    &p.table.file,
-                    format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
-                )
-                .at_line(letter.line);
-                if let Some(c) = p.cols.akt_id {
-                    problem = problem.in_column(&p.table.headers[c]);
+                if let Some(first) =
+                    akt_seen.insert(recipients::fingerprint(&letter.stamp.akt_id), letter.line)
+                {
+                    let mut problem = Problem::new(
+                        &p.table.file,
+                        format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
+                    )
+                    .at_line(letter.line);
+                    if let Some(c) = p.cols.akt_id {
+                        problem = problem.in_column(&p.table.headers[c]);
+                    }
+                    problems.push(problem);
                 }
-                add(&mut problems, problem);
+            }
+            // One problem per cause: a bad row is not merged as well.
+            if fine && letter_tx.send(letter).is_err() {
+                break;
             }
         }
-        if !fine {
-            continue; // one problem per cause: a bad row is not merged as well
-        }
-        let rendered = match p.render(&letter) {
-            Ok(r) => r,
-            Err(e) => {
-                match e.missing_variable {
-                    Some(var) => missing.entry((var, e.which)).or_default().push(letter.line),
-                    None => add(
-                        &mut problems,
-                        Problem::new(
-                            &p.shown(&p.config.template),
-                            format!(
-                                "cannot merge the letter for line {} of {}: {}",
-                                letter.line,
-                                p.table.file.display(),
-                                e.message
-                            ),
-                        ),
-                    ),
-                }
-                continue;
+        drop(letter_tx);
+        merge_problems.extend(problem_rx.iter());
+    });
+    let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
+    for m in merge_problems {
+        match m {
+            MergeProblem::Missing { var, which, line } => {
+                missing.entry((var, which)).or_default().push(line)
             }
-        };
-        if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
-            add(
-                &mut problems,
-                Problem::new(
-                    &p.table.file,
-                    format!("the subject for this recipient contains a control character ({c:?})"),
-                )
-                .at_line(letter.line),
-            );
-            continue;
-        }
-        if let Err(msg) = compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now) {
-            add(
-                &mut problems,
-                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}"))
-                    .at_line(letter.line),
-            );
+            MergeProblem::Other(problem) => problems.push(problem),
         }
     }
-    p.count = count;
-    for ((var, which), lines) in missing {
+    for ((var, which), mut lines) in missing {
+        lines.sort_unstable();
         let (file, source) = if which == "subject" {
             (p.shown(&p.config.path), p.config.campaign.subject.as_str())
         } else {
@@ -490,15 +530,19 @@ fn check_all(
         } else if let Some(l) = first_use(source, &var) {
             problem = problem.at_line(l);
         }
-        add(&mut problems, problem);
+        problems.push(problem);
     }
-    if more > 0 {
+    // Rows in file order, then the rest, whatever order the threads found them in.
+    problems.sort_by_key(|p| (p.file.clone(), p.line.is_none(), p.line));
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
         problems.push(Problem::new(
             &p.table.file,
             format!("… and {more} more problems"),
         ));
     }
-    problems
+    (problems, count)
 }
 
 /// The letters with these keys, in file order; an unknown key is an error.

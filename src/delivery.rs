@@ -1,8 +1,8 @@
 //! The send loop: letters go out over one or more connections, and every outcome is recorded.
 //!
-//! One coordinator (the calling thread) reads the letters in file order, composes them, records
-//! them as `sending`, and hands them to workers; each worker owns one transport (one SMTP
-//! connection) on its own thread. Outcomes come back to the coordinator, which records them and
+//! One coordinator (the calling thread) reads the letters in file order, records them as
+//! `sending`, and hands them to workers; each worker owns one transport (one SMTP connection) on
+//! its own thread, composes the message (dated the moment of hand-over) and hands it over. Outcomes come back to the coordinator, which records them and
 //! only then reports them. This module decides nothing about who gets a letter (see `campaign`).
 //!
 //! Durability, with batching: the coordinator marks a batch of letters `sending` in one
@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,6 @@ use anyhow::{Context as _, Result};
 
 use crate::campaign::{Letter, Observer, Pace, Plan, Prepared, Summary};
 use crate::clock;
-use crate::compose::Composed;
 use crate::ledger::{Finish, Ledger, Start, State};
 use crate::transport::{Outcome, Stop, Transport};
 
@@ -38,8 +37,6 @@ struct Job {
     before: State,
     /// Hand-overs so far, this one included.
     tries: u32,
-    composed: Composed,
-    stem: String,
 }
 
 enum Done {
@@ -89,17 +86,8 @@ pub fn execute(
     let workers = transports.len().max(1);
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<(Job, Done)>();
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let halt = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = transports
-        .into_iter()
-        .map(|transport| {
-            let (jobs, done, halt) = (Arc::clone(&job_rx), done_tx.clone(), Arc::clone(&halt));
-            thread::spawn(move || work(transport, &jobs, &done, &halt))
-        })
-        .collect();
-    drop(done_tx);
-
+    let job_rx = Mutex::new(job_rx);
+    let halt = AtomicBool::new(false);
     let mut run = Run {
         p,
         ledger,
@@ -114,20 +102,25 @@ pub fn execute(
         handed: 0,
         started: Instant::now(),
     };
-    let result = run.drive(reader, plan, &job_tx, &done_rx, workers, &halt);
-    drop(job_tx);
-    // Whatever happened, let the workers end their sessions; record what they still return.
-    let drained: Vec<(Job, Done)> = done_rx.iter().collect();
-    let tail = run.record(drained);
-    for h in handles {
-        let _ = h.join();
-    }
+    let (result, tail) = thread::scope(|scope| {
+        for transport in transports {
+            let (jobs, done, halt) = (&job_rx, done_tx.clone(), &halt);
+            scope.spawn(move || work(p, transport, jobs, &done, halt));
+        }
+        drop(done_tx);
+        let result = run.drive(reader, plan, &job_tx, &done_rx, workers, &halt);
+        drop(job_tx);
+        // Whatever happened, let the workers end their sessions; record what they still return.
+        let drained: Vec<(Job, Done)> = done_rx.iter().collect();
+        (result, run.record(drained))
+    });
     result?;
     tail?;
     Ok(run.summary)
 }
 
 fn work(
+    p: &Prepared,
     mut transport: Box<dyn Transport + Send>,
     jobs: &Mutex<Receiver<Job>>,
     done: &Sender<(Job, Done)>,
@@ -144,12 +137,21 @@ fn work(
         let result = if halt.load(Ordering::SeqCst) {
             Done::Skipped
         } else {
-            match transport.send(&job.composed, &job.stem) {
-                Ok(outcome) => Done::Handed(outcome),
-                Err(stop) => {
+            match p.compose(&job.letter, clock::now()) {
+                Err(why) => {
                     halt.store(true, Ordering::SeqCst);
-                    Done::Stopped(stop)
+                    Done::Stopped(Stop(format!(
+                        "cannot build the letter for {}: {why}",
+                        job.letter.key
+                    )))
                 }
+                Ok((_, composed)) => match transport.send(&composed, &p.file_stem(&job.letter)) {
+                    Ok(outcome) => Done::Handed(outcome),
+                    Err(stop) => {
+                        halt.store(true, Ordering::SeqCst);
+                        Done::Stopped(stop)
+                    }
+                },
             }
         };
         if done.send((job, result)).is_err() {
@@ -274,14 +276,8 @@ impl Run<'_> {
         }
     }
 
-    /// Composes the letters (dated now), marks them `sending` in one transaction, hands them over.
+    /// Marks the letters `sending` in one transaction, then hands them to the workers.
     fn dispatch(&mut self, batch: Vec<(Letter, State, u32)>, jobs: &Sender<Job>) -> Result<()> {
-        let now = clock::now();
-        let mut composed = Vec::with_capacity(batch.len());
-        for (letter, _, _) in &batch {
-            let (_, c) = self.p.compose(letter, now).map_err(anyhow::Error::msg)?;
-            composed.push(c);
-        }
         let starts: Vec<Start<'_>> = batch
             .iter()
             .map(|(l, _, _)| Start {
@@ -292,12 +288,9 @@ impl Run<'_> {
             .collect();
         let ids = self
             .ledger
-            .start_batch(&starts, self.kind, &clock::stamp_time(now))?;
+            .start_batch(&starts, self.kind, &clock::stamp_time(clock::now()))?;
         drop(starts);
-        for (((letter, before, tries), composed), attempt) in
-            batch.into_iter().zip(composed).zip(ids)
-        {
-            let stem = self.p.file_stem(&letter);
+        for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
             self.handed += 1;
             self.in_flight += 1;
             jobs.send(Job {
@@ -305,8 +298,6 @@ impl Run<'_> {
                 letter,
                 before,
                 tries: tries + 1,
-                composed,
-                stem,
             })
             .context("the sending threads stopped unexpectedly")?;
         }
