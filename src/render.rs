@@ -88,14 +88,16 @@ impl Renderer {
             .tera
             .render(LETTER, &ctx)
             .map_err(|e| template_error("letter", &e))?;
+        // Parsed once; both parts are made from the same events.
+        let events: Vec<Event<'_>> = parser(&markdown).collect();
         let subject = self
             .tera
             .render(SUBJECT, &ctx)
             .map_err(|e| template_error("subject", &e))?;
         Ok(Rendered {
             subject: subject.trim().to_string(),
-            text: markdown_to_text(&markdown),
-            html_body: markdown_to_html(&markdown),
+            text: events_to_text(&events),
+            html_body: events_to_html(events.iter().cloned()),
         })
     }
 }
@@ -155,19 +157,28 @@ fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
 
 /// The letter as an HTML fragment.
 pub fn markdown_to_html(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut out, parser(markdown));
+    events_to_html(parser(markdown))
+}
+
+fn events_to_html<'a>(events: impl Iterator<Item = Event<'a>>) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    pulldown_cmark::html::push_html(&mut out, events);
     out
 }
 
 /// The letter as plain text, the way a careful person would type it: paragraphs separated by a
 /// blank line, list items with "- ", and each link's address after its text.
 pub fn markdown_to_text(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len());
+    let events: Vec<Event<'_>> = parser(markdown).collect();
+    events_to_text(&events)
+}
+
+fn events_to_text(events: &[Event<'_>]) -> String {
+    let mut out = String::with_capacity(8 * 1024);
     let mut link: Option<(String, usize)> = None; // (destination, where its text starts)
     let mut list_depth = 0usize;
     let indent = |depth: usize| "  ".repeat(depth);
-    for event in parser(markdown) {
+    for event in events {
         match event {
             Event::Start(Tag::Item) => {
                 out.push_str(&indent(list_depth.saturating_sub(1)));
@@ -189,7 +200,7 @@ pub fn markdown_to_text(markdown: &str) -> String {
             Event::End(TagEnd::Paragraph) if list_depth == 0 => out.push_str("\n\n"),
             Event::Start(Tag::Heading { .. }) => {}
             Event::End(TagEnd::Heading(level)) => {
-                if level <= HeadingLevel::H2 {
+                if *level <= HeadingLevel::H2 {
                     let title_len = out.lines().last().map(|l| l.chars().count()).unwrap_or(0);
                     out.push('\n');
                     out.push_str(&"-".repeat(title_len));
