@@ -57,7 +57,7 @@ fn bar(total: usize, unit: &str) -> ProgressBar {
         "{bar:32}"
     };
     let template =
-        format!("{bar} {{pos}}/{{len}} {unit}  {{per_sec}}  {{msg}}  about {{eta}} left");
+        format!("{bar} {{pos}}/{{len}} {unit}  {{per_sec:1}}  {{msg}}  about {{eta}} left");
     let style = ProgressStyle::with_template(&template)
         .expect("a valid progress template")
         .progress_chars("█▉▊▋▌▍▎▏ ");
