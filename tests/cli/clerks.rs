@@ -544,3 +544,21 @@ fn completions_man_version_and_examples_come_from_the_command_line_definition() 
         );
     }
 }
+
+#[test]
+fn rust_log_shows_diagnostics_on_stderr_and_stdout_stays_the_same() {
+    let mut c = Campaign::small();
+    c.set_env("RUST_LOG", "rundbrev=debug");
+    let run = c.run(&["send"]).expect(0);
+    assert!(
+        run.stderr.contains("archived before hand-over"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("DEBUG"), "{}", run.stdout);
+    no_terminal_codes(&run.all());
+
+    let quiet = Campaign::small();
+    let run = quiet.run(&["send"]).expect(0);
+    assert!(!run.stderr.contains("DEBUG"), "{}", run.stderr);
+}
