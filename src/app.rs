@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use crate::campaign::{self, Letter, Mode, Observer, Pace, Prepared, Selection, Summary};
-use crate::cli::{Cli, Command, Format, ResendArgs, RunArgs, StateFilter, StatusArgs};
+use crate::cli::{
+    Cli, Command, Format, OutputFormat, ResendArgs, RunArgs, StateFilter, StatusArgs,
+};
 use crate::clock;
 use crate::config::{self, Config, Encoding, Transport as TransportConfig};
 use crate::delivery;
@@ -21,7 +23,9 @@ use crate::problem::{display_path, Problems};
 use crate::recipients::printable;
 use crate::report;
 use crate::smtp_transport;
+use crate::terminal::{Stream, Tone};
 use crate::transport::{Outbox, Transport};
+use crate::{archive, browser, case_report, manual, progress, terminal};
 
 /// How a command ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +43,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let out = Output {
         quiet: cli.quiet,
         verbose: cli.verbose,
+        human_on_stderr: matches!(&cli.command, Command::Send(a) if a.run.format == OutputFormat::Json)
+            || matches!(&cli.command, Command::Resend(a) if a.run.format == OutputFormat::Json),
     };
+    // Commands that need no campaign.
+    match &cli.command {
+        Command::Init(args) => return init(&out, &args.dir),
+        Command::Completions(args) => return manual::completions(args.shell),
+        Command::Man => return manual::man(),
+        _ => {}
+    }
     let config = load_config(&cli)?;
+    tracing::debug!(config = %cli.config.display(), campaign = %config.campaign.id, "campaign loaded");
     match &cli.command {
         Command::Check => check(&config, &out),
         Command::Preview(args) => preview(
@@ -48,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             &out,
             args.recipient.as_deref(),
             args.out.as_deref(),
+            args.open,
         ),
         Command::Send(args) => send(&config, &out, Mode::Send, &args.run),
         Command::Resend(args) => resend(&config, &out, args),
@@ -56,13 +71,38 @@ pub fn run(cli: Cli) -> Result<Exit> {
             smtp_transport::test_send(&config, &out, &args.to, args.recipient.as_deref())
         }
         Command::CheckSmtp => smtp_transport::check_smtp(&config, &out),
+        Command::Report(args) => case_report::run(&config, args, &out),
+        Command::Init(_) | Command::Completions(_) | Command::Man => {
+            unreachable!("handled before the campaign is loaded")
+        }
     }
 }
 
-/// Prints for the person at the terminal.
+fn init(out: &Output, dir: &Path) -> Result<Exit> {
+    let written = crate::init::init(dir)?;
+    let mut text = format!("Started a new campaign in {}:", dir.display());
+    for path in &written {
+        text.push_str(&format!("\n  {}", path.display()));
+    }
+    text.push_str(&format!(
+        "\nEdit config.toml, the template and the recipients, then run `rundbrev check`{}.",
+        if dir == Path::new(".") {
+            String::new()
+        } else {
+            format!(" in {}", dir.display())
+        }
+    ));
+    out.always(text);
+    Ok(Exit::Done)
+}
+
+/// Prints for the person at the terminal. Every text passes `terminal::safe`, so text from the
+/// recipients file can never carry a control or bidi character to the terminal.
 pub struct Output {
     pub quiet: bool,
     pub verbose: bool,
+    /// With `--format json` standard output carries only the JSON; the words go to standard error.
+    pub human_on_stderr: bool,
 }
 
 impl Output {
@@ -75,12 +115,39 @@ impl Output {
     /// Prints a line even with --quiet. A closed pipe is ignored: the run goes on, the ledger
     /// is the record.
     pub fn always(&self, text: impl AsRef<str>) {
-        let _ = writeln!(std::io::stdout(), "{}", text.as_ref());
+        self.write(&terminal::safe(text.as_ref()));
+    }
+
+    /// `always`, in a colour for its tone when the stream is a terminal.
+    pub fn always_in(&self, tone: Tone, text: impl AsRef<str>) {
+        let stream = if self.human_on_stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        self.write(&terminal::paint(
+            stream,
+            tone,
+            &terminal::safe(text.as_ref()),
+        ));
+    }
+
+    fn write(&self, text: &str) {
+        let _ = if self.human_on_stderr {
+            writeln!(std::io::stderr(), "{text}")
+        } else {
+            writeln!(std::io::stdout(), "{text}")
+        };
     }
 
     pub fn note(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "note: {}", text.as_ref());
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} {}",
+                terminal::paint(Stream::Stderr, Tone::Warning, "note:"),
+                terminal::safe(text.as_ref())
+            );
         }
     }
 }
@@ -169,6 +236,7 @@ fn preview(
     out: &Output,
     recipient: Option<&str>,
     dir: Option<&Path>,
+    open: bool,
 ) -> Result<Exit> {
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let p = prepare_all(config, ledger.as_ref(), out)?;
@@ -199,8 +267,10 @@ fn preview(
         preview::index_head(&config.campaign.id, &describe_transport(config)).as_bytes(),
     )?;
     let mut count = 0usize;
+    let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
     for letter in p.letters(ledger.as_ref())? {
         let letter = letter?;
+        ticker.tick();
         let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
         let stem = p.file_stem(&letter);
         Outbox::write_atomically(&dir.join(format!("{stem}.eml")), &composed.bytes)?;
@@ -222,7 +292,7 @@ fn preview(
             letter.key == shown_key
         };
         if show && !out.quiet {
-            print_letter(&shown_headers, &rendered.text);
+            ticker.suspend(|| print_letter(&shown_headers, &rendered.text));
         }
         let entry = preview::Entry {
             state: letter
@@ -245,11 +315,23 @@ fn preview(
         .map_err(|e| e.into_error())?
         .sync_all()?;
     std::fs::rename(&partial, &index)?;
+    drop(ticker);
     out.always(format!(
         "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
         shown(config, &dir),
         shown(config, &index)
     ));
+    if open {
+        match browser::open(&index) {
+            Ok(()) => out.say(format!("Opened {} in the browser.", shown(config, &index))),
+            Err(why) => out.always(format!(
+                "Could not open a browser: {why}. Open this file yourself: {}",
+                std::path::absolute(&index)
+                    .unwrap_or(index.clone())
+                    .display()
+            )),
+        }
+    }
     Ok(Exit::Done)
 }
 
@@ -369,7 +451,11 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         .letters(reader.as_ref())?
         .map(|l| l.map(|l| (l.index, l.key.clone(), l.state())))
         .collect::<Result<Vec<_>>>()?;
-    let plan = campaign::plan(states, mode, &selection);
+    let plan = campaign::plan(
+        states.iter().map(|(i, k, s)| (*i, k.as_str(), *s)),
+        mode,
+        &selection,
+    );
     let skipped = describe_skipped(&plan, mode);
     if plan.send.is_empty() {
         out.always(format!("Nothing to send. {skipped}"));
@@ -377,6 +463,9 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             "See the record with: rundbrev status{}",
             config_flag(config)
         ));
+        if args.format == OutputFormat::Json {
+            crate::run_summary::write_json(config, &Summary::default(), &ledger, &[])?;
+        }
         return Ok(Exit::Done);
     }
 
@@ -395,11 +484,18 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     if !skipped.is_empty() {
         out.say(skipped.clone());
     }
+    // Every letter is kept in the archive, as the exact bytes handed over, for the case file.
+    let archive = &config.archive_dir;
     let transports: Vec<Box<dyn Transport + Send>> = match &config.transport {
-        TransportConfig::Outbox { dir } => vec![Box::new(Outbox::new(dir))],
+        TransportConfig::Outbox { dir } => {
+            vec![Box::new(archive::Archiving::new(Outbox::new(dir), archive))]
+        }
         TransportConfig::Smtp(smtp) => {
             confirm(args.yes, n)?;
             smtp_transport::connect_all(smtp, n, out)?
+                .into_iter()
+                .map(|t| Box::new(archive::Archiving::new(t, archive)) as Box<dyn Transport + Send>)
+                .collect()
         }
     };
     if frozen.is_none() || args.accept_changes {
@@ -433,7 +529,11 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             rate_per_minute: None,
         },
     };
-    let mut observer = LineObserver { out };
+    let mut observer: Box<dyn Observer + '_> = if progress::wanted(out.quiet) {
+        Box::new(progress::Bar::new(n, out.verbose))
+    } else {
+        Box::new(LineObserver { out })
+    };
     let summary = delivery::execute(
         &p,
         reader.as_ref(),
@@ -441,9 +541,19 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         transports,
         &plan,
         pace,
-        &mut observer,
-    )?;
-    print_summary(config, out, &summary, &ledger);
+        observer.as_mut(),
+    );
+    drop(observer);
+    let summary = summary?;
+    let run_keys: Vec<&str> = plan
+        .send
+        .iter()
+        .map(|x| states[x.index].1.as_str())
+        .collect();
+    print_summary(config, out, &summary, &ledger, &run_keys);
+    if args.format == OutputFormat::Json {
+        crate::run_summary::write_json(config, &summary, &ledger, &run_keys)?;
+    }
     Ok(if summary.stopped.is_some() {
         Exit::Error
     } else if summary.failed() > 0 {
@@ -548,14 +658,7 @@ impl Observer for LineObserver<'_> {
         state: State,
         reply: &str,
     ) {
-        let width = total.to_string().len();
-        let line = format!(
-            "[{done:>width$}/{total}] {} {} <{}>: {state} ({})",
-            printable(&letter.key),
-            printable(&letter.to.name),
-            printable(&letter.to.email),
-            printable(reply)
-        );
+        let line = progress::letter_line(done, total, letter, state, reply);
         if state == State::Delivered {
             self.out.say(line);
         } else {
@@ -564,17 +667,12 @@ impl Observer for LineObserver<'_> {
     }
 
     fn retrying(&mut self, letter: &Letter, attempt: u32, wait: Duration, reply: &str) {
-        self.out.say(format!(
-            "        {} <{}>: failed for now ({}); trying again in {:.0?} (retry {attempt})",
-            printable(&letter.key),
-            printable(&letter.to.email),
-            printable(reply),
-            wait
-        ));
+        self.out
+            .say(progress::retry_line(letter, attempt, wait, reply));
     }
 }
 
-fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger) {
+fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run_keys: &[&str]) {
     let mut line = format!(
         "Delivered {} letter{}",
         s.delivered,
@@ -587,12 +685,15 @@ fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger) {
         ));
     }
     line.push('.');
-    out.always(line);
+    out.always_in(Tone::Good, line);
     let failed = s.failed_temporary + s.failed_permanent;
     if failed > 0 {
-        out.always(format!(
-            "{failed} letter{} were not delivered ({} for now, {} refused for good). See `rundbrev status --state failed`; send them again with `rundbrev resend --failed`.",
-            if failed == 1 { "" } else { "s" },
+        let why = crate::run_summary::failure_reason(ledger, run_keys)
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default();
+        out.always_in(Tone::Bad, format!(
+            "{failed} {} not delivered ({} for now, {} refused for good){why}. See `rundbrev status --state failed`; send them again with `rundbrev resend --failed`.",
+            if failed == 1 { "letter was" } else { "letters were" },
             s.failed_temporary,
             s.failed_permanent
         ));

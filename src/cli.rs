@@ -47,12 +47,14 @@ pub enum Command {
     Check,
 
     /// Write every letter to the preview folder (.eml and .html, with an index.html); send nothing.
-    #[command(after_help = "Examples:\n  rundbrev preview\n  rundbrev preview --recipient 101")]
+    #[command(
+        after_help = "Examples:\n  rundbrev preview\n  rundbrev preview --recipient 101\n  rundbrev preview --open"
+    )]
     Preview(PreviewArgs),
 
     /// Send the letters that have not been sent yet, and record each outcome in the ledger.
     #[command(
-        after_help = "Examples:\n  rundbrev send\n  rundbrev send --yes\n  rundbrev send --only 101 147\n  rundbrev send --limit 5"
+        after_help = "Examples:\n  rundbrev send\n  rundbrev send --yes\n  rundbrev send --only 101 147\n  rundbrev send --limit 5\n  rundbrev send --yes --format json"
     )]
     Send(SendArgs),
 
@@ -79,6 +81,60 @@ pub enum Command {
     /// Connect to the SMTP server, start TLS and log in, without sending anything.
     #[command(name = "check-smtp", after_help = "Example:\n  rundbrev check-smtp")]
     CheckSmtp,
+
+    /// Write the delivery report for the case file: a CSV with one row per recipient and a
+    /// printable HTML summary with the letter's text.
+    #[command(
+        after_help = "Examples:\n  rundbrev report\n  rundbrev report --out journal/2020-12345\n  rundbrev report --format json"
+    )]
+    Report(ReportArgs),
+
+    /// Start a new campaign in DIR (default: this folder): a commented config.toml, a letter
+    /// template and a small recipients file. Never overwrites anything.
+    #[command(after_help = "Examples:\n  rundbrev init kampagne\n  cd kampagne && rundbrev check")]
+    Init(InitArgs),
+
+    /// Print shell completions for rundbrev.
+    #[command(
+        after_help = "Examples:\n  rundbrev completions bash > /etc/bash_completion.d/rundbrev\n  rundbrev completions zsh > ~/.zfunc/_rundbrev"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Print rundbrev's manual page (roff).
+    #[command(after_help = "Example:\n  rundbrev man > rundbrev.1 && man ./rundbrev.1")]
+    Man,
+}
+
+/// Text for people, or JSON for scripts.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The folder to write the report to (default: report/ beside config.toml).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// `json` also prints the report (counts and every recipient) on standard output.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder for the new campaign; created if needed.
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +145,9 @@ pub struct PreviewArgs {
     /// Write the preview here instead of the folder set in the config.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Open the index in the default browser afterwards.
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +165,9 @@ pub struct RunArgs {
     /// out (the remaining recipients then get a different letter from the first ones).
     #[arg(long)]
     pub accept_changes: bool,
+    /// `json` prints the run's summary as JSON on standard output (the rest goes to standard error).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

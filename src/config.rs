@@ -27,6 +27,8 @@ pub struct Config {
     pub template: PathBuf,
     pub ledger_dir: PathBuf,
     pub preview_dir: PathBuf,
+    /// Where every letter is kept, as the exact bytes handed over, for the case file.
+    pub archive_dir: PathBuf,
     pub transport: Transport,
 }
 
@@ -159,6 +161,8 @@ struct RawConfig {
     #[serde(default)]
     preview: RawPreview,
     #[serde(default)]
+    archive: RawArchive,
+    #[serde(default)]
     transport: RawTransport,
 }
 
@@ -240,6 +244,20 @@ impl Default for RawPreview {
     fn default() -> Self {
         RawPreview {
             dir: "preview".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawArchive {
+    dir: PathBuf,
+}
+
+impl Default for RawArchive {
+    fn default() -> Self {
+        RawArchive {
+            dir: "archive".into(),
         }
     }
 }
@@ -569,6 +587,7 @@ fn validate(
             .map(|d| base.join(d))
             .unwrap_or_else(|| base.to_path_buf()),
         preview_dir: base.join(&raw.preview.dir),
+        archive_dir: base.join(&raw.archive.dir),
         transport,
     }
 }
@@ -813,6 +832,7 @@ akt_id_first = "0099"
         let c = parse_str(MINIMAL).unwrap();
         assert_eq!(c.recipients.file, Path::new("camp/recipients/kommuner.csv"));
         assert_eq!(c.template, Path::new("camp/templates/rundbrev.md"));
+        assert_eq!(c.archive_dir, Path::new("camp/archive"));
         assert_eq!(c.stamps.akt_id, AktIdSource::Sequence("0099".into()));
         assert_eq!(c.stamps.letter_date, NaiveDate::from_ymd_opt(2020, 6, 29));
         assert!(matches!(c.transport, Transport::Outbox { .. }));

@@ -231,7 +231,7 @@ fn events_to_text(events: &[Event<'_>]) -> String {
                 }
             }
             Event::Rule => out.push_str("----\n\n"),
-            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::Text(t) | Event::Code(t) => out.push_str(t),
             _ => {}
         }
     }

@@ -406,7 +406,12 @@ impl Connection {
         }
 
         self.probe.watch();
-        let result = self.smtp.message(message).await;
+        // lettre ends the data with "\r\n.\r\n": its CRLF is the message's last line end, so
+        // that one is taken off here and the server receives exactly the composed bytes.
+        let result = self
+            .smtp
+            .message(message.strip_suffix(b"\r\n").unwrap_or(message))
+            .await;
         let reply_awaited = self.probe.unwatch();
         match result {
             Ok(response) => {

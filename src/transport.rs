@@ -52,6 +52,20 @@ pub trait Transport {
     fn close(&mut self) {}
 }
 
+impl Transport for Box<dyn Transport + Send> {
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+
+    fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
+        (**self).send(message, name)
+    }
+
+    fn close(&mut self) {
+        (**self).close()
+    }
+}
+
 /// Writes each message as an `.eml` file into a folder. Accepts any address, placeholders included.
 pub struct Outbox {
     dir: PathBuf,

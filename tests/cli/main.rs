@@ -3,6 +3,7 @@
 //! The SMTP tests start Postfix's smtp-sink and Python's aiosmtpd on 127.0.0.1 themselves;
 //! `bash .ci/install-test-servers` installs both.
 
+mod clerks;
 mod core;
 mod harness;
 mod servers;

@@ -1,0 +1,129 @@
+//! The archive for the case file: every letter exactly as it was handed to the transport.
+//!
+//! `Archiving` wraps a transport. Right before it hands a message over, it writes the message's
+//! bytes atomically to `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`; if that fails, the
+//! message is not handed over and the run stops (a letter that cannot be archived is not sent).
+//! When a letter is handed over again (a retry or a resend) and its bytes differ, the earlier
+//! file is kept as `….earlier-N.eml`: the case file loses nothing that may have arrived. It never
+//! touches the ledger and never changes the bytes it is given.
+
+use std::path::{Path, PathBuf};
+
+use crate::compose::Composed;
+use crate::transport::{Outbox, Outcome, Stop, Transport};
+
+/// The archive file of the letter with this file stem.
+pub fn path_for(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.eml"))
+}
+
+/// A transport that keeps every message in the archive before handing it to `inner`.
+pub struct Archiving<T: Transport> {
+    inner: T,
+    dir: PathBuf,
+}
+
+impl<T: Transport> Archiving<T> {
+    pub fn new(inner: T, dir: &Path) -> Archiving<T> {
+        Archiving {
+            inner,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn keep(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let path = path_for(&self.dir, name);
+        match std::fs::read(&path) {
+            Ok(earlier) if earlier == bytes => return Ok(path),
+            Ok(_) => {
+                let kept = (1..)
+                    .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
+                    .find(|p| !p.exists())
+                    .expect("a free name");
+                std::fs::rename(&path, &kept)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Outbox::write_atomically(&path, bytes)?;
+        Ok(path)
+    }
+}
+
+impl<T: Transport> Transport for Archiving<T> {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
+        let path = self.keep(name, &message.bytes).map_err(|e| {
+            Stop(format!(
+                "cannot keep the letter in the archive {}: {e}; it was not sent",
+                path_for(&self.dir, name).display()
+            ))
+        })?;
+        tracing::debug!(path = %path.display(), "archived before hand-over");
+        self.inner.send(message, name)
+    }
+
+    fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recorder(Vec<Vec<u8>>);
+
+    impl Transport for Recorder {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn send(&mut self, message: &Composed, _name: &str) -> Result<Outcome, Stop> {
+            self.0.push(message.bytes.clone());
+            Ok(Outcome::Delivered {
+                code: Some(250),
+                reply: "250 ok".into(),
+            })
+        }
+    }
+
+    fn message(bytes: &[u8]) -> Composed {
+        Composed {
+            bytes: bytes.to_vec(),
+            envelope_from: "a@b.dk".into(),
+            envelope_to: vec!["c@d.dk".into()],
+        }
+    }
+
+    #[test]
+    fn the_archive_holds_the_bytes_handed_over_and_keeps_an_earlier_different_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Archiving::new(Recorder(Vec::new()), dir.path());
+        t.send(&message(b"first"), "1_101_K").unwrap();
+        t.send(&message(b"first"), "1_101_K").unwrap();
+        t.send(&message(b"second"), "1_101_K").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("1_101_K.eml")).unwrap(),
+            b"second"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("1_101_K.earlier-1.eml")).unwrap(),
+            b"first"
+        );
+        assert!(!dir.path().join("1_101_K.earlier-2.eml").exists());
+        assert_eq!(t.inner.0.len(), 3);
+    }
+
+    #[test]
+    fn a_letter_that_cannot_be_archived_is_not_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let mut t = Archiving::new(Recorder(Vec::new()), &blocker.join("archive"));
+        assert!(t.send(&message(b"x"), "1_101_K").is_err());
+        assert!(t.inner.0.is_empty());
+    }
+}

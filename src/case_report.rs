@@ -1,0 +1,341 @@
+//! `rundbrev report`: the delivery record for the case file (journalisering).
+//!
+//! Two files: a CSV with one row per recipient (kommunekode, name, address, Akt-id, state, time,
+//! the server's reply and the Message-ID), and a printable HTML summary with the campaign, the
+//! Sags nr., the letter date, the count in each state, the letter's text once and the same table.
+//! The facts come from the ledger (the stamps frozen at the first send); the letter's text is the
+//! first delivered letter, merged again from the template with its frozen stamps. This module only
+//! reads the ledger; it never changes it and never sends anything.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use crate::app::{Exit, Output};
+use crate::archive;
+use crate::campaign;
+use crate::cli::{OutputFormat, ReportArgs};
+use crate::clock;
+use crate::config::Config;
+use crate::ledger::{Ledger, State};
+use crate::problem::display_path;
+use crate::recipients::printable;
+use crate::render::escape_html;
+use crate::report::{self, StatusRow};
+use crate::stamp;
+
+/// The campaign-wide facts at the top of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub campaign: String,
+    pub sags_nr: String,
+    /// ISO date, as frozen in the ledger.
+    pub letter_date: String,
+    pub sender: String,
+    /// When the stamps were frozen (the first send), if they were.
+    pub frozen_at: Option<String>,
+    /// When this report was made.
+    pub made_at: String,
+}
+
+/// The one letter shown in full.
+pub struct ShownLetter {
+    pub name: String,
+    pub akt_id: String,
+    pub subject: String,
+    pub html_body: String,
+    /// The archived .eml, as the report shows its path.
+    pub archived: Option<String>,
+}
+
+/// The CSV for the case file: UTF-8 with a byte-order mark and `;` between fields, which is what
+/// Danish Excel opens without a question.
+pub fn write_csv(out: &mut dyn std::io::Write, key_header: &str, rows: &[StatusRow]) -> Result<()> {
+    out.write_all("\u{feff}".as_bytes())?;
+    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
+    w.write_record([
+        key_header,
+        "name",
+        "address",
+        "akt_id",
+        "state",
+        "time",
+        "server_reply",
+        "message_id",
+    ])?;
+    for r in rows {
+        w.write_record([
+            &r.key,
+            &r.name,
+            &r.address,
+            &r.akt_id,
+            r.state,
+            &r.time,
+            &r.last_reply,
+            &r.message_id,
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Text from the recipients file or a server, for HTML: control and bidi characters shown
+/// escaped (so nothing can reorder what is printed), then HTML-escaped.
+fn cell(s: &str) -> String {
+    escape_html(&printable(s))
+}
+
+/// The printable summary.
+pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> String {
+    let date = facts
+        .letter_date
+        .parse()
+        .map(stamp::danish_date)
+        .unwrap_or_else(|_| facts.letter_date.clone());
+    let counts = report::counts(rows);
+    let count_rows: String = State::ALL
+        .iter()
+        .map(|s| {
+            format!(
+                "<tr><td>{}</td><td class=\"n\">{}</td></tr>\n",
+                s.as_str(),
+                counts[s.as_str()]
+            )
+        })
+        .collect();
+    let table: String = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td class=\"mid\">{}</td></tr>\n",
+                cell(&r.key),
+                cell(&r.name),
+                cell(&r.address),
+                cell(&r.akt_id),
+                cell(&r.time),
+                cell(&r.last_reply),
+                cell(&r.message_id),
+                state = r.state,
+            )
+        })
+        .collect();
+    let letter = match letter {
+        Some(l) => format!(
+            "<h2>Brevet</h2>\n<p class=\"note\">Som det blev sendt til {} (Akt-id {}){}. Hver modtager fik sit eget brev med sit navn og sit Akt-id.</p>\n<p><strong>Emne:</strong> {}</p>\n<div class=\"letter\">\n{}</div>\n",
+            cell(&l.name),
+            cell(&l.akt_id),
+            l.archived
+                .as_deref()
+                .map(|a| format!("; arkiveret som {}", escape_html(a)))
+                .unwrap_or_default(),
+            cell(&l.subject),
+            l.html_body
+        ),
+        None => "<h2>Brevet</h2>\n<p class=\"note\">Intet brev er leveret endnu, så brevets tekst vises ikke.</p>\n".into(),
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Leveringsrapport: {campaign}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+<h1>Leveringsrapport</h1>\n<table class=\"facts\">\n\
+<tr><th>Kampagne</th><td>{campaign}</td></tr>\n<tr><th>Sags nr.</th><td>{sags}</td></tr>\n<tr><th>Brevdato</th><td>{date}</td></tr>\n\
+<tr><th>Afsender</th><td>{sender}</td></tr>\n<tr><th>Første afsendelse</th><td>{frozen}</td></tr>\n<tr><th>Rapporten er lavet</th><td>{made}</td></tr>\n\
+<tr><th>Modtagere</th><td>{n}</td></tr>\n</table>\n\
+<h2>Status</h2>\n<table class=\"counts\">\n{count_rows}</table>\n\
+{letter}\
+<h2>Modtagere</h2>\n<table class=\"rows\">\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Status</th><th>Tid</th><th>Serverens svar</th><th>Message-ID</th></tr>\n{table}</table>\n</body>\n</html>\n",
+        campaign = cell(&facts.campaign),
+        sags = cell(&facts.sags_nr),
+        date = escape_html(&date),
+        sender = cell(&facts.sender),
+        frozen = escape_html(facts.frozen_at.as_deref().unwrap_or("intet sendt endnu")),
+        made = escape_html(&facts.made_at),
+        n = rows.len(),
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.25em .5em;border-bottom:1px solid #ccc;text-align:left;vertical-align:top}\
+.facts th{font-weight:normal;color:#555}.n{text-align:right}.rows{font-size:.85em}.mid{word-break:break-all}\
+.failed-permanent td,.failed-temporary td,.unknown td{background:#fdecea}.pending td{background:#fff8e1}\
+.letter{border:1px solid #ccc;padding:1.5em 2em;font-family:Georgia,serif;line-height:1.45}.note{color:#555}\
+@media print{body{margin:0;max-width:none}.letter{page-break-inside:avoid}}";
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    facts: &'a Facts,
+    csv: String,
+    html: String,
+    counts: std::collections::BTreeMap<&'static str, usize>,
+    recipients: &'a [StatusRow],
+}
+
+/// Reads the ledger, writes both files, says where they are.
+pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
+    let ledger_path = Ledger::path_for(&config.ledger_dir, &config.campaign.id);
+    let shown = |p: &Path| display_path(p, &config.base).display().to_string();
+    let Some(ledger) = Ledger::open_existing(&ledger_path)? else {
+        bail!(
+            "there is nothing to report yet: no letter of campaign {} has been sent (there is no ledger at {}). Run `rundbrev send` first.",
+            config.campaign.id,
+            shown(&ledger_path)
+        );
+    };
+    let rows = report::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
+    let frozen = ledger.frozen()?;
+    let facts = Facts {
+        campaign: config.campaign.id.clone(),
+        sags_nr: frozen
+            .as_ref()
+            .map(|f| f.sags_nr.clone())
+            .unwrap_or_else(|| config.stamps.sags_nr.clone()),
+        letter_date: frozen
+            .as_ref()
+            .map(|f| f.letter_date.clone())
+            .or_else(|| config.stamps.letter_date.map(|d| d.to_string()))
+            .unwrap_or_default(),
+        sender: config.sender.from.clone(),
+        frozen_at: frozen.as_ref().map(|f| f.frozen_at.clone()),
+        made_at: clock::stamp_time(clock::now()),
+    };
+    let letter = match shown_letter(config, &ledger, &rows) {
+        Ok(l) => l,
+        Err(e) => {
+            out.note(format!("the report leaves out the letter's text: {e:#}"));
+            None
+        }
+    };
+
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.base.join("report"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the report folder {}", dir.display()))?;
+    let stem = format!("leveringsrapport-{}", config.campaign.id);
+    let csv_path = dir.join(format!("{stem}.csv"));
+    let html_path = dir.join(format!("{stem}.html"));
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &config.recipients.key, &rows)?;
+    crate::transport::Outbox::write_atomically(&csv_path, &csv)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    crate::transport::Outbox::write_atomically(
+        &html_path,
+        html(&facts, &rows, letter.as_ref()).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", html_path.display()))?;
+
+    if args.format == OutputFormat::Json {
+        let report = JsonReport {
+            facts: &facts,
+            csv: shown(&csv_path),
+            html: shown(&html_path),
+            counts: report::counts(&rows),
+            recipients: &rows,
+        };
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+        return Ok(Exit::Done);
+    }
+    out.always(format!(
+        "Wrote the delivery report for the case file:\n  {}  (one row per recipient; opens in Excel)\n  {}  (a printable summary with the letter's text)\n{} recipients: {}.",
+        shown(&csv_path),
+        shown(&html_path),
+        rows.len(),
+        report::counts_line(&rows)
+    ));
+    Ok(Exit::Done)
+}
+
+/// The first delivered letter, merged again with its frozen stamps.
+fn shown_letter(
+    config: &Config,
+    ledger: &Ledger,
+    rows: &[StatusRow],
+) -> Result<Option<ShownLetter>> {
+    let Some(row) = rows.iter().find(|r| r.state == State::Delivered.as_str()) else {
+        return Ok(None);
+    };
+    let p = campaign::prepare(config.clone(), Some(ledger), clock::now())
+        .map_err(crate::problem::Problems)
+        .context("the campaign's files no longer check")?;
+    let letter = campaign::find_letters(&p, Some(ledger), std::slice::from_ref(&row.key))
+        .with_context(|| {
+            format!(
+                "{} is no longer in the recipients file",
+                printable(&row.key)
+            )
+        })?
+        .remove(0);
+    let letter = &letter;
+    let rendered = p.render(letter).map_err(|e| anyhow::anyhow!(e.message))?;
+    let archived = archive::path_for(&config.archive_dir, &p.file_stem(letter));
+    Ok(Some(ShownLetter {
+        name: letter.to.name.clone(),
+        akt_id: letter.stamp.akt_id.clone(),
+        subject: rendered.subject,
+        html_body: rendered.html_body,
+        archived: archived
+            .exists()
+            .then(|| display_path(&archived, &config.base).display().to_string()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, name: &str, state: &'static str) -> StatusRow {
+        StatusRow {
+            key: key.into(),
+            name: name.into(),
+            address: format!("post@{key}.dk"),
+            state,
+            attempts: 1,
+            last_code: Some(250),
+            last_reply: "250 2.0.0 Ok".into(),
+            time: "2020-06-29 10:00:00+02:00".into(),
+            akt_id: "0101".into(),
+            message_id: format!("{key}@uim.dk"),
+        }
+    }
+
+    #[test]
+    fn the_csv_keeps_leading_zeros_and_opens_in_danish_excel() {
+        let mut out = Vec::new();
+        write_csv(
+            &mut out,
+            "kommunekode",
+            &[row("0101", "Ærø; Kommune", "delivered")],
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("\u{feff}kommunekode;name;address;akt_id;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0101;\"Ærø; Kommune\";post@0101.dk;0101;delivered;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_escapes_names_and_shows_every_state() {
+        let facts = Facts {
+            campaign: "c".into(),
+            sags_nr: "2020-1".into(),
+            letter_date: "2020-06-29".into(),
+            sender: "UIM <uim@uim.dk>".into(),
+            frozen_at: None,
+            made_at: "now".into(),
+        };
+        let page = html(&facts, &[row("1", "<b>\u{202E}x</b>", "delivered")], None);
+        assert!(page.contains("&lt;b&gt;\\u{202e}x&lt;/b&gt;"), "{page}");
+        assert!(page.contains("29. juni 2020"));
+        assert!(page.contains("<tr><td>failed-permanent</td><td class=\"n\">0</td></tr>"));
+        assert!(page.contains("UIM &lt;uim@uim.dk&gt;"));
+    }
+}

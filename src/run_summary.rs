@@ -1,0 +1,109 @@
+//! The end of a send or resend run, for scripts (`--format json`) and in a clerk's words.
+//!
+//! It reads the ledger after the run: the outcome of each letter the run handed over, and the
+//! most common reason among those that were not delivered. It never changes the ledger.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::campaign::Summary;
+use crate::config::Config;
+use crate::explain;
+use crate::ledger::{Ledger, Record, State};
+use crate::report;
+
+/// The records of the letters this run handed over, in file order.
+fn run_records(ledger: &Ledger, run_keys: &[&str]) -> Result<Vec<Record>> {
+    let keys: std::collections::HashSet<&str> = run_keys.iter().copied().collect();
+    Ok(ledger
+        .records()?
+        .into_iter()
+        .filter(|r| keys.contains(r.key.as_str()))
+        .collect())
+}
+
+/// The most common reason, in plain words, why letters of this run failed (failed-temporary or
+/// failed-permanent); `None` when none did or the ledger cannot be read.
+pub fn failure_reason(ledger: &Ledger, run_keys: &[&str]) -> Option<String> {
+    let failures: Vec<(State, String)> = run_records(ledger, run_keys)
+        .ok()?
+        .into_iter()
+        .filter(|r| r.state.is_failed())
+        .map(|r| (r.state, r.last_reply.unwrap_or_default()))
+        .collect();
+    explain::summarise(&failures)
+}
+
+#[derive(Serialize)]
+struct NotDelivered {
+    key: String,
+    name: String,
+    address: String,
+    state: &'static str,
+    reply: String,
+    reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    campaign: &'a str,
+    /// Letters handed over in this run.
+    sent: usize,
+    delivered: usize,
+    failed_temporary: usize,
+    failed_permanent: usize,
+    unknown: usize,
+    /// Why the run stopped early, if it did.
+    stopped: Option<&'a str>,
+    /// Letters left pending because the run stopped.
+    left: usize,
+    /// The run's letters that were not delivered, with the server's reply and its plain meaning.
+    not_delivered: Vec<NotDelivered>,
+    /// The whole campaign after this run: how many recipients are in each state.
+    ledger_counts: std::collections::BTreeMap<&'static str, usize>,
+    ledger: String,
+}
+
+/// Prints the run's summary as one JSON object on standard output.
+pub fn write_json(
+    config: &Config,
+    summary: &Summary,
+    ledger: &Ledger,
+    run_keys: &[&str],
+) -> Result<()> {
+    let not_delivered = run_records(ledger, run_keys)?
+        .into_iter()
+        .filter(|r| r.state != State::Delivered && r.state != State::Pending)
+        .map(|r| {
+            let reply = r.last_reply.unwrap_or_default();
+            NotDelivered {
+                reason: explain::reason(r.state, &reply),
+                key: r.key,
+                name: r.name,
+                address: r.address,
+                state: r.state.as_str(),
+                reply,
+            }
+        })
+        .collect();
+    let rows = report::rows(&ledger.records()?, false);
+    let json = JsonSummary {
+        campaign: &config.campaign.id,
+        sent: summary.delivered + summary.failed(),
+        delivered: summary.delivered,
+        failed_temporary: summary.failed_temporary,
+        failed_permanent: summary.failed_permanent,
+        unknown: summary.unknown,
+        stopped: summary.stopped.as_deref(),
+        left: summary.left,
+        not_delivered,
+        ledger_counts: report::counts(&rows),
+        ledger: ledger.path().display().to_string(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &json)?;
+    writeln!(stdout)?;
+    Ok(())
+}
