@@ -164,7 +164,13 @@ else
     dirty=$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
     RB_LABEL="git $(short_rev HEAD)${dirty:+ + uncommitted changes in ${dirty% }} (target/release/rundbrev)"
 fi
-# A snapshot: a rebuild in the repo during the run cannot change what is measured.
+# Snapshots: a rebuild or an edit in the repo during the run cannot change what is measured.
+# The campaign (config.toml, templates/) comes from the measured revision with --rev, else
+# from the work tree as it is now.
+CAMPAIGN_SRC="${SRC:-$REPO}"
+mkdir -p "$WORK/src"
+cp "$CAMPAIGN_SRC/config.toml" "$WORK/src/config.toml"
+cp -r "$CAMPAIGN_SRC/templates" "$WORK/src/templates"
 cp "$BIN" "$WORK/bin/rundbrev"
 RB="$WORK/bin/rundbrev"
 RB_SHA=$(sha256sum "$RB" | cut -c1-16)
@@ -266,7 +272,7 @@ rb_measure() { # rb_measure N ID DIR SUBCOMMAND...
 }
 
 gen() { # gen N DIR
-    python3 "$BENCH_DIR/gen.py" --repo "$REPO" --out "$2" --n "$1" --port "$PORT" --connections "$CONNECTIONS"
+    python3 "$BENCH_DIR/gen.py" --repo "$WORK/src" --out "$2" --n "$1" --port "$PORT" --connections "$CONNECTIONS"
 }
 
 # --- a probe: the letter's size (for smtp-source) and whether `connections` is accepted ---------
@@ -317,7 +323,7 @@ for N in $NS; do
         # rundbrev preview: every letter as .eml + .html, and index.html.
         rb_measure "$N" rb-preview "$C" preview
         say "$N" rb-preview
-        files=$(find "$C/preview" -name '*.eml' 2>/dev/null | wc -l)
+        files=$( (find "$C/preview" -name '*.eml' 2>/dev/null || true) | wc -l)
         note="$files .eml files written"
         record "$N" rb-preview "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "" "" "" "$note"
         judge
@@ -331,11 +337,14 @@ for N in $NS; do
         ledger=$("$RB" --config "$C/$CONFIG" status --format json 2>/dev/null |
             python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"].get("delivered", 0))' || echo "?")
         conn_note=$([ "$CONFIG" = config.toml ] && echo "connections = $CONNECTIONS" || echo "1 connection")
+        # The shipped config also archives every letter as sent (if the binary has [archive]).
+        archived=$( (find "$C/archive" -name '*.eml' 2>/dev/null || true) | wc -l)
+        [ "$archived" -gt 0 ] && conn_note="$conn_note; $archived letters archived (.eml, as the shipped config says)"
         record "$N" rb-send "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "$SINK_MSGS" "$SINK_SESS" "$ledger" "$conn_note"
         judge
         [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
         [ "$ledger" = "$N" ] || SINK_BAD=1
-        rm -f "$C"/*.ledger.sqlite*
+        rm -rf "$C"/*.ledger.sqlite* "$C/archive"
     fi
 
     # mailmerge: its dry run renders every message (and prints it; to /dev/null here).

@@ -428,6 +428,32 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             );
         }
     }
+    // An address that has (or may have) the letter under another key must not get it again:
+    // a key changed in the file (Excel drops leading zeros) would otherwise look like a new
+    // recipient.
+    let reached = ledger.reached()?;
+    let mut twice = Vec::new();
+    for letter in p.letters(None)? {
+        let letter = letter?;
+        if let Some(other) = reached.get(&letter.to.email.to_lowercase()) {
+            if *other != letter.key {
+                twice.push(format!(
+                    "{} (line {}, {}) already has the letter as {other}",
+                    printable(&letter.to.email),
+                    letter.line,
+                    printable(&letter.key),
+                ));
+            }
+        }
+    }
+    if !twice.is_empty() {
+        bail!(
+            "refusing to send: these addresses have, or may have, the letter under another {} in the ledger:\n  - {}\nIf a key was changed in {}, change it back.",
+            config.recipients.key,
+            twice.join("\n  - "),
+            shown(config, &config.recipients.file)
+        );
+    }
     {
         let letters = p.letters(None)?;
         ledger.sync(
@@ -449,7 +475,8 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     };
     let states = p
         .letters(reader.as_ref())?
-        .map(|l| l.map(|l| (l.index, l.key.clone(), l.state())))
+        .map(|l| l.map(|l| (l.index, l.state(), l.key)))
+        .map(|r| r.map(|(i, s, k)| (i, k, s)))
         .collect::<Result<Vec<_>>>()?;
     let plan = campaign::plan(
         states.iter().map(|(i, k, s)| (*i, k.as_str(), *s)),

@@ -31,22 +31,25 @@ impl<T: Transport> Archiving<T> {
         }
     }
 
-    fn keep(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    /// Writes the message; returns its path and where an earlier, different version was moved.
+    fn keep(&self, name: &str, bytes: &[u8]) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
         let path = path_for(&self.dir, name);
+        let mut moved = None;
         match std::fs::read(&path) {
-            Ok(earlier) if earlier == bytes => return Ok(path),
+            Ok(earlier) if earlier == bytes => return Ok((path, None)),
             Ok(_) => {
                 let kept = (1..)
                     .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
                     .find(|p| !p.exists())
                     .expect("a free name");
                 std::fs::rename(&path, &kept)?;
+                moved = Some(kept);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         Outbox::write_atomically(&path, bytes)?;
-        Ok(path)
+        Ok((path, moved))
     }
 }
 
@@ -56,14 +59,22 @@ impl<T: Transport> Transport for Archiving<T> {
     }
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let path = self.keep(name, &message.bytes).map_err(|e| {
+        let (path, moved) = self.keep(name, &message.bytes).map_err(|e| {
             Stop(format!(
                 "cannot keep the letter in the archive {}: {e}; it was not sent",
                 path_for(&self.dir, name).display()
             ))
         })?;
         tracing::debug!(path = %path.display(), "archived before hand-over");
-        self.inner.send(message, name)
+        let result = self.inner.send(message, name);
+        if result.is_err() {
+            // Not handed over after all: the archive holds only what was.
+            let _ = std::fs::remove_file(&path);
+            if let Some(earlier) = moved {
+                let _ = std::fs::rename(earlier, &path);
+            }
+        }
+        result
     }
 
     fn close(&mut self) {

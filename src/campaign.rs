@@ -430,6 +430,19 @@ fn check_all(
     let mut problems = Vec::new();
     let mut merge_problems = Vec::new();
     let mut akt_seen: HashMap<u64, u64> = HashMap::new();
+    // Akt-ids already on letters that went out, also to recipients no longer in the file.
+    let akt_used: HashMap<String, String> = match ledger.map(Ledger::akt_ids).transpose() {
+        Ok(used) => used.unwrap_or_default(),
+        Err(e) => {
+            return (
+                vec![Problem::new(
+                    &p.table.file,
+                    format!("cannot read the ledger: {e:#}"),
+                )],
+                0,
+            )
+        }
+    };
     let mut checker = RowChecker::new(&p.table, &p.cols);
     let mut akt = AktIds::new(&p.config.stamps.akt_id, p.cols.akt_id);
     let mut count = 0usize;
@@ -484,6 +497,24 @@ fn check_all(
                     let mut problem = Problem::new(
                         &p.table.file,
                         format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
+                    )
+                    .at_line(letter.line);
+                    if let Some(c) = p.cols.akt_id {
+                        problem = problem.in_column(&p.table.headers[c]);
+                    }
+                    problems.push(problem);
+                }
+                if let Some(owner) = akt_used
+                    .get(&letter.stamp.akt_id)
+                    .filter(|k| **k != letter.key)
+                {
+                    let mut problem = Problem::new(
+                        &p.table.file,
+                        format!(
+                            "Akt-id {} was already used on the letter to {} (see the ledger); each letter needs its own. Were rows removed or reordered? Then give the new letters Akt-ids of their own (e.g. an akt_id column)",
+                            letter.stamp.akt_id,
+                            recipients::printable(owner)
+                        ),
                     )
                     .at_line(letter.line);
                     if let Some(c) = p.cols.akt_id {
@@ -651,9 +682,11 @@ pub struct Selection {
 }
 
 /// One letter a run will send, and the state it had before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub index: usize,
+    /// The recipient's key, to make sure the row at `index` is still theirs when it is sent.
+    pub key: String,
     pub before: State,
 }
 
@@ -733,6 +766,7 @@ pub fn plan<K: AsRef<str>>(
         }
         plan.send.push(Planned {
             index,
+            key: key.to_string(),
             before: state,
         });
     }

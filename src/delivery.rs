@@ -99,8 +99,7 @@ pub fn execute(
         reported: 0,
         in_flight: 0,
         retries: BinaryHeap::new(),
-        handed: 0,
-        started: Instant::now(),
+        next_slot: Instant::now(),
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
@@ -172,10 +171,12 @@ struct Run<'a> {
     reported: usize,
     in_flight: usize,
     retries: BinaryHeap<Reverse<Retry>>,
-    /// Hand-overs started, for the rate limit.
-    handed: u32,
-    started: Instant,
+    /// The earliest moment the next letter may be handed over, with a rate limit.
+    next_slot: Instant,
 }
+
+/// Why a run refuses to go on when the recipients file no longer matches the plan.
+const CHANGED: &str = "the recipients file or the ledger changed after the letters were checked; nothing more was sent. Run the command again";
 
 impl Run<'_> {
     fn drive(
@@ -187,6 +188,9 @@ impl Run<'_> {
         workers: usize,
         halt: &AtomicBool,
     ) -> Result<()> {
+        if !self.p.table.unchanged()? {
+            anyhow::bail!(CHANGED);
+        }
         // One letter per connection at a time: a letter is marked `sending` only when a worker is
         // free to take it, so after a crash at most one letter per connection is `unknown`.
         let window = workers;
@@ -211,30 +215,35 @@ impl Run<'_> {
             }
             // Hand over as much as the window and the rate limit allow, in one ledger batch.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
-            let now = Instant::now();
             while !stopping && self.in_flight + batch.len() < window {
-                if let Some(interval) = interval {
-                    if self.started + interval * (self.handed + batch.len() as u32) > now {
-                        break;
-                    }
+                let now = Instant::now();
+                if interval.is_some() && self.next_slot > now {
+                    break;
                 }
-                if self.retries.peek().is_some_and(|r| r.0.due <= now) {
+                let next = if self.retries.peek().is_some_and(|r| r.0.due <= now) {
                     let Reverse(r) = self.retries.pop().expect("peeked");
-                    batch.push((r.letter, r.before, r.tries));
-                    continue;
-                }
-                let Some(next) = planned.peek() else { break };
-                let letter = loop {
-                    let letter = letters
-                        .next()
-                        .context("the recipients file has fewer rows than when it was checked")??;
-                    if letter.index == next.index {
-                        break letter;
+                    (r.letter, r.before, r.tries)
+                } else if let Some(next) = planned.peek() {
+                    let letter = loop {
+                        let letter = letters.next().context(CHANGED)??;
+                        if letter.index == next.index {
+                            break letter;
+                        }
+                    };
+                    if letter.key != next.key || letter.state() != next.before {
+                        anyhow::bail!(CHANGED);
                     }
+                    let before = next.before;
+                    planned.next();
+                    (letter, before, 0)
+                } else {
+                    break;
                 };
-                let before = next.before;
-                planned.next();
-                batch.push((letter, before, 0));
+                if let Some(interval) = interval {
+                    // Spaced evenly from the last hand-over: never a burst to catch up.
+                    self.next_slot = self.next_slot.max(now) + interval;
+                }
+                batch.push(next);
             }
             if !batch.is_empty() {
                 self.dispatch(batch, jobs)?;
@@ -249,14 +258,16 @@ impl Run<'_> {
                 }
                 return Ok(());
             }
-            // Wait for an outcome, the next retry or the next slot of the rate limit.
+            // Wait for an outcome, or, when a connection is free, the next retry or rate slot.
             let mut wait = Duration::from_millis(200);
-            if let Some(r) = self.retries.peek() {
-                wait = wait.min(r.0.due.saturating_duration_since(Instant::now()));
-            }
-            if let Some(interval) = interval {
-                let slot = self.started + interval * self.handed;
-                wait = wait.min(slot.saturating_duration_since(Instant::now()));
+            if self.in_flight < window && !stopping {
+                let now = Instant::now();
+                if let Some(r) = self.retries.peek() {
+                    wait = wait.min(r.0.due.saturating_duration_since(now));
+                }
+                if interval.is_some() {
+                    wait = wait.min(self.next_slot.saturating_duration_since(now));
+                }
             }
             if self.in_flight == 0 {
                 thread::sleep(wait);
@@ -280,8 +291,15 @@ impl Run<'_> {
     fn dispatch(&mut self, batch: Vec<(Letter, State, u32)>, jobs: &Sender<Job>) -> Result<()> {
         let starts: Vec<Start<'_>> = batch
             .iter()
-            .map(|(l, _, _)| Start {
+            .map(|(l, before, tries)| Start {
                 key: &l.key,
+                expected: if *tries == 0 {
+                    *before
+                } else {
+                    State::FailedTemporary
+                },
+                address: &l.to.email,
+                name: &l.to.name,
                 stamp: &l.stamp,
                 row_hash: &l.row_hash,
             })
@@ -291,7 +309,6 @@ impl Run<'_> {
             .start_batch(&starts, self.kind, &clock::stamp_time(clock::now()))?;
         drop(starts);
         for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
-            self.handed += 1;
             self.in_flight += 1;
             jobs.send(Job {
                 attempt,

@@ -6,6 +6,7 @@
 //! crash can never lose a delivery or hide one that may have happened. This module decides
 //! nothing about who gets a letter (see `campaign`), and stores no secret.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
         reply       TEXT
      );
      CREATE INDEX attempts_by_key ON attempts(key);",
+    // 2: each attempt records the address it went to (it may be corrected between attempts).
+    "ALTER TABLE attempts ADD COLUMN address TEXT;",
 ];
 
 /// Where a recipient stands.
@@ -151,6 +154,10 @@ pub struct Recorded {
 /// The start of one hand-over, for `start_batch`.
 pub struct Start<'a> {
     pub key: &'a str,
+    /// The state the letter must be in now; anything else means the plan is stale.
+    pub expected: State,
+    pub address: &'a str,
+    pub name: &'a str,
     pub stamp: &'a Stamp,
     pub row_hash: &'a str,
 }
@@ -481,15 +488,18 @@ impl Ledger {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(starts.len());
         {
+            // The stamps stay as frozen at the first hand-over; the address, name and row are
+            // the ones this letter goes to now (they may have been corrected, --accept-changes).
             let mut mark = tx.prepare_cached(
                 "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
                      message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
                      sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
-                     row_hash = COALESCE(row_hash, ?7)
-                 WHERE key = ?1 AND state NOT IN ('sending', 'delivered')",
+                     row_hash = ?7, address = COALESCE(NULLIF(?8, ''), address),
+                     name = COALESCE(NULLIF(?9, ''), name)
+                 WHERE key = ?1 AND state = ?10",
             )?;
             let mut history = tx.prepare_cached(
-                "INSERT INTO attempts (key, transport, started_at, state) VALUES (?1, ?2, ?3, 'sending')",
+                "INSERT INTO attempts (key, transport, started_at, state, address) VALUES (?1, ?2, ?3, 'sending', ?4)",
             )?;
             for s in starts {
                 let changed = mark.execute(params![
@@ -499,12 +509,19 @@ impl Ledger {
                     s.stamp.letter_date.to_string(),
                     s.stamp.sags_nr,
                     s.stamp.akt_id,
-                    s.row_hash
+                    s.row_hash,
+                    s.address,
+                    s.name,
+                    s.expected.as_str()
                 ])?;
                 if changed != 1 {
-                    bail!("the ledger does not allow sending to {} now (it is already delivered or being sent)", s.key);
+                    bail!(
+                        "the ledger no longer has {} as {} (another change came in between); nothing more was sent, run again",
+                        s.key,
+                        s.expected
+                    );
                 }
-                history.execute(params![s.key, transport, now])?;
+                history.execute(params![s.key, transport, now, s.address])?;
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -539,14 +556,26 @@ impl Ledger {
         let tx = self.conn.transaction()?;
         {
             let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
+            // A letter never handed over has no frozen stamps yet, unless an earlier try had.
             let mut record = tx.prepare_cached(
-                "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3 WHERE key = ?1",
+                "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3,
+                     message_id = CASE WHEN attempts = 1 THEN NULL ELSE message_id END,
+                     letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
+                     sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
+                     akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
+                     row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END
+                 WHERE key = ?1",
             )?;
             for (attempt, key, before) in abandoned {
                 history.execute(params![attempt])?;
                 record.execute(params![key, before.as_str(), now])?;
             }
         }
+        // Nothing of the campaign was ever handed over: its stamps are not frozen either.
+        tx.execute(
+            "DELETE FROM campaign WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE attempts > 0)",
+            [],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -555,21 +584,40 @@ impl Ledger {
     pub fn start(
         &mut self,
         key: &str,
+        expected: State,
         stamp: &Stamp,
         row_hash: &str,
         transport: &str,
         now: &str,
     ) -> Result<i64> {
-        let ids = self.start_batch(
-            &[Start {
-                key,
-                stamp,
-                row_hash,
-            }],
-            transport,
-            now,
-        )?;
+        let start = Start {
+            key,
+            expected,
+            address: "",
+            name: "",
+            stamp,
+            row_hash,
+        };
+        let ids = self.start_batch(&[start], transport, now)?;
         Ok(ids[0])
+    }
+
+    /// Every Akt-id frozen in the ledger, with the recipient it belongs to.
+    pub fn akt_ids(&self) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT akt_id, key FROM recipients WHERE akt_id IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Addresses (lower-cased) that have, or may have, received the letter, with their key.
+    pub fn reached(&self) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT lower(address), key FROM recipients WHERE state IN ('delivered', 'unknown', 'sending')",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// `finish_batch` for one letter.
@@ -666,7 +714,9 @@ mod tests {
     fn an_attempt_freezes_stamps_and_records_the_outcome_and_history() {
         let mut l = memory();
         l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
-        let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "outbox", "t1")
+            .unwrap();
         assert_eq!(l.records().unwrap()[0].state, State::Sending);
         l.finish(
             id,
@@ -678,14 +728,23 @@ mod tests {
         )
         .unwrap();
         // A retry with other stamps keeps the frozen ones.
-        let id = l.start("101", &stamp("2"), "h2", "outbox", "t3").unwrap();
+        let id = l
+            .start(
+                "101",
+                State::FailedTemporary,
+                &stamp("2"),
+                "h2",
+                "outbox",
+                "t3",
+            )
+            .unwrap();
         l.finish(id, "101", State::Delivered, Some(250), "250 ok", "t4")
             .unwrap();
         let r = &l.records().unwrap()[0];
         assert_eq!(r.state, State::Delivered);
         assert_eq!(r.attempts, 2);
         assert_eq!(r.frozen_stamp().unwrap(), stamp("1"));
-        assert_eq!(r.row_hash.as_deref(), Some("h"));
+        assert_eq!(r.row_hash.as_deref(), Some("h2"), "the row as last sent");
         assert_eq!(r.delivered_at.as_deref(), Some("t4"));
         assert_eq!(l.attempts().unwrap().len(), 2);
     }
@@ -694,17 +753,23 @@ mod tests {
     fn a_delivered_letter_cannot_be_started_again() {
         let mut l = memory();
         l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
-        let id = l.start("101", &stamp("1"), "h", "outbox", "t1").unwrap();
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "outbox", "t1")
+            .unwrap();
         l.finish(id, "101", State::Delivered, Some(250), "ok", "t2")
             .unwrap();
-        assert!(l.start("101", &stamp("1"), "h", "outbox", "t3").is_err());
+        assert!(l
+            .start("101", State::Pending, &stamp("1"), "h", "outbox", "t3")
+            .is_err());
     }
 
     #[test]
     fn an_abandoned_attempt_leaves_no_trace() {
         let mut l = memory();
         l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
-        let id = l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+            .unwrap();
         l.abandon_batch(&[(id, "101", State::Pending)], "t2")
             .unwrap();
         let r = l.lookup("101").unwrap().unwrap();
@@ -717,7 +782,8 @@ mod tests {
         let mut l = memory();
         l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
             .unwrap();
-        l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+            .unwrap();
         assert_eq!(l.mark_interrupted("t2").unwrap(), vec!["101".to_string()]);
         let records = l.records().unwrap();
         let r = records.iter().find(|r| r.key == "101").unwrap();
@@ -730,7 +796,8 @@ mod tests {
         let mut l = memory();
         l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
             .unwrap();
-        l.start("101", &stamp("1"), "h", "smtp", "t1").unwrap();
+        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+            .unwrap();
         l.sync(
             [listed("101", "new@kk.dk"), listed("147", "new@f.dk")],
             "t2",

@@ -27,6 +27,8 @@ pub struct Table {
     pub encoding: &'static str,
     decoding: Decoding,
     pub delimiter: u8,
+    /// The file's content digest when it was opened, to notice a change while it is in use.
+    digest: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,11 @@ enum Decoding {
 }
 
 impl Table {
+    /// Whether the file still has the content it had when it was opened.
+    pub fn unchanged(&self) -> io::Result<bool> {
+        Ok(digest(File::open(&self.path)?)? == self.digest)
+    }
+
     pub fn column(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == name)
     }
@@ -215,7 +222,8 @@ impl<R: Read> Text<R> {
         if n == 0 {
             if self.pending_cr {
                 self.pending_cr = false;
-                self.out.push(b'\r');
+                self.out.push(b'\n');
+                self.note_lines();
                 return Ok(true);
             }
             return Ok(false);
@@ -228,20 +236,27 @@ impl<R: Read> Text<R> {
             bytes
         };
         if self.pending_cr && bytes.first() != Some(&b'\n') {
-            self.out.push(b'\r');
+            self.out.push(b'\n');
         }
         self.pending_cr = false;
+        // CRLF becomes LF, and so does a lone CR (old Mac line ends, Excel's "CSV (Macintosh)").
         for (i, &b) in bytes.iter().enumerate() {
             if b == b'\r' {
                 match bytes.get(i + 1) {
                     Some(b'\n') => continue,
-                    Some(_) => self.out.push(b),
+                    Some(_) => self.out.push(b'\n'),
                     None => self.pending_cr = true,
                 }
             } else {
                 self.out.push(b);
             }
         }
+        self.note_lines();
+        Ok(true)
+    }
+
+    /// Tells the line tracker where the line breaks in `out` are.
+    fn note_lines(&self) {
         if let Some(lines) = &self.lines {
             let mut lines = lines.borrow_mut();
             let base = self.emitted;
@@ -253,7 +268,6 @@ impl<R: Read> Text<R> {
                     .map(|(i, _)| base + i as u64),
             );
         }
-        Ok(true)
     }
 }
 
@@ -280,14 +294,18 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
             format!("cannot read the recipients file: {e}"),
         )]
     };
+    let digest = digest(File::open(&source.file).map_err(cannot)?).map_err(cannot)?;
     let file = File::open(&source.file).map_err(cannot)?;
     let (decoding, encoding) = detect(file, source.encoding, shown_as).map_err(|p| vec![p])?;
     let file = File::open(&source.file).map_err(cannot)?;
-    let mut first_line = String::new();
-    Text::new(file, decoding)
-        .take(64 * 1024)
-        .read_to_string(&mut first_line)
-        .map_err(cannot)?;
+    let mut first_line = Vec::new();
+    io::BufRead::read_until(
+        &mut BufReader::new(Text::new(file, decoding).take(64 * 1024)),
+        b'\n',
+        &mut first_line,
+    )
+    .map_err(cannot)?;
+    let first_line = String::from_utf8_lossy(&first_line);
     let header_line = first_line.lines().next().unwrap_or("");
     let delimiter = source
         .delimiter
@@ -348,7 +366,21 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
         encoding,
         decoding,
         delimiter,
+        digest,
     })
+}
+
+fn digest(mut file: impl Read) -> io::Result<[u8; 32]> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finalize().into());
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 /// Finds how the file is encoded. Never guesses silently wrong: a file that is not UTF-8 is read
@@ -677,6 +709,24 @@ mod tests {
         assert_eq!(rows[1].fields, vec!["x\ny", "2"]);
         assert_eq!(rows[1].line, 4);
         assert_eq!(rows[2].line, 6);
+    }
+
+    #[test]
+    fn old_mac_line_ends_are_lines_too() {
+        let (_d, t) = table("kode,navn\r101,A\r147,B\r");
+        let rows: Vec<Row> = rows(&t.unwrap()).into_iter().map(Result::unwrap).collect();
+        assert_eq!((rows[0].line, rows[1].line), (2, 3));
+        assert_eq!(read(b"a\r\nb\rc\r", Decoding::Utf8), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn a_long_file_with_aeoeaa_everywhere_opens() {
+        let mut text = String::from("kode,navn\n");
+        for i in 0..5000 {
+            text.push_str(&format!("{i},Ærø Søby Å\n"));
+        }
+        let (_d, t) = table(&text);
+        assert_eq!(rows(&t.unwrap()).len(), 5000);
     }
 
     #[test]

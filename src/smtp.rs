@@ -252,6 +252,27 @@ impl fmt::Display for Failure {
 
 impl StdError for Failure {}
 
+/// Removes the secret from text a server sent back: as written, and as the base64 payloads of
+/// AUTH PLAIN and AUTH LOGIN carry it.
+fn redact_secret(text: String, user: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    if secret.is_empty() {
+        return text;
+    }
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut plain = Vec::new();
+    plain.push(0u8);
+    plain.extend_from_slice(user.as_bytes());
+    plain.push(0);
+    plain.extend_from_slice(secret.as_bytes());
+    let forms = [secret.to_string(), b64(secret.as_bytes()), b64(&plain)];
+    let mut text = text;
+    for form in forms {
+        text = text.replace(&form, "[redacted]");
+    }
+    text
+}
+
 /// One open SMTP session. Not shared between tasks.
 pub struct Connection {
     smtp: AsyncSmtpConnection,
@@ -717,13 +738,7 @@ async fn authenticate(
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
-    let redact = |text: String| {
-        if login.secret.chars().count() >= 4 {
-            text.replace(login.secret.as_str(), "[redacted]")
-        } else {
-            text
-        }
-    };
+    let redact = |text: String| redact_secret(text, &login.user, &login.secret);
     if let Some(mut reply) = reply_of(&error) {
         reply.text = redact(reply.text);
         return Err(Failure::Login {

@@ -318,6 +318,18 @@ impl Transport for SmtpTransport {
                     reply: reply.to_string(),
                 }
             }
+            // A refusal of the sender concerns every letter: stop, this one was not handed over.
+            Err(
+                f @ Failure::Permanent {
+                    phase: smtp::Phase::Mail,
+                    ..
+                },
+            ) => {
+                return Err(Stop(format!(
+                    "the server refused the sender {} ({f}); check sender.from and the login",
+                    message.envelope_from
+                )))
+            }
             Err(f) => {
                 let code = f.reply().map(|r| r.code);
                 let reply = match f.reply() {

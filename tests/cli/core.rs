@@ -615,3 +615,77 @@ fn only_and_limit_send_a_subset() {
     assert_eq!(c.files("outbox").len(), 2);
     assert_eq!(c.states()["492"], "pending");
 }
+
+#[test]
+fn a_key_changed_after_the_letter_went_out_does_not_send_it_again() {
+    let c = Campaign::small();
+    // One Akt-id for all letters, so that only the address can tell it is the same recipient.
+    c.edit(
+        "config.toml",
+        "akt_id_first = \"1286555\"",
+        "akt_id = \"1286555\"",
+    );
+    c.run(&["send", "--only", "101"]).expect(0);
+    // Excel "helpfully" adds a leading zero, or someone retypes the code.
+    c.edit(
+        "recipients/kommuner.csv",
+        "101,Københavns",
+        "0101,Københavns",
+    );
+    let run = c.run(&["send"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("post@kk.dk (line 2, 0101) already has the letter as 101"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.files("outbox").len(), 1, "nothing more was sent");
+    assert!(
+        !c.states().contains_key("0101"),
+        "the ledger was not touched"
+    );
+}
+
+#[test]
+fn an_akt_id_already_used_is_not_given_to_another_letter() {
+    let c = Campaign::small();
+    c.run(&["send", "--only", "101", "492"]).expect(0);
+    // 492 (Akt-id 1286556) leaves the file: 607 would now be numbered 1286556.
+    c.edit(
+        "recipients/kommuner.csv",
+        "492,Ærø Kommune,Region Syddanmark,post@aeroe.dk\n",
+        "",
+    );
+    let run = c.run(&["send"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("Akt-id 1286556 was already used on the letter to 492"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.files("outbox").len(), 2);
+}
+
+#[test]
+fn a_run_that_stops_before_handing_anything_over_freezes_nothing() {
+    let c = Campaign::small();
+    c.write("outbox", "a file where the outbox folder should be");
+    let run = c.run(&["send"]).expect(2);
+    assert!(run.stdout.contains("The run stopped"), "{}", run.stdout);
+    assert!(c.states().values().all(|s| s == "pending"));
+    // Nothing went out, so the data may still change without --accept-changes.
+    std::fs::remove_file(c.path("outbox")).unwrap();
+    c.edit("recipients/kommuner.csv", "post@kk.dk", "kommunen@kk.dk");
+    c.edit(
+        "config.toml",
+        "letter_date = \"2020-06-29\"",
+        "letter_date = \"2020-07-01\"",
+    );
+    c.run(&["send"]).expect(0);
+    let mail = outbox_mail(&c, "1286555_101_");
+    assert_eq!(mail.to(), "Københavns Kommune <kommunen@kk.dk>");
+    assert!(
+        mail.text().contains("1. juli 2020"),
+        "the date was not frozen by the failed run"
+    );
+}

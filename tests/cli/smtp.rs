@@ -766,3 +766,61 @@ fn two_thousand_letters_over_four_connections_arrive_exactly_once() {
         );
     }
 }
+
+#[test]
+fn a_corrected_address_is_resent_to_and_recorded_with_accept_changes() {
+    let sink = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 No such user"]);
+    let c = small_for_smtp();
+    use_server(&c, sink.port(), "");
+    c.run(&["send", "--yes", "--only", "492"]).expect(1);
+    assert_eq!(c.states()["492"], "failed-permanent");
+    c.edit(
+        "recipients/kommuner.csv",
+        "post@aeroe.dk",
+        "kommune@aeroe.dk",
+    );
+    let run = c.run(&["resend", "--failed", "--yes"]).expect(2);
+    assert!(run.stderr.contains("492 (line 3)"), "{}", run.stderr);
+
+    let good = SmtpSink::start(&[]);
+    use_server(&c, good.port(), "");
+    c.run(&["resend", "--failed", "--yes", "--accept-changes"])
+        .expect(0);
+    assert_eq!(good.messages()[0].rcpt_to, vec!["kommune@aeroe.dk"]);
+    let status = c.status_json();
+    let r = status["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "492")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        r["address"], "kommune@aeroe.dk",
+        "the record says where it really went"
+    );
+    assert_eq!(r["state"], "delivered");
+    // The correction is now the letter as sent: the rest go without --accept-changes.
+    c.run(&["send", "--yes"]).expect(0);
+    assert!(c.states().values().all(|s| s == "delivered"));
+}
+
+#[test]
+fn a_refused_sender_stops_the_run_instead_of_failing_every_letter() {
+    let sink = SmtpSink::start(&["-f", "MAIL", "-B", "554 5.7.1 Relay access denied"]);
+    let c = small_for_smtp();
+    use_server(&c, sink.port(), "");
+    let run = c.run(&["send", "--yes"]).expect(2);
+    assert!(
+        run.stdout
+            .contains("the server refused the sender uim@uim.dk"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Relay access denied"), "{}", run.stdout);
+    assert!(
+        c.states().values().all(|s| s == "pending"),
+        "{:?}",
+        c.states()
+    );
+}
