@@ -215,7 +215,8 @@ measure() {
 
 start_sink() { # start_sink NAME: a fresh smtp-sink (so its counters start at 0)
     SINK_OUT="$WORK/logs/$1.sink"
-    smtp-sink "${SINK_USER[@]}" -c "127.0.0.1:$PORT" 1024 >"$SINK_OUT" 2>"$WORK/logs/$1.sink.err" &
+    # shellcheck disable=SC2086 # RUNDBREV_BENCH_SINK_ARGS: extra smtp-sink options, to test the harness
+    smtp-sink "${SINK_USER[@]}" ${RUNDBREV_BENCH_SINK_ARGS:-} -c "127.0.0.1:$PORT" 1024 >"$SINK_OUT" 2>"$WORK/logs/$1.sink.err" &
     SINK_PID=$!
     local i
     for i in $(seq 100); do
@@ -229,6 +230,7 @@ start_sink() { # start_sink NAME: a fresh smtp-sink (so its counters start at 0)
 # "sess=S quit=Q mesg=M" (written and flushed as each message's final "." arrives, before the
 # 250 reply, so once the client has its last reply the count is complete).
 stop_sink() {
+    sleep 0.2 # let the last sessions end, for the session count (the message count is final)
     kill "$SINK_PID" 2>/dev/null || true
     wait "$SINK_PID" 2>/dev/null || true
     SINK_PID=""

@@ -4,6 +4,7 @@
 //! and text is printed. Decisions (who gets a letter, what it says) are made in `campaign`,
 //! `render` and `compose`, never here.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -273,7 +274,7 @@ fn preview(
         ticker.tick();
         let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
         let stem = p.file_stem(&letter);
-        Outbox::write_atomically(&dir.join(format!("{stem}.eml")), &composed.bytes)?;
+        crate::transport::write_whole(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
         let to = format!("{} <{}>", letter.to.name, letter.to.email);
         let shown_headers = preview::Shown {
             from: &config.sender.from,
@@ -285,7 +286,7 @@ fn preview(
         };
         let page =
             preview::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
-        Outbox::write_atomically(&dir.join(format!("{stem}.html")), page.as_bytes())?;
+        crate::transport::write_whole(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
         let show = if shown_key.is_empty() {
             count == 0
         } else {
@@ -435,7 +436,9 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     let mut twice = Vec::new();
     for letter in p.letters(None)? {
         let letter = letter?;
-        if let Some(other) = reached.get(&letter.to.email.to_lowercase()) {
+        if let Some(other) = reached.get(&crate::recipients::fingerprint(
+            &letter.to.email.to_lowercase(),
+        )) {
             if *other != letter.key {
                 twice.push(format!(
                     "{} (line {}, {}) already has the letter as {other}",
@@ -473,16 +476,24 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         only: args.only.clone(),
         limit: args.limit,
     };
-    let states = p
-        .letters(reader.as_ref())?
-        .map(|l| l.map(|l| (l.index, l.state(), l.key)))
-        .map(|r| r.map(|(i, s, k)| (i, k, s)))
-        .collect::<Result<Vec<_>>>()?;
+    // Planned while the letters stream by: nothing of the campaign is held in memory.
+    let mut unreadable = None;
     let plan = campaign::plan(
-        states.iter().map(|(i, k, s)| (*i, k.as_str(), *s)),
+        p.letters(reader.as_ref())?
+            .map_while(|l| match l {
+                Ok(l) => Some((l.index, l.state(), l.key)),
+                Err(e) => {
+                    unreadable = Some(e);
+                    None
+                }
+            })
+            .map(|(index, state, key)| (index, key, state)),
         mode,
         &selection,
     );
+    if let Some(e) = unreadable {
+        return Err(e);
+    }
     let skipped = describe_skipped(&plan, mode);
     if plan.send.is_empty() {
         out.always(format!("Nothing to send. {skipped}"));
@@ -491,7 +502,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             config_flag(config)
         ));
         if args.format == OutputFormat::Json {
-            crate::run_summary::write_json(config, &Summary::default(), &ledger, &[])?;
+            crate::run_summary::write_json(config, &Summary::default(), &ledger, &HashSet::new())?;
         }
         return Ok(Exit::Done);
     }
@@ -572,14 +583,10 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     );
     drop(observer);
     let summary = summary?;
-    let run_keys: Vec<&str> = plan
-        .send
-        .iter()
-        .map(|x| states[x.index].1.as_str())
-        .collect();
-    print_summary(config, out, &summary, &ledger, &run_keys);
+    let run: HashSet<u64> = plan.send.iter().map(|x| x.key).collect();
+    print_summary(config, out, &summary, &ledger, &run);
     if args.format == OutputFormat::Json {
-        crate::run_summary::write_json(config, &summary, &ledger, &run_keys)?;
+        crate::run_summary::write_json(config, &summary, &ledger, &run)?;
     }
     Ok(if summary.stopped.is_some() {
         Exit::Error
@@ -699,7 +706,7 @@ impl Observer for LineObserver<'_> {
     }
 }
 
-fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run_keys: &[&str]) {
+fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &HashSet<u64>) {
     let mut line = format!(
         "Delivered {} letter{}",
         s.delivered,
@@ -715,7 +722,7 @@ fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, ru
     out.always_in(Tone::Good, line);
     let failed = s.failed_temporary + s.failed_permanent;
     if failed > 0 {
-        let why = crate::run_summary::failure_reason(ledger, run_keys)
+        let why = crate::run_summary::failure_reason(ledger, run)
             .map(|why| format!(": {why}"))
             .unwrap_or_default();
         out.always_in(Tone::Bad, format!(

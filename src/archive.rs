@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::compose::Composed;
-use crate::transport::{Outbox, Outcome, Stop, Transport};
+use crate::transport::{Outcome, Stop, Transport};
 
 /// The archive file of the letter with this file stem.
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
@@ -48,7 +48,9 @@ impl<T: Transport> Archiving<T> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Outbox::write_atomically(&path, bytes)?;
+        // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
+        // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
+        crate::transport::write_whole(&path, bytes, false)?;
         Ok((path, moved))
     }
 }

@@ -685,8 +685,9 @@ pub struct Selection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub index: usize,
-    /// The recipient's key, to make sure the row at `index` is still theirs when it is sent.
-    pub key: String,
+    /// The fingerprint of the recipient's key (`recipients::fingerprint`), to make sure the row at
+    /// `index` is still theirs when it is sent.
+    pub key: u64,
     pub before: State,
 }
 
@@ -766,7 +767,7 @@ pub fn plan<K: AsRef<str>>(
         }
         plan.send.push(Planned {
             index,
-            key: key.to_string(),
+            key: recipients::fingerprint(key),
             before: state,
         });
     }

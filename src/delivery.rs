@@ -25,6 +25,7 @@ use anyhow::{Context as _, Result};
 use crate::campaign::{Letter, Observer, Pace, Plan, Prepared, Summary};
 use crate::clock;
 use crate::ledger::{Finish, Ledger, Start, State};
+use crate::recipients;
 use crate::transport::{Outcome, Stop, Transport};
 
 /// Set by Ctrl-C: the letters in flight finish, no new one starts.
@@ -230,7 +231,9 @@ impl Run<'_> {
                             break letter;
                         }
                     };
-                    if letter.key != next.key || letter.state() != next.before {
+                    if recipients::fingerprint(&letter.key) != next.key
+                        || letter.state() != next.before
+                    {
                         anyhow::bail!(CHANGED);
                     }
                     let before = next.before;

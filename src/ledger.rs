@@ -343,11 +343,15 @@ impl Ledger {
 
     /// Every recipient, in the order of the recipients file.
     pub fn records(&self) -> Result<Vec<Record>> {
-        let mut stmt = self.conn.prepare(
+        self.records_where("1")
+    }
+
+    fn records_where(&self, condition: &str) -> Result<Vec<Record>> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT key, position, address, name, state, attempts, last_code, last_reply, message_id,
                     letter_date, sags_nr, akt_id, row_hash, updated_at, delivered_at
-             FROM recipients ORDER BY position, key",
-        )?;
+             FROM recipients WHERE {condition} ORDER BY position, key"
+        ))?;
         let rows = stmt.query_map([], |r| {
             let state: String = r.get(4)?;
             Ok(Record {
@@ -530,7 +534,19 @@ impl Ledger {
     }
 
     /// Records the outcomes of attempts, in one transaction.
+    ///
+    /// This commit is not forced to disk on its own: the next `start_batch` (or the checkpoint
+    /// at the end) forces it with everything before it. A crash of rundbrev loses nothing that
+    /// was committed; a power cut can at worst turn a just-recorded outcome back into `sending`,
+    /// shown as unknown: never a letter sent twice, never a `sending` mark lost.
     pub fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.finish_batch_inner(finishes, now);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
+    fn finish_batch_inner(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut history = tx.prepare_cached(
@@ -602,6 +618,29 @@ impl Ledger {
         Ok(ids[0])
     }
 
+    /// The recipients whose letter went out but is not (surely) delivered, in file order.
+    pub fn not_delivered(&self) -> Result<Vec<Record>> {
+        Ok(self
+            .records_where("state NOT IN ('delivered', 'pending')")?
+            .into_iter()
+            .collect())
+    }
+
+    /// How many recipients are in each state.
+    pub fn counts(&self) -> Result<Vec<(State, usize)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, count(*) FROM recipients GROUP BY state")?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(0)?;
+            Ok((
+                State::parse(&state).unwrap_or(State::Unknown),
+                r.get::<_, i64>(1)? as usize,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every Akt-id frozen in the ledger, with the recipient it belongs to.
     pub fn akt_ids(&self) -> Result<HashMap<String, String>> {
         let mut stmt = self
@@ -611,13 +650,19 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Addresses (lower-cased) that have, or may have, received the letter, with their key.
-    pub fn reached(&self) -> Result<HashMap<String, String>> {
+    /// Who has, or may have, received the letter: the fingerprint (`recipients::fingerprint`) of
+    /// each lower-cased address, with the recipient's key.
+    pub fn reached(&self) -> Result<HashMap<u64, String>> {
         let mut stmt = self.conn.prepare(
             "SELECT lower(address), key FROM recipients WHERE state IN ('delivered', 'unknown', 'sending')",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut reached = HashMap::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let address: String = r.get(0)?;
+            reached.insert(crate::recipients::fingerprint(&address), r.get(1)?);
+        }
+        Ok(reached)
     }
 
     /// `finish_batch` for one letter.

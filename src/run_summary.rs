@@ -3,6 +3,7 @@
 //! It reads the ledger after the run: the outcome of each letter the run handed over, and the
 //! most common reason among those that were not delivered. It never changes the ledger.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 
 use anyhow::Result;
@@ -14,20 +15,20 @@ use crate::explain;
 use crate::ledger::{Ledger, Record, State};
 use crate::report;
 
-/// The records of the letters this run handed over, in file order.
-fn run_records(ledger: &Ledger, run_keys: &[&str]) -> Result<Vec<Record>> {
-    let keys: std::collections::HashSet<&str> = run_keys.iter().copied().collect();
+/// The letters this run handed over that were not delivered, in file order. `run` holds the
+/// fingerprints of the run's keys (`recipients::fingerprint`).
+fn run_not_delivered(ledger: &Ledger, run: &HashSet<u64>) -> Result<Vec<Record>> {
     Ok(ledger
-        .records()?
+        .not_delivered()?
         .into_iter()
-        .filter(|r| keys.contains(r.key.as_str()))
+        .filter(|r| run.contains(&crate::recipients::fingerprint(&r.key)))
         .collect())
 }
 
 /// The most common reason, in plain words, why letters of this run failed (failed-temporary or
 /// failed-permanent); `None` when none did or the ledger cannot be read.
-pub fn failure_reason(ledger: &Ledger, run_keys: &[&str]) -> Option<String> {
-    let failures: Vec<(State, String)> = run_records(ledger, run_keys)
+pub fn failure_reason(ledger: &Ledger, run: &HashSet<u64>) -> Option<String> {
+    let failures: Vec<(State, String)> = run_not_delivered(ledger, run)
         .ok()?
         .into_iter()
         .filter(|r| r.state.is_failed())
@@ -62,7 +63,7 @@ struct JsonSummary<'a> {
     /// The run's letters that were not delivered, with the server's reply and its plain meaning.
     not_delivered: Vec<NotDelivered>,
     /// The whole campaign after this run: how many recipients are in each state.
-    ledger_counts: std::collections::BTreeMap<&'static str, usize>,
+    ledger_counts: BTreeMap<&'static str, usize>,
     ledger: String,
 }
 
@@ -71,11 +72,10 @@ pub fn write_json(
     config: &Config,
     summary: &Summary,
     ledger: &Ledger,
-    run_keys: &[&str],
+    run: &HashSet<u64>,
 ) -> Result<()> {
-    let not_delivered = run_records(ledger, run_keys)?
+    let not_delivered = run_not_delivered(ledger, run)?
         .into_iter()
-        .filter(|r| r.state != State::Delivered && r.state != State::Pending)
         .map(|r| {
             let reply = r.last_reply.unwrap_or_default();
             NotDelivered {
@@ -88,7 +88,13 @@ pub fn write_json(
             }
         })
         .collect();
-    let rows = report::rows(&ledger.records()?, false);
+    let mut ledger_counts: BTreeMap<&'static str, usize> =
+        State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for (state, n) in ledger.counts()? {
+        *ledger_counts
+            .entry(report::shown_state(state, false).as_str())
+            .or_default() += n;
+    }
     let json = JsonSummary {
         campaign: &config.campaign.id,
         sent: summary.delivered + summary.failed(),
@@ -99,7 +105,7 @@ pub fn write_json(
         stopped: summary.stopped.as_deref(),
         left: summary.left,
         not_delivered,
-        ledger_counts: report::counts(&rows),
+        ledger_counts,
         ledger: ledger.path().display().to_string(),
     };
     let mut stdout = std::io::stdout().lock();

@@ -78,24 +78,33 @@ impl Outbox {
         }
     }
 
-    /// Writes a file so that it is either all there or not there at all.
+    /// Writes a file so that it is either all there or not there at all, and on disk before
+    /// this returns (a delivery into the outbox must survive a power cut).
     pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = PathBuf::from(tmp);
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        write_whole(path, bytes, true)
     }
+}
+
+/// Writes a file so that it is either all there or not there at all: into a `.partial` file that
+/// is renamed when complete. With `sync`, the data is on disk before the rename.
+pub fn write_whole(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 impl Transport for Outbox {
