@@ -21,6 +21,7 @@ pub fn path_for(dir: &Path, name: &str) -> PathBuf {
 pub struct Archiving<T: Transport> {
     inner: T,
     dir: PathBuf,
+    dir_made: bool,
 }
 
 impl<T: Transport> Archiving<T> {
@@ -28,25 +29,29 @@ impl<T: Transport> Archiving<T> {
         Archiving {
             inner,
             dir: dir.to_path_buf(),
+            dir_made: false,
         }
     }
 
     /// Writes the message; returns its path and where an earlier, different version was moved.
-    fn keep(&self, name: &str, bytes: &[u8]) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+    fn keep(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+        if !self.dir_made {
+            std::fs::create_dir_all(&self.dir)?;
+            self.dir_made = true;
+        }
         let path = path_for(&self.dir, name);
         let mut moved = None;
-        match std::fs::read(&path) {
-            Ok(earlier) if earlier == bytes => return Ok((path, None)),
-            Ok(_) => {
-                let kept = (1..)
-                    .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
-                    .find(|p| !p.exists())
-                    .expect("a free name");
-                std::fs::rename(&path, &kept)?;
-                moved = Some(kept);
+        // Most letters are archived once: ask whether the file is there before reading it.
+        if path.try_exists()? {
+            if std::fs::read(&path)? == bytes {
+                return Ok((path, None));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            let kept = (1..)
+                .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
+                .find(|p| !p.exists())
+                .expect("a free name");
+            std::fs::rename(&path, &kept)?;
+            moved = Some(kept);
         }
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.

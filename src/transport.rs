@@ -89,7 +89,9 @@ impl Outbox {
 /// is renamed when complete. With `sync`, the data is on disk before the rename.
 pub fn write_whole(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".partial");
     let tmp = PathBuf::from(tmp);
