@@ -329,7 +329,8 @@ for N in $NS; do
         note="$files .eml files written"
         record "$N" rb-preview "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "" "" "" "$note"
         judge
-        rm -rf "$C/preview"
+        # The preview's files stay until every run for this N is done: deleting 2N files right
+        # before the next measured run would charge the file system's clean-up to that run.
 
         # rundbrev send over SMTP into the sink, the ledger on (beside config.toml, as usual).
         start_sink "rb-send-$N"
