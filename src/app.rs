@@ -417,46 +417,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         ));
     }
     let frozen = ledger.frozen()?;
-    if let Some(f) = &frozen {
-        let changes = campaign::changes_since_freeze(&p, f, &ledger)?;
-        if !changes.is_empty() && !args.accept_changes {
-            let sent = ledger.records()?.iter().filter(|r| r.attempts > 0).count();
-            bail!(
-                "refusing to send: {} since the first letters went out ({sent} recipient(s) already sent to, first on {}), so the remaining recipients would get a different letter:\n  - {}\nUndo the change, or pass --accept-changes if the difference is intended.",
-                if changes.len() == 1 { "something changed" } else { "things changed" },
-                f.frozen_at,
-                changes.join("\n  - ")
-            );
-        }
-    }
-    // An address that has (or may have) the letter under another key must not get it again:
-    // a key changed in the file (Excel drops leading zeros) would otherwise look like a new
-    // recipient.
-    let reached = ledger.reached()?;
-    let mut twice = Vec::new();
-    for letter in p.letters(None)? {
-        let letter = letter?;
-        if let Some(other) = reached.get(&crate::recipients::fingerprint(
-            &letter.to.email.to_lowercase(),
-        )) {
-            if *other != letter.key {
-                twice.push(format!(
-                    "{} (line {}, {}) already has the letter as {other}",
-                    printable(&letter.to.email),
-                    letter.line,
-                    printable(&letter.key),
-                ));
-            }
-        }
-    }
-    if !twice.is_empty() {
-        bail!(
-            "refusing to send: these addresses have, or may have, the letter under another {} in the ledger:\n  - {}\nIf a key was changed in {}, change it back.",
-            config.recipients.key,
-            twice.join("\n  - "),
-            shown(config, &config.recipients.file)
-        );
-    }
+    refuse_what_would_differ(config, &p, &ledger, frozen.as_ref(), args.accept_changes)?;
     {
         let letters = p.letters(None)?;
         ledger.sync(
@@ -595,6 +556,58 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     } else {
         Exit::Done
     })
+}
+
+/// Refuses a run that would make the remaining letters differ from those already sent, or send
+/// the letter again to an address that has it under another key.
+fn refuse_what_would_differ(
+    config: &Config,
+    p: &Prepared,
+    ledger: &Ledger,
+    frozen: Option<&Frozen>,
+    accept_changes: bool,
+) -> Result<()> {
+    if let Some(f) = frozen {
+        let changes = campaign::changes_since_freeze(p, f, ledger)?;
+        if !changes.is_empty() && !accept_changes {
+            let sent = ledger.records()?.iter().filter(|r| r.attempts > 0).count();
+            bail!(
+                "refusing to send: {} since the first letters went out ({sent} recipient(s) already sent to, first on {}), so the remaining recipients would get a different letter:\n  - {}\nUndo the change, or pass --accept-changes if the difference is intended.",
+                if changes.len() == 1 { "something changed" } else { "things changed" },
+                f.frozen_at,
+                changes.join("\n  - ")
+            );
+        }
+    }
+    // An address that has (or may have) the letter under another key must not get it again:
+    // a key changed in the file (Excel drops leading zeros) would otherwise look like a new
+    // recipient.
+    let reached = ledger.reached()?;
+    if reached.is_empty() {
+        return Ok(());
+    }
+    let mut twice = Vec::new();
+    for letter in p.letters(None)? {
+        let letter = letter?;
+        let address = crate::recipients::fingerprint(&letter.to.email.to_lowercase());
+        if let Some(other) = reached.get(&address).filter(|k| **k != letter.key) {
+            twice.push(format!(
+                "{} (line {}, {}) already has the letter as {other}",
+                printable(&letter.to.email),
+                letter.line,
+                printable(&letter.key),
+            ));
+        }
+    }
+    if !twice.is_empty() {
+        bail!(
+            "refusing to send: these addresses have, or may have, the letter under another {} in the ledger:\n  - {}\nIf a key was changed in {}, change it back.",
+            config.recipients.key,
+            twice.join("\n  - "),
+            shown(config, &config.recipients.file)
+        );
+    }
+    Ok(())
 }
 
 fn config_flag(config: &Config) -> String {
