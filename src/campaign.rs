@@ -117,18 +117,11 @@ impl Prepared {
             }
         }
         let name = name.trim_end_matches('-');
-        let safe = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
-        };
-        let mut stem = format!("{}_{}", safe(&letter.stamp.akt_id), safe(&letter.key));
+        let mut stem = format!(
+            "{}_{}",
+            stamp::safe_token(&letter.stamp.akt_id),
+            stamp::safe_token(&letter.key)
+        );
         if !name.is_empty() {
             stem.push('_');
             stem.extend(name.chars().take(60));

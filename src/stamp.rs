@@ -94,23 +94,26 @@ pub fn message_id(campaign: &str, key: &str, akt_id: &str, domain: &str) -> Stri
     }
     let digest = h.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     format!(
         "rundbrev.{}.{}.{}.{hex}@{domain}",
-        safe(campaign),
-        safe(akt_id),
-        safe(key)
+        safe_token(campaign),
+        safe_token(akt_id),
+        safe_token(key)
     )
+}
+
+/// A value as it may stand in a Message-ID or a file name: ASCII letters, digits and '-' stay,
+/// anything else becomes '_'.
+pub fn safe_token(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
