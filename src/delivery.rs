@@ -196,7 +196,10 @@ impl Run<'_> {
         // free to take it, so after a crash at most one letter per connection is `unknown`.
         let window = workers;
         let mut planned = plan.send.iter().peekable();
-        let mut letters = self.p.letters(reader)?;
+        // Letters never handed over have no frozen stamps: when the plan holds only those, the
+        // ledger need not be asked letter by letter (start_batch still checks each state).
+        let all_new = plan.send.iter().all(|x| x.before == State::Pending);
+        let mut letters = self.p.letters(if all_new { None } else { reader })?;
         let interval = self
             .pace
             .rate_per_minute
