@@ -92,19 +92,8 @@ pub enum Transport {
     Smtp(Box<Smtp>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    StartTls,
-    Tls,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMechanism {
-    Plain,
-    Login,
-    Xoauth2,
-}
+/// How the connection is protected, and how to log in: the SMTP client's own terms.
+pub use crate::smtp::{Mechanism, Security};
 
 #[derive(Debug, Clone)]
 pub struct Smtp {
@@ -116,7 +105,7 @@ pub struct Smtp {
     pub ca_file: Option<PathBuf>,
     pub hello_name: Option<String>,
     pub user: Option<String>,
-    pub mechanisms: Vec<AuthMechanism>,
+    pub mechanisms: Vec<Mechanism>,
     /// The environment variable that holds the password or token.
     pub password_env: String,
     /// A command whose first line of output is the password (e.g. `pass show smtp`).
@@ -624,9 +613,9 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
     let mut mechanisms = Vec::new();
     for m in &raw.auth {
         match m.to_ascii_lowercase().as_str() {
-            "plain" => mechanisms.push(AuthMechanism::Plain),
-            "login" => mechanisms.push(AuthMechanism::Login),
-            "xoauth2" => mechanisms.push(AuthMechanism::Xoauth2),
+            "plain" => mechanisms.push(Mechanism::Plain),
+            "login" => mechanisms.push(Mechanism::Login),
+            "xoauth2" => mechanisms.push(Mechanism::Xoauth2),
             other => bad(
                 "transport.smtp.auth",
                 format!("`{other}` is not supported; use \"plain\", \"login\" or \"xoauth2\""),

@@ -16,7 +16,7 @@ use crate::app::{Exit, Output};
 use crate::campaign::Prepared;
 use crate::clock;
 use crate::compose::{self, Addressee, Composed};
-use crate::config::{AuthMechanism, Config, Security, Smtp, Transport as TransportConfig};
+use crate::config::{Config, Security, Smtp, Transport as TransportConfig};
 use crate::ledger::Ledger;
 use crate::problem::{Problem, Problems};
 use crate::smtp::{self, Connection, Failure, Login, Settings};
@@ -139,24 +139,12 @@ fn settings(s: &Smtp) -> Result<Settings> {
     let login = secret(s)?.map(|secret| Login {
         user: s.user.clone().unwrap_or_default(),
         secret,
-        mechanisms: s
-            .mechanisms
-            .iter()
-            .map(|m| match m {
-                AuthMechanism::Plain => smtp::Mechanism::Plain,
-                AuthMechanism::Login => smtp::Mechanism::Login,
-                AuthMechanism::Xoauth2 => smtp::Mechanism::Xoauth2,
-            })
-            .collect(),
+        mechanisms: s.mechanisms.clone(),
     });
     Ok(Settings {
         host: s.host.clone(),
         port: s.port,
-        security: match s.security {
-            Security::StartTls => smtp::Security::StartTls,
-            Security::Tls => smtp::Security::Tls,
-            Security::None => smtp::Security::None,
-        },
+        security: s.security,
         ca_file: s.ca_file.clone(),
         hello_name: s.hello_name.clone(),
         connect_timeout: s.connect_timeout,
