@@ -630,10 +630,7 @@ fn first_use(template: &str, var: &str) -> Option<u64> {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    stamp::hex(&Sha256::digest(bytes))
 }
 
 fn row_hash(headers: &[String], fields: &[String]) -> String {
@@ -644,7 +641,7 @@ fn row_hash(headers: &[String], fields: &[String]) -> String {
         h.update(v.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    stamp::hex(&h.finalize())
 }
 
 fn content_fingerprint(config: &Config) -> (String, String) {

@@ -139,7 +139,7 @@ pub fn compose(
 /// A multipart boundary that cannot occur in the parts and is the same for the same letter.
 fn boundary(message_id: &str) -> String {
     let digest = Sha256::digest(message_id.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::stamp::hex(&digest[..12]);
     format!("=_rundbrev_{hex}")
 }
 
