@@ -3,9 +3,9 @@
 use clap::Parser as _;
 
 fn main() {
-    let cli = rundbrev::cli::Cli::parse();
-    rundbrev::diagnostics::init(cli.quiet, cli.verbose);
-    let code = match rundbrev::app::run(cli) {
+    let cli = rundbrev::cli::args::Cli::parse();
+    rundbrev::cli::diagnostics::init(cli.quiet, cli.verbose);
+    let code = match rundbrev::cli::run(cli) {
         Ok(exit) => exit as i32,
         Err(e) => {
             // Errors may quote the recipients file: made safe for the terminal first.
@@ -13,13 +13,13 @@ fn main() {
                 Some(problems) => problems.to_string(),
                 None => format!("{e:#}\n"),
             };
-            let name = rundbrev::terminal::paint(
-                rundbrev::terminal::Stream::Stderr,
-                rundbrev::terminal::Tone::Bad,
+            let name = rundbrev::cli::terminal::paint(
+                rundbrev::cli::terminal::Stream::Stderr,
+                rundbrev::cli::terminal::Tone::Bad,
                 "rundbrev:",
             );
-            eprint!("{name} {}", rundbrev::terminal::safe(&text));
-            rundbrev::app::Exit::Error as i32
+            eprint!("{name} {}", rundbrev::cli::terminal::safe(&text));
+            rundbrev::cli::Exit::Error as i32
         }
     };
     std::process::exit(code);

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::campaign::Summary;
 use crate::config::Config;
-use crate::explain;
-use crate::ledger::{Ledger, Record, State};
-use crate::report;
+use crate::record::explain;
+use crate::record::ledger::{Ledger, Record, State};
+use crate::record::status;
 
 /// The letters this run handed over that were not delivered, in file order. `run` holds the
 /// fingerprints of the run's keys (`recipients::fingerprint`).
@@ -21,7 +21,7 @@ fn run_not_delivered(ledger: &Ledger, run: &HashSet<u64>) -> Result<Vec<Record>>
     Ok(ledger
         .not_delivered()?
         .into_iter()
-        .filter(|r| run.contains(&crate::recipients::fingerprint(&r.key)))
+        .filter(|r| run.contains(&crate::campaign::recipients::fingerprint(&r.key)))
         .collect())
 }
 
@@ -92,7 +92,7 @@ pub fn write_json(
         State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for (state, n) in ledger.counts()? {
         *ledger_counts
-            .entry(report::shown_state(state, false).as_str())
+            .entry(status::shown_state(state, false).as_str())
             .or_default() += n;
     }
     let json = JsonSummary {

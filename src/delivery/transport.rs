@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::compose::Composed;
+use crate::letter::compose::Composed;
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]

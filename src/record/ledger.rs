@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::stamp::Stamp;
+use crate::letter::stamp::Stamp;
 
 /// Schema migrations, in order. `PRAGMA user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -660,7 +660,10 @@ impl Ledger {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let address: String = r.get(0)?;
-            reached.insert(crate::recipients::fingerprint(&address), r.get(1)?);
+            reached.insert(
+                crate::campaign::recipients::fingerprint(&address),
+                r.get(1)?,
+            );
         }
         Ok(reached)
     }

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::Serialize;
 
-use crate::stamp::Stamp;
+use crate::letter::stamp::Stamp;
 
 const LETTER: &str = "letter";
 const SUBJECT: &str = "subject";

@@ -4,7 +4,7 @@
 //! built from escaped values only. Nothing is sent and the ledger is not touched; this module only
 //! builds pages (the caller writes them).
 
-use crate::render::escape_html;
+use crate::letter::render::escape_html;
 
 /// One letter's entry in the index.
 pub struct Entry {

@@ -22,11 +22,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
+use crate::campaign::recipients;
 use crate::campaign::{Letter, Observer, Pace, Plan, Prepared, Summary};
 use crate::clock;
-use crate::ledger::{Finish, Ledger, Start, State};
-use crate::recipients;
-use crate::transport::{Outcome, Stop, Transport};
+use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::record::ledger::{Finish, Ledger, Start, State};
+
+pub mod archive;
+pub mod smtp;
+pub mod transport;
 
 /// Set by Ctrl-C: the letters in flight finish, no new one starts.
 pub static STOP: AtomicBool = AtomicBool::new(false);

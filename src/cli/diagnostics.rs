@@ -7,7 +7,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::terminal::{self, Stream};
+use crate::cli::terminal::{self, Stream};
 
 /// The filter when `RUST_LOG` is not set.
 pub fn default_filter(quiet: bool, verbose: bool) -> &'static str {

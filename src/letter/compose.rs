@@ -13,8 +13,8 @@ use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
 use crate::config::Sender;
-use crate::render::{html_document, Rendered};
-use crate::stamp::Stamp;
+use crate::letter::render::{html_document, Rendered};
+use crate::letter::stamp::Stamp;
 
 /// Who one letter goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn compose(
 /// A multipart boundary that cannot occur in the parts and is the same for the same letter.
 fn boundary(message_id: &str) -> String {
     let digest = Sha256::digest(message_id.as_bytes());
-    let hex = crate::stamp::hex(&digest[..12]);
+    let hex = crate::letter::stamp::hex(&digest[..12]);
     format!("=_rundbrev_{hex}")
 }
 

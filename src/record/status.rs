@@ -8,8 +8,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::ledger::{Record, State};
-use crate::recipients::printable;
+use crate::campaign::recipients::printable;
+use crate::record::ledger::{Record, State};
 
 /// One recipient as the status report shows it.
 #[derive(Debug, Clone, Serialize)]

@@ -9,7 +9,7 @@ use std::io::IsTerminal as _;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::recipients::printable;
+use crate::campaign::recipients::printable;
 
 /// Which output stream a text goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,18 +13,18 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::app::{Exit, Output};
-use crate::archive;
 use crate::campaign;
-use crate::cli::{OutputFormat, ReportArgs};
+use crate::campaign::recipients::printable;
+use crate::cli::args::{OutputFormat, ReportArgs};
+use crate::cli::{Exit, Output};
 use crate::clock;
 use crate::config::Config;
-use crate::ledger::{Ledger, State};
+use crate::delivery::archive;
+use crate::letter::render::escape_html;
+use crate::letter::stamp;
 use crate::problem::display_path;
-use crate::recipients::printable;
-use crate::render::escape_html;
-use crate::report::{self, StatusRow};
-use crate::stamp;
+use crate::record::ledger::{Ledger, State};
+use crate::record::status::{self, StatusRow};
 
 /// The campaign-wide facts at the top of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +94,7 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
         .parse()
         .map(stamp::danish_date)
         .unwrap_or_else(|_| facts.letter_date.clone());
-    let counts = report::counts(rows);
+    let counts = status::counts(rows);
     let count_rows: String = State::ALL
         .iter()
         .map(|s| {
@@ -182,7 +182,7 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
             shown(&ledger_path)
         );
     };
-    let rows = report::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
+    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
     let frozen = ledger.frozen()?;
     let facts = Facts {
         campaign: config.campaign.id.clone(),
@@ -218,9 +218,9 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
     let html_path = dir.join(format!("{stem}.html"));
     let mut csv = Vec::new();
     write_csv(&mut csv, &config.recipients.key, &rows)?;
-    crate::transport::Outbox::write_atomically(&csv_path, &csv)
+    crate::delivery::transport::Outbox::write_atomically(&csv_path, &csv)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
-    crate::transport::Outbox::write_atomically(
+    crate::delivery::transport::Outbox::write_atomically(
         &html_path,
         html(&facts, &rows, letter.as_ref()).as_bytes(),
     )
@@ -231,7 +231,7 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
             facts: &facts,
             csv: shown(&csv_path),
             html: shown(&html_path),
-            counts: report::counts(&rows),
+            counts: status::counts(&rows),
             recipients: &rows,
         };
         let mut stdout = std::io::stdout().lock();
@@ -244,7 +244,7 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
         shown(&csv_path),
         shown(&html_path),
         rows.len(),
-        report::counts_line(&rows)
+        status::counts_line(&rows)
     ));
     Ok(Exit::Done)
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::campaign::recipients::printable;
 use crate::campaign::{Letter, Observer};
-use crate::ledger::State;
-use crate::recipients::printable;
-use crate::terminal::{self, Stream, Tone};
+use crate::cli::terminal::{self, Stream, Tone};
+use crate::record::ledger::State;
 
 /// Whether a progress bar should be shown: on a terminal, and not with `--quiet`.
 pub fn wanted(quiet: bool) -> bool {

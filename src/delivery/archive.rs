@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::compose::Composed;
-use crate::transport::{Outcome, Stop, Transport};
+use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::letter::compose::Composed;
 
 /// The archive file of the letter with this file stem.
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
@@ -55,7 +55,7 @@ impl<T: Transport> Archiving<T> {
         }
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-        crate::transport::write_whole(&path, bytes, false)?;
+        crate::delivery::transport::write_whole(&path, bytes, false)?;
         Ok((path, moved))
     }
 }

@@ -9,8 +9,8 @@ use std::io::Write as _;
 use anyhow::Result;
 use clap::CommandFactory as _;
 
-use crate::app::Exit;
-use crate::cli::Cli;
+use crate::cli::args::Cli;
+use crate::cli::Exit;
 
 pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     let mut text = Vec::new();

@@ -11,22 +11,32 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::campaign::recipients::printable;
 use crate::campaign::{self, Letter, Mode, Observer, Pace, Prepared, Selection, Summary};
-use crate::cli::{
+use crate::cli::args::{
     Cli, Command, Format, OutputFormat, ResendArgs, RunArgs, StateFilter, StatusArgs,
 };
+use crate::cli::terminal::{Stream, Tone};
 use crate::clock;
 use crate::config::{self, Config, Encoding, Transport as TransportConfig};
 use crate::delivery;
-use crate::ledger::{Frozen, Ledger, State};
-use crate::preview;
+use crate::delivery::archive;
+use crate::delivery::smtp;
+use crate::delivery::transport::{Outbox, Transport};
+use crate::letter::page;
 use crate::problem::{display_path, Problems};
-use crate::recipients::printable;
-use crate::report;
-use crate::smtp_transport;
-use crate::terminal::{Stream, Tone};
-use crate::transport::{Outbox, Transport};
-use crate::{archive, browser, case_report, manual, progress, terminal};
+use crate::record::ledger::{Frozen, Ledger, State};
+use crate::record::report as case_report;
+use crate::record::status;
+
+pub mod args;
+pub mod browser;
+pub mod diagnostics;
+pub mod init;
+pub mod manual;
+pub mod progress;
+pub mod summary;
+pub mod terminal;
 
 /// How a command ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +79,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Resend(args) => resend(&config, &out, args),
         Command::Status(args) => status(&config, args),
         Command::TestSend(args) => {
-            smtp_transport::test_send(&config, &out, &args.to, args.recipient.as_deref())
+            smtp::test_send(&config, &out, &args.to, args.recipient.as_deref())
         }
-        Command::CheckSmtp => smtp_transport::check_smtp(&config, &out),
+        Command::CheckSmtp => smtp::check_smtp(&config, &out),
         Command::Report(args) => case_report::run(&config, args, &out),
         Command::Init(_) | Command::Completions(_) | Command::Man => {
             unreachable!("handled before the campaign is loaded")
@@ -80,7 +90,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
 }
 
 fn init(out: &Output, dir: &Path) -> Result<Exit> {
-    let written = crate::init::init(dir)?;
+    let written = crate::cli::init::init(dir)?;
     let mut text = format!("Started a new campaign in {}:", dir.display());
     for path in &written {
         text.push_str(&format!("\n  {}", path.display()));
@@ -196,7 +206,7 @@ fn transport_problems(
     only: &[String],
 ) -> Result<Vec<crate::problem::Problem>> {
     match &p.config.transport {
-        TransportConfig::Smtp(_) => smtp_transport::reserved_address_problems(p, ledger, only),
+        TransportConfig::Smtp(_) => smtp::reserved_address_problems(p, ledger, only),
         TransportConfig::Outbox { .. } => Ok(Vec::new()),
     }
 }
@@ -204,7 +214,7 @@ fn transport_problems(
 fn describe_transport(config: &Config) -> String {
     match &config.transport {
         TransportConfig::Outbox { dir } => format!("the outbox folder {}", shown(config, dir)),
-        TransportConfig::Smtp(s) => smtp_transport::describe(s),
+        TransportConfig::Smtp(s) => smtp::describe(s),
     }
 }
 
@@ -224,7 +234,7 @@ fn check(config: &Config, out: &Output) -> Result<Exit> {
     ));
     out.say(format!(
         "Letter date {}, Sags nr. {}. They would go via {} from {}.",
-        crate::stamp::danish_date(p.letter_date),
+        crate::letter::stamp::danish_date(p.letter_date),
         p.sags_nr,
         describe_transport(config),
         config.sender.from
@@ -264,9 +274,8 @@ fn preview(
         std::fs::File::create(&partial)
             .with_context(|| format!("cannot write {}", partial.display()))?,
     );
-    index_file.write_all(
-        preview::index_head(&config.campaign.id, &describe_transport(config)).as_bytes(),
-    )?;
+    index_file
+        .write_all(page::index_head(&config.campaign.id, &describe_transport(config)).as_bytes())?;
     let mut count = 0usize;
     let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
     for letter in p.letters(ledger.as_ref())? {
@@ -274,9 +283,13 @@ fn preview(
         ticker.tick();
         let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
         let stem = p.file_stem(&letter);
-        crate::transport::write_whole(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
+        crate::delivery::transport::write_whole(
+            &dir.join(format!("{stem}.eml")),
+            &composed.bytes,
+            false,
+        )?;
         let to = format!("{} <{}>", letter.to.name, letter.to.email);
-        let shown_headers = preview::Shown {
+        let shown_headers = page::Shown {
             from: &config.sender.from,
             to: &to,
             copies: p.envelope.copies().collect(),
@@ -284,9 +297,12 @@ fn preview(
             date: &date,
             message_id: &letter.stamp.message_id,
         };
-        let page =
-            preview::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
-        crate::transport::write_whole(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
+        let page = page::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
+        crate::delivery::transport::write_whole(
+            &dir.join(format!("{stem}.html")),
+            page.as_bytes(),
+            false,
+        )?;
         let show = if shown_key.is_empty() {
             count == 0
         } else {
@@ -295,11 +311,11 @@ fn preview(
         if show && !out.quiet {
             ticker.suspend(|| print_letter(&shown_headers, &rendered.text));
         }
-        let entry = preview::Entry {
+        let entry = page::Entry {
             state: letter
                 .recorded
                 .as_ref()
-                .map(|r| report::shown_state(r.state, false).to_string()),
+                .map(|r| status::shown_state(r.state, false).to_string()),
             key: letter.key,
             name: letter.to.name,
             address: letter.to.email,
@@ -307,10 +323,10 @@ fn preview(
             subject: rendered.subject,
             file_stem: stem,
         };
-        index_file.write_all(preview::index_row(&entry).as_bytes())?;
+        index_file.write_all(page::index_row(&entry).as_bytes())?;
         count += 1;
     }
-    index_file.write_all(preview::index_tail(count).as_bytes())?;
+    index_file.write_all(page::index_tail(count).as_bytes())?;
     index_file
         .into_inner()
         .map_err(|e| e.into_error())?
@@ -355,7 +371,7 @@ fn clear_preview(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn print_letter(h: &preview::Shown<'_>, text: &str) {
+fn print_letter(h: &page::Shown<'_>, text: &str) {
     let mut s = String::new();
     s.push_str(&format!("From:       {}\n", printable(h.from)));
     s.push_str(&format!("To:         {}\n", printable(h.to)));
@@ -422,7 +438,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         let letters = p.letters(None)?;
         ledger.sync(
             letters.map(|l| {
-                l.map(|l| crate::ledger::Listed {
+                l.map(|l| crate::record::ledger::Listed {
                     key: l.key.into(),
                     position: l.index as i64,
                     address: l.to.email.into(),
@@ -463,7 +479,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             config_flag(config)
         ));
         if args.format == OutputFormat::Json {
-            crate::run_summary::write_json(config, &Summary::default(), &ledger, &HashSet::new())?;
+            crate::cli::summary::write_json(config, &Summary::default(), &ledger, &HashSet::new())?;
         }
         return Ok(Exit::Done);
     }
@@ -491,7 +507,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         }
         TransportConfig::Smtp(smtp) => {
             confirm(args.yes, n)?;
-            smtp_transport::connect_all(smtp, n, out)?
+            smtp::connect_all(smtp, n, out)?
                 .into_iter()
                 .map(|t| Box::new(archive::Archiving::new(t, archive)) as Box<dyn Transport + Send>)
                 .collect()
@@ -547,7 +563,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     let run: HashSet<u64> = plan.send.iter().map(|x| x.key).collect();
     print_summary(config, out, &summary, &ledger, &run);
     if args.format == OutputFormat::Json {
-        crate::run_summary::write_json(config, &summary, &ledger, &run)?;
+        crate::cli::summary::write_json(config, &summary, &ledger, &run)?;
     }
     Ok(if summary.stopped.is_some() {
         Exit::Error
@@ -589,7 +605,7 @@ fn refuse_what_would_differ(
     let mut twice = Vec::new();
     for letter in p.letters(None)? {
         let letter = letter?;
-        let address = crate::recipients::fingerprint(&letter.to.email.to_lowercase());
+        let address = crate::campaign::recipients::fingerprint(&letter.to.email.to_lowercase());
         if let Some(other) = reached.get(&address).filter(|k| **k != letter.key) {
             twice.push(format!(
                 "{} (line {}, {}) already has the letter as {other}",
@@ -735,7 +751,7 @@ fn print_summary(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, ru
     out.always_in(Tone::Good, line);
     let failed = s.failed_temporary + s.failed_permanent;
     if failed > 0 {
-        let why = crate::run_summary::failure_reason(ledger, run)
+        let why = crate::cli::summary::failure_reason(ledger, run)
             .map(|why| format!(": {why}"))
             .unwrap_or_default();
         out.always_in(Tone::Bad, format!(
@@ -777,7 +793,7 @@ fn status(config: &Config, args: &StatusArgs) -> Result<Exit> {
         );
         return Ok(Exit::Done);
     };
-    let rows = report::rows(&ledger.records()?, Ledger::is_locked(&path));
+    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&path));
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| match args.state {
@@ -788,9 +804,9 @@ fn status(config: &Config, args: &StatusArgs) -> Result<Exit> {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let written = match args.format {
-        Format::Table => report::write_table(&mut lock, &rows).map_err(anyhow::Error::from),
-        Format::Csv => report::write_csv(&mut lock, &rows),
-        Format::Json => report::write_json(&mut lock, &config.campaign.id, &rows),
+        Format::Table => status::write_table(&mut lock, &rows).map_err(anyhow::Error::from),
+        Format::Csv => status::write_csv(&mut lock, &rows),
+        Format::Json => status::write_json(&mut lock, &config.campaign.id, &rows),
     };
     match written {
         // A reader that stops early (`| head`) is not an error.

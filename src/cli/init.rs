@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
-const CONFIG: &str = include_str!("../config.toml");
-const TEMPLATE: &str = include_str!("../templates/rundbrev.md");
-const RECIPIENTS: &str = include_str!("../recipients/kommuner.csv");
+const CONFIG: &str = include_str!("../../config.toml");
+const TEMPLATE: &str = include_str!("../../templates/rundbrev.md");
+const RECIPIENTS: &str = include_str!("../../recipients/kommuner.csv");
 
 /// How many sample recipients the new campaign gets.
 const SAMPLE_ROWS: usize = 3;

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::app::{Exit, Output};
 use crate::campaign::Prepared;
+use crate::cli::{Exit, Output};
 use crate::clock;
-use crate::compose::{self, Addressee, Composed};
 use crate::config::{Config, Security, Smtp, Transport as TransportConfig};
-use crate::ledger::Ledger;
+use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::letter::compose::{self, Addressee, Composed};
 use crate::problem::{Problem, Problems};
+use crate::record::ledger::Ledger;
 use crate::smtp::{self, Connection, Failure, Login, Settings};
-use crate::transport::{Outcome, Stop, Transport};
 
 /// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"; who logs in, not who the letter is from.
 pub fn describe(s: &Smtp) -> String {
@@ -59,7 +59,9 @@ pub fn reserved_address_problems(
         if !only.is_empty() && !only.contains(&letter.key) {
             continue;
         }
-        if is_reserved(&letter.to.email) && letter.state() != crate::ledger::State::Delivered {
+        if is_reserved(&letter.to.email)
+            && letter.state() != crate::record::ledger::State::Delivered
+        {
             problems.push(
                 Problem::new(
                     &p.table.file,
@@ -382,7 +384,7 @@ pub fn check_smtp(config: &Config, out: &Output) -> Result<Exit> {
 /// recipient's delivery, carries its own Message-ID and goes to no Cc/Bcc copy.
 pub fn test_send(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> Result<Exit> {
     let s = smtp_config(config)?;
-    if let Err(why) = crate::recipients::check_address(to) {
+    if let Err(why) = crate::campaign::recipients::check_address(to) {
         bail!("--to {to}: not a valid e-mail address ({why})");
     }
     if is_reserved(to) {

@@ -14,17 +14,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::clock;
-use crate::compose::{self, Addressee, Composed, Envelope};
 use crate::config::{self, AktIdSource, Config};
-use crate::ledger::{Frozen, Ledger, Recorded, State};
+use crate::delivery::transport::Outcome;
+use crate::letter::compose::{self, Addressee, Composed, Envelope};
+use crate::letter::render::{Rendered, Renderer, TemplateError};
+use crate::letter::stamp::{self, Stamp};
 use crate::problem::{display_path, Problem};
-use crate::recipients::{self, Columns, Row, RowChecker, Table};
-use crate::render::{Rendered, Renderer, TemplateError};
-use crate::stamp::{self, Stamp};
-use crate::transport::Outcome;
+use crate::record::ledger::{Frozen, Ledger, Recorded, State};
+use recipients::{Columns, Row, RowChecker, Table};
 
 /// At most this many problems are listed; the rest are counted.
 const MAX_PROBLEMS: usize = 200;
+
+pub mod recipients;
 
 /// Everything needed to make each letter, checked.
 pub struct Prepared {
