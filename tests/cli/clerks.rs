@@ -82,7 +82,7 @@ fn without_a_terminal_send_prints_one_plain_line_per_letter() {
     let c = Campaign::small();
     let run = c.run(&["--quiet", "send"]).expect(0);
     assert!(!run.stdout.contains("[1/3]"), "{}", run.stdout);
-    assert!(run.stdout.contains("Delivered 3 letters"), "{}", run.stdout);
+    run.stdout_has("Delivered 3 letters");
 }
 
 #[test]
@@ -94,11 +94,7 @@ fn send_with_format_json_prints_only_json_on_stdout() {
     assert_eq!(json["delivered"], 3);
     assert_eq!(json["sent"], 3);
     assert_eq!(json["ledger_counts"]["delivered"], 3);
-    assert!(
-        run.stderr.contains("About to send 3 letters"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("About to send 3 letters");
 
     let again = c.run(&["send", "--format", "json"]).expect(0);
     let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
@@ -110,19 +106,11 @@ fn send_with_format_json_prints_only_json_on_stdout() {
 fn init_makes_a_campaign_that_checks_and_never_overwrites() {
     let c = Campaign::empty();
     let run = c.run(&["init", "kampagne"]).expect(0);
-    assert!(
-        run.stdout.contains("kampagne/config.toml"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("kampagne/config.toml");
     let check = c
         .run(&["--config", "kampagne/config.toml", "check"])
         .expect(0);
-    assert!(
-        check.stdout.contains("All 3 letters are ready"),
-        "{}",
-        check.stdout
-    );
+    check.stdout_has("All 3 letters are ready");
     assert!(
         c.read("kampagne/config.toml").contains("# "),
         "the config is commented"
@@ -136,27 +124,15 @@ fn init_makes_a_campaign_that_checks_and_never_overwrites() {
     // A second init refuses, names the files and changes nothing.
     c.write("kampagne/config.toml", "# mine\n");
     let again = c.run(&["init", "kampagne"]).expect(2);
-    assert!(
-        again.stderr.contains("kampagne/config.toml"),
-        "{}",
-        again.stderr
-    );
-    assert!(
-        again.stderr.contains("nothing was written"),
-        "{}",
-        again.stderr
-    );
+    again.stderr_has("kampagne/config.toml");
+    again.stderr_has("nothing was written");
     assert_eq!(c.read("kampagne/config.toml"), "# mine\n");
 
     // One existing file is enough to write nothing at all.
     let d = Campaign::empty();
     d.write("recipients/kommuner.csv", "kommunekode\n");
     let run = d.run(&["init"]).expect(2);
-    assert!(
-        run.stderr.contains("recipients/kommuner.csv"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("recipients/kommuner.csv");
     assert!(!d.path("config.toml").exists());
     assert!(!d.path("templates").exists());
     assert_eq!(d.read("recipients/kommuner.csv"), "kommunekode\n");
@@ -199,11 +175,7 @@ fn the_report_shows_every_state_for_the_case_file() {
     let hard = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 No such user"]);
     use_sink(&c, &hard);
     let run = c.run(&["send", "--yes", "--only", "151"]).expect(1);
-    assert!(
-        run.stdout.contains("1 letter was not delivered (0 for now, 1 refused for good): the server said the mailbox does not exist (the server's reply: \"550 5.1.1 No such user\"). See `rundbrev status --state failed`"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("1 letter was not delivered (0 for now, 1 refused for good): the server said the mailbox does not exist (the server's reply: \"550 5.1.1 No such user\"). See `rundbrev status --state failed`");
 
     let silent = SmtpSink::start(&["-q", "."]);
     use_sink(&c, &silent);
@@ -288,11 +260,7 @@ fn the_report_shows_every_state_for_the_case_file() {
 fn report_before_anything_was_sent_says_so() {
     let c = Campaign::small();
     let run = c.run(&["report"]).expect(2);
-    assert!(
-        run.stderr.contains("nothing to report yet"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("nothing to report yet");
 }
 
 #[test]
@@ -500,12 +468,8 @@ fn preview_open_hands_the_index_to_the_desktop_or_says_where_it_is() {
     let empty = tempfile::tempdir().unwrap();
     c.set_env("PATH", &empty.path().display().to_string());
     let run = c.run(&["preview", "--open"]).expect(0);
-    assert!(
-        run.stdout.contains("Could not open a browser"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("preview/index.html"), "{}", run.stdout);
+    run.stdout_has("Could not open a browser");
+    run.stdout_has("preview/index.html");
 }
 
 #[test]
@@ -517,7 +481,7 @@ fn completions_man_version_and_examples_come_from_the_command_line_definition() 
     }
     c.run(&["completions", "zsh"]).expect(0);
     let man = c.run(&["man"]).expect(0);
-    assert!(man.stdout.contains(".TH rundbrev 1"), "{}", man.stdout);
+    man.stdout_has(".TH rundbrev 1");
     assert!(man.stdout.contains("report"));
     let version = c.run(&["--version"]).expect(0);
     assert_eq!(
@@ -550,11 +514,7 @@ fn rust_log_shows_diagnostics_on_stderr_and_stdout_stays_the_same() {
     let mut c = Campaign::small();
     c.set_env("RUST_LOG", "rundbrev=debug");
     let run = c.run(&["send"]).expect(0);
-    assert!(
-        run.stderr.contains("archived before hand-over"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("archived before hand-over");
     assert!(!run.stdout.contains("DEBUG"), "{}", run.stdout);
     no_terminal_codes(&run.all());
 

@@ -22,13 +22,9 @@ fn outbox_mail(c: &Campaign, prefix: &str) -> Mail {
 fn the_shipped_campaign_sends_all_98_letters_to_the_outbox() {
     let c = Campaign::shipped();
     let run = c.run(&["send"]).expect(0);
-    assert!(run.stdout.contains("About to send 98 letters via the outbox folder outbox, from Udlændinge- og Integrationsministeriet <uim@uim.dk>."), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("Delivered 98 letters to outbox"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("rundbrev status"), "{}", run.stdout);
+    run.stdout_has("About to send 98 letters via the outbox folder outbox, from Udlændinge- og Integrationsministeriet <uim@uim.dk>.");
+    run.stdout_has("Delivered 98 letters to outbox");
+    run.stdout_has("rundbrev status");
 
     let files = c.files("outbox");
     assert_eq!(files.len(), 98, "{files:?}");
@@ -124,7 +120,7 @@ fn preview_writes_every_letter_and_leaves_the_ledger_unchanged() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("Nothing was sent"), "{}", run.stdout);
+    run.stdout_has("Nothing was sent");
     assert!(
         !c.ledger_path().exists(),
         "preview must not create the ledger"
@@ -261,12 +257,8 @@ fn the_template_changed_after_letters_went_out_is_refused_unless_accepted() {
         "Med venlige hilsner",
     );
     let run = c.run(&["send"]).expect(2);
-    assert!(
-        run.stderr.contains("templates/rundbrev.md has changed"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--accept-changes"), "{}", run.stderr);
+    run.stderr_has("templates/rundbrev.md has changed");
+    run.stderr_has("--accept-changes");
     assert_eq!(c.files("outbox").len(), 1, "nothing more was sent");
 
     c.edit(
@@ -275,11 +267,7 @@ fn the_template_changed_after_letters_went_out_is_refused_unless_accepted() {
         "subject = \"Vigtigt: Øget",
     );
     let run = c.run(&["send"]).expect(2);
-    assert!(
-        run.stderr.contains("`campaign.subject` has changed"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("`campaign.subject` has changed");
 
     c.run(&["send", "--accept-changes"]).expect(0);
     assert_eq!(c.files("outbox").len(), 3);
@@ -295,7 +283,7 @@ fn a_recipients_data_changed_after_their_letter_went_out_is_refused() {
         "101,Københavns Kommune (ny)",
     );
     let run = c.run(&["send"]).expect(2);
-    assert!(run.stderr.contains("101 (line 2)"), "{}", run.stderr);
+    run.stderr_has("101 (line 2)");
 }
 
 #[test]
@@ -336,11 +324,7 @@ fn a_letter_caught_mid_send_by_a_crash_is_unknown_and_not_sent_again() {
     assert_eq!(c.states()["101"], "unknown", "status shows it as unknown");
 
     let run = c.run(&["send"]).expect(0);
-    assert!(
-        run.stderr.contains("may have been delivered"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("may have been delivered");
     assert!(
         !c.path("outbox/1286555_101_Koebenhavns-Kommune.eml")
             .exists(),
@@ -367,18 +351,10 @@ fn a_letter_caught_mid_send_by_a_crash_is_unknown_and_not_sent_again() {
 fn status_filters_by_state_and_writes_csv_for_the_case_file() {
     let c = Campaign::small();
     let run = c.run(&["status"]).expect(0);
-    assert!(
-        run.stdout.contains("Nothing has been sent yet"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("Nothing has been sent yet");
     c.run(&["send", "--only", "492"]).expect(0);
     let run = c.run(&["status"]).expect(0);
-    assert!(
-        run.stdout.contains("3 recipients: 2 pending, 1 delivered"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("3 recipients: 2 pending, 1 delivered");
     let run = c
         .run(&["status", "--state", "delivered", "--format", "csv"])
         .expect(0);
@@ -425,11 +401,7 @@ fn a_windows_1252_semicolon_file_keeps_aeoeaa() {
     assert!(!unmappable);
     c.write("recipients/kommuner.csv", &bytes);
     let run = c.run(&["send"]).expect(0);
-    assert!(
-        run.stderr.contains("read as Windows-1252"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("read as Windows-1252");
     let mail = outbox_mail(&c, "1286556_492_");
     assert_eq!(mail.to(), "Ærø Kommune <post@aeroe.dk>");
     assert!(mail.subject().ends_with("– Ærø Kommune"));
@@ -471,7 +443,7 @@ fn refused(c: &Campaign, expected: &[&str]) {
     for e in expected {
         assert!(run.stderr.contains(e), "expected {e:?} in:\n{}", run.stderr);
     }
-    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    run.stderr_has("nothing was sent");
     assert!(!c.ledger_path().exists(), "the ledger was created");
     assert!(c.files("outbox").is_empty(), "something reached the outbox");
     let check = c.run(&["check"]).expect(2);
@@ -566,7 +538,7 @@ fn unknown_config_keys_and_wrong_types_are_named() {
     c.edit("config.toml", "reply_to = ", "replyto = ");
     c.edit("config.toml", "sags_nr = \"2020-12345\"", "sags_nr = 2020");
     let run = c.run(&["send"]).expect(2);
-    assert!(run.stderr.contains("config.toml, line 22, key `stamps.sags_nr`: invalid type: integer `2020`, expected a string"), "{}", run.stderr);
+    run.stderr_has("config.toml, line 22, key `stamps.sags_nr`: invalid type: integer `2020`, expected a string");
     assert!(!c.ledger_path().exists());
     c.edit("config.toml", "sags_nr = 2020", "sags_nr = \"2020-12345\"");
     let run = c.run(&["check"]).expect(2);
@@ -582,7 +554,7 @@ fn unknown_config_keys_and_wrong_types_are_named() {
 fn check_lists_every_problem_not_only_the_first() {
     let c = with_recipients("kommunekode,navn,email\n101,A,\n147,B,b@f.dk\n147,C,b@f.dk\n");
     let run = c.run(&["check"]).expect(2);
-    assert!(run.stderr.contains("found 3 problems"), "{}", run.stderr);
+    run.stderr_has("found 3 problems");
     assert!(run.stderr.contains("line 2, column \"email\""));
     assert!(run.stderr.contains("line 4, column \"kommunekode\""));
     assert!(run.stderr.contains("line 4, column \"email\""));
@@ -592,11 +564,7 @@ fn check_lists_every_problem_not_only_the_first() {
 fn check_passes_on_the_shipped_campaign_and_writes_nothing() {
     let c = Campaign::shipped();
     let run = c.run(&["check"]).expect(0);
-    assert!(
-        run.stdout.contains("All 98 letters are ready"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("All 98 letters are ready");
     assert!(!c.ledger_path().exists());
     assert!(c.files("outbox").is_empty());
 }
@@ -671,7 +639,7 @@ fn a_run_that_stops_before_handing_anything_over_freezes_nothing() {
     let c = Campaign::small();
     c.write("outbox", "a file where the outbox folder should be");
     let run = c.run(&["send"]).expect(2);
-    assert!(run.stdout.contains("The run stopped"), "{}", run.stdout);
+    run.stdout_has("The run stopped");
     assert!(c.states().values().all(|s| s == "pending"));
     // Nothing went out, so the data may still change without --accept-changes.
     std::fs::remove_file(c.path("outbox")).unwrap();

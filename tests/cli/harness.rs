@@ -32,6 +32,20 @@ impl Run {
         }
     }
 
+    /// Fails the test, showing both streams, unless standard output contains `text`.
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Run {
+        self.stdout_has(text);
+        self
+    }
+
+    /// Fails the test, showing both streams, unless standard error contains `text`.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Run {
+        self.stderr_has(text);
+        self
+    }
+
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }

@@ -106,12 +106,8 @@ fn all_98_letters_arrive_at_the_sink_each_exactly_once_with_correct_headers() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.contains(
-            "(no encryption, no login), from Udlændinge- og Integrationsministeriet <uim@uim.dk>."
-        ),
-        "{}",
-        run.stdout
+    run.stdout_has(
+        "(no encryption, no login), from Udlændinge- og Integrationsministeriet <uim@uim.dk>.",
     );
 
     let msgs = sink.messages();
@@ -170,8 +166,8 @@ fn smtp_refuses_placeholder_addresses_and_lists_their_rows() {
     let c = Campaign::shipped();
     use_server(&c, sink.port(), "");
     let run = c.run(&["send", "--yes"]).expect(2);
-    assert!(run.stderr.contains("found 97 problems"), "{}", run.stderr);
-    assert!(run.stderr.contains("recipients/kommuner.csv, line 2, column \"email\": postkasse@kk.dk.invalid is a placeholder"), "{}", run.stderr);
+    run.stderr_has("found 97 problems");
+    run.stderr_has("recipients/kommuner.csv, line 2, column \"email\": postkasse@kk.dk.invalid is a placeholder");
     assert!(
         !run.stderr.contains("fredericia"),
         "the one real address is fine"
@@ -186,7 +182,7 @@ fn without_a_terminal_send_needs_yes() {
     let c = small_for_smtp();
     use_server(&c, sink.port(), "");
     let run = c.run(&["send"]).expect(2);
-    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    run.stderr_has("pass --yes");
     assert_eq!(sink.count(), 0);
     assert!(c.states().values().all(|s| s == "pending"));
 }
@@ -252,7 +248,7 @@ fn a_soft_reject_is_failed_temporary_and_resend_delivers_exactly_those() {
         assert_eq!(r["state"], "delivered");
     }
     let run = c.run(&["resend", "--failed", "--yes"]).expect(0);
-    assert!(run.stdout.contains("Nothing to send"), "{}", run.stdout);
+    run.stdout_has("Nothing to send");
     assert_eq!(healthy.count(), 1);
 }
 
@@ -281,11 +277,7 @@ fn a_hard_reject_is_failed_permanent_with_the_servers_words_and_not_retried() {
         );
     }
     let failed = c.run(&["status", "--state", "failed"]).expect(0);
-    assert!(
-        failed.stdout.contains("3 recipients: 3 failed-permanent"),
-        "{}",
-        failed.stdout
-    );
+    failed.stdout_has("3 recipients: 3 failed-permanent");
 }
 
 #[test]
@@ -321,11 +313,7 @@ fn a_silent_disconnect_after_the_message_is_unknown_and_never_resent_by_itself()
     let c = small_for_smtp();
     use_server(&c, sink.port(), "retries = 5\nmax_connection_failures = 2");
     let run = c.run(&["send", "--yes"]).expect(2);
-    assert!(
-        run.stdout.contains("may or may not have arrived"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("may or may not have arrived");
     let states = c.states();
     assert_eq!(
         (
@@ -431,12 +419,8 @@ fn an_unreachable_server_stops_before_anything_is_marked() {
     let c = small_for_smtp();
     use_server(&c, port, "");
     let run = c.run(&["send", "--yes"]).expect(2);
-    assert!(
-        run.stderr.contains("cannot connect to the mail server"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    run.stderr_has("cannot connect to the mail server");
+    run.stderr_has("nothing was sent");
     assert!(c.states().values().all(|s| s == "pending"));
 }
 
@@ -476,11 +460,7 @@ fn starttls_with_login_delivers_when_the_ca_file_is_set() {
     use_tls_server(&c, &server, "starttls", true, "");
     c.set_env("RUNDBREV_SMTP_PASSWORD", PASSWORD);
     let run = c.run(&["send", "--yes"]).expect(0);
-    assert!(
-        run.stdout.contains("(STARTTLS) as rundbrev@uim.dk"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("(STARTTLS) as rundbrev@uim.dk");
     assert_eq!(server.messages().len(), 3);
     assert!(c.states().values().all(|s| s == "delivered"));
     // The secret is nowhere: not in the output, the ledger or the config.
@@ -515,12 +495,8 @@ fn an_untrusted_certificate_is_a_clear_error_and_nothing_is_sent() {
     use_tls_server(&c, &server, "starttls", false, "");
     c.set_env("RUNDBREV_SMTP_PASSWORD", PASSWORD);
     let run = c.run(&["send", "--yes"]).expect(2);
-    assert!(
-        run.stderr.contains("certificate is not trusted"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("ca_file"), "{}", run.stderr);
+    run.stderr_has("certificate is not trusted");
+    run.stderr_has("ca_file");
     assert!(server.messages().is_empty());
     assert!(c.states().values().all(|s| s == "pending"));
 }
@@ -553,7 +529,7 @@ fn check_smtp_logs_in_and_sends_nothing() {
     use_tls_server(&c, &server, "starttls", true, "");
     c.set_env("RUNDBREV_SMTP_PASSWORD", PASSWORD);
     let run = c.run(&["check-smtp"]).expect(0);
-    assert!(run.stdout.contains("STARTTLS started and the certificate verified, logged in as rundbrev@uim.dk. Nothing was sent."), "{}", run.stdout);
+    run.stdout_has("STARTTLS started and the certificate verified, logged in as rundbrev@uim.dk. Nothing was sent.");
     assert!(server.messages().is_empty());
     c.set_env("RUNDBREV_SMTP_PASSWORD", "nope");
     c.run(&["check-smtp"]).expect(2);
@@ -780,7 +756,7 @@ fn a_corrected_address_is_resent_to_and_recorded_with_accept_changes() {
         "kommune@aeroe.dk",
     );
     let run = c.run(&["resend", "--failed", "--yes"]).expect(2);
-    assert!(run.stderr.contains("492 (line 3)"), "{}", run.stderr);
+    run.stderr_has("492 (line 3)");
 
     let good = SmtpSink::start(&[]);
     use_server(&c, good.port(), "");
@@ -817,7 +793,7 @@ fn a_refused_sender_stops_the_run_instead_of_failing_every_letter() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("Relay access denied"), "{}", run.stdout);
+    run.stdout_has("Relay access denied");
     assert!(
         c.states().values().all(|s| s == "pending"),
         "{:?}",
