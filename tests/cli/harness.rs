@@ -35,14 +35,24 @@ impl Run {
     /// Fails the test, showing both streams, unless standard output contains `text`.
     #[track_caller]
     pub fn stdout_has(&self, text: &str) -> &Run {
-        self.stdout_has(text);
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     /// Fails the test, showing both streams, unless standard error contains `text`.
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Run {
-        self.stderr_has(text);
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
