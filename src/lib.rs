@@ -1,12 +1,37 @@
 //! rundbrev: send one official circular letter by e-mail to many recipients, one stamped letter
 //! each, and keep an exact record of who got it.
+//!
+//! The folders follow a letter's journey:
+//!
+//! ```text
+//! cli/        the commands: what the clerk typed, in order, and everything printed
+//!   │
+//! delivery/   the send loop: mark `sending`, hand over (outbox or smtp/), archive, record the outcome
+//!   │
+//! campaign/   config + recipients file → checked letters, the guard, and the plan for a run
+//!   │
+//! record/     the ledger (read first: frozen stamps and states; written last: outcomes),
+//!   │         and the status, explanations and case report made from it
+//! letter/     one recipient's letter: stamps → merged Markdown → MIME message; preview pages
+//!   │
+//! smtp/       the SMTP client on lettre: TLS, login, one envelope at a time
+//! ```
+//!
+//! Beneath them all: `config` (the campaign file), `problem` (input errors with their place),
+//! `clock` (the one place the time is read), `sanitize` (the one place outside text is made safe
+//! to show), `digest` and `whole_file`. Arrows only point down: nothing imports a folder above it,
+//! and nothing below `cli/` prints.
 
-pub mod campaign;
 pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod delivery;
-pub mod letter;
-pub mod problem;
-pub mod record;
-pub mod smtp;
+
+pub(crate) mod campaign;
+pub(crate) mod clock;
+pub(crate) mod config;
+pub(crate) mod delivery;
+pub(crate) mod digest;
+pub(crate) mod letter;
+pub(crate) mod problem;
+pub(crate) mod record;
+pub(crate) mod sanitize;
+pub(crate) mod smtp;
+pub(crate) mod whole_file;

@@ -7,13 +7,14 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::config::{Encoding, RecipientsSource};
+use crate::digest::fingerprint;
 use crate::problem::Problem;
+use crate::sanitize::printable;
 
 /// The recipients file, opened: its encoding, separator and header. Rows are read by streaming
 /// the file again (`rows`), so a campaign of any size is never held in memory at once.
@@ -482,13 +483,6 @@ pub fn detect_delimiter(header: &str) -> u8 {
     [b',', b';', b'\t'][best]
 }
 
-/// A short fingerprint of a value, for finding duplicates without keeping every value.
-pub fn fingerprint(value: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
-}
-
 /// The columns a recipient row must have, and what each letter needs from them.
 pub struct Columns {
     pub key: usize,
@@ -654,20 +648,6 @@ pub fn check_address(email: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Makes untrusted text safe to print on a terminal: control and bidi characters are escaped.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
-        if c.is_control() || bidi {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,10 +757,5 @@ mod tests {
     fn mentions_matches_whole_names_only() {
         assert!(mentions("Hej {{ navn }}", "navn"));
         assert!(!mentions("Hej {{ navnet }}", "navn"));
-    }
-
-    #[test]
-    fn printable_escapes_bidi_and_control_characters() {
-        assert_eq!(printable("a\u{202E}b\u{7}"), "a\\u{202e}b\\u{7}");
     }
 }

@@ -23,8 +23,8 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// How the recipients file is encoded (overrides recipients.encoding in the config).
-    #[arg(long, global = true, value_name = "ENCODING", value_parser = ["auto", "utf-8", "windows-1252"])]
-    pub encoding: Option<String>,
+    #[arg(long, global = true, value_name = "ENCODING")]
+    pub encoding: Option<EncodingArg>,
 
     /// Print only problems and the final summary.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -227,4 +227,25 @@ pub struct TestSendArgs {
     /// Whose letter to send (by kommunekode); the first recipient's otherwise.
     #[arg(long, value_name = "KODE")]
     pub recipient: Option<String>,
+}
+
+/// The encodings `--encoding` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodingArg {
+    /// UTF-8 when the file is valid UTF-8, otherwise Windows-1252.
+    Auto,
+    #[value(name = "utf-8")]
+    Utf8,
+    #[value(name = "windows-1252")]
+    Windows1252,
+}
+
+impl From<EncodingArg> for crate::config::Encoding {
+    fn from(e: EncodingArg) -> Self {
+        match e {
+            EncodingArg::Auto => crate::config::Encoding::Auto,
+            EncodingArg::Utf8 => crate::config::Encoding::Utf8,
+            EncodingArg::Windows1252 => crate::config::Encoding::Windows1252,
+        }
+    }
 }

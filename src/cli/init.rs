@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::cli::exit::Exit;
+use crate::cli::output::Output;
+
 const CONFIG: &str = include_str!("../../config.toml");
 const TEMPLATE: &str = include_str!("../../templates/rundbrev.md");
 const RECIPIENTS: &str = include_str!("../../recipients/kommuner.csv");
@@ -85,6 +88,25 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes the new campaign folder and says what to do next.
+pub fn run(out: &Output, dir: &Path) -> Result<Exit> {
+    let written = init(dir)?;
+    let mut text = format!("Started a new campaign in {}:", dir.display());
+    for path in &written {
+        text.push_str(&format!("\n  {}", path.display()));
+    }
+    text.push_str(&format!(
+        "\nEdit config.toml, the template and the recipients, then run `rundbrev check`{}.",
+        if dir == Path::new(".") {
+            String::new()
+        } else {
+            format!(" in {}", dir.display())
+        }
+    ));
+    out.always(text);
+    Ok(Exit::Done)
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::campaign::recipients::printable;
-use crate::campaign::{Letter, Observer};
+use crate::campaign::Letter;
+use crate::cli::output::Output;
 use crate::cli::terminal::{self, Stream, Tone};
+use crate::delivery::Observer;
 use crate::record::ledger::State;
+use crate::sanitize::printable;
 
 /// Whether a progress bar should be shown: on a terminal, and not with `--quiet`.
 pub fn wanted(quiet: bool) -> bool {
@@ -164,5 +166,32 @@ impl Drop for Ticker {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Progress without a terminal: one plain, stable line per letter (a failure even with --quiet).
+pub struct Lines<'a> {
+    pub out: &'a Output,
+}
+
+impl Observer for Lines<'_> {
+    fn letter_done(
+        &mut self,
+        done: usize,
+        total: usize,
+        letter: &Letter,
+        state: State,
+        reply: &str,
+    ) {
+        let line = letter_line(done, total, letter, state, reply);
+        if state == State::Delivered {
+            self.out.say(line);
+        } else {
+            self.out.always(line);
+        }
+    }
+
+    fn retrying(&mut self, letter: &Letter, attempt: u32, wait: Duration, reply: &str) {
+        self.out.say(retry_line(letter, attempt, wait, reply));
     }
 }

@@ -9,8 +9,12 @@ use std::io::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::campaign::Summary;
+use crate::cli::output::Output;
+use crate::cli::terminal::Tone;
+use crate::cli::workspace::{config_flag, shown};
 use crate::config::Config;
+use crate::config::Transport as TransportConfig;
+use crate::delivery::Summary;
 use crate::record::explain;
 use crate::record::ledger::{Ledger, Record, State};
 use crate::record::status;
@@ -21,7 +25,7 @@ fn run_not_delivered(ledger: &Ledger, run: &HashSet<u64>) -> Result<Vec<Record>>
     Ok(ledger
         .not_delivered()?
         .into_iter()
-        .filter(|r| run.contains(&crate::campaign::recipients::fingerprint(&r.key)))
+        .filter(|r| run.contains(&crate::digest::fingerprint(&r.key)))
         .collect())
 }
 
@@ -112,4 +116,53 @@ pub fn write_json(
     serde_json::to_writer_pretty(&mut stdout, &json)?;
     writeln!(stdout)?;
     Ok(())
+}
+
+/// The end of a run in a clerk's words: what was delivered, what failed and why, what is unknown,
+/// why the run stopped, and where the record is.
+pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &HashSet<u64>) {
+    let mut line = format!(
+        "Delivered {} letter{}",
+        s.delivered,
+        if s.delivered == 1 { "" } else { "s" }
+    );
+    if let TransportConfig::Outbox { dir } = &config.transport {
+        line.push_str(&format!(
+            " to {} (one .eml file each, named by Akt-id and kommunekode)",
+            shown(config, dir)
+        ));
+    }
+    line.push('.');
+    out.always_in(Tone::Good, line);
+    let failed = s.failed_temporary + s.failed_permanent;
+    if failed > 0 {
+        let why = failure_reason(ledger, run)
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default();
+        out.always_in(Tone::Bad, format!(
+            "{failed} {} not delivered ({} for now, {} refused for good){why}. See `rundbrev status --state failed`; send them again with `rundbrev resend --failed`.",
+            if failed == 1 { "letter was" } else { "letters were" },
+            s.failed_temporary,
+            s.failed_permanent
+        ));
+    }
+    if s.unknown > 0 {
+        out.always(format!(
+            "{} letter{} may or may not have arrived: the connection broke after the letter was sent. See `rundbrev status --state unknown`.",
+            s.unknown,
+            if s.unknown == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(reason) = &s.stopped {
+        out.always(format!(
+            "The run stopped: {reason}. {} letter{} were not sent and stay pending; nothing is lost. Fix the cause and run the same command again to continue.",
+            s.left,
+            if s.left == 1 { "" } else { "s" }
+        ));
+    }
+    out.always(format!(
+        "The record is in {}. See who got the letter: rundbrev status{}",
+        shown(config, ledger.path()),
+        config_flag(config)
+    ));
 }

@@ -55,7 +55,7 @@ impl<T: Transport> Archiving<T> {
         }
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-        crate::delivery::transport::write_whole(&path, bytes, false)?;
+        crate::whole_file::write(&path, bytes, false)?;
         Ok((path, moved))
     }
 }

@@ -22,15 +22,52 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::campaign::recipients;
-use crate::campaign::{Letter, Observer, Pace, Plan, Prepared, Summary};
+use crate::campaign::plan::{Mode, Plan, Planner, Selection};
+use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
-use crate::record::ledger::{Finish, Ledger, Start, State};
+use crate::record::ledger::{Finish, Ledger, Listed, Start, State};
 
-pub mod archive;
-pub mod smtp;
-pub mod transport;
+pub(crate) mod archive;
+pub(crate) mod connections;
+pub(crate) mod outbox;
+pub(crate) mod pace;
+pub(crate) mod smtp;
+pub(crate) mod transport;
+
+pub(crate) use pace::Pace;
+
+/// How a run went.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub delivered: usize,
+    pub failed_temporary: usize,
+    pub failed_permanent: usize,
+    pub unknown: usize,
+    /// Set when the run stopped early for a reason that concerns all letters.
+    pub stopped: Option<String>,
+    /// Letters left for a later run because the run stopped.
+    pub left: usize,
+}
+
+impl Summary {
+    pub fn failed(&self) -> usize {
+        self.failed_temporary + self.failed_permanent + self.unknown
+    }
+}
+
+/// What the send loop tells the person watching. Called only after the outcome is in the ledger.
+pub trait Observer {
+    fn letter_done(
+        &mut self,
+        done: usize,
+        total: usize,
+        letter: &Letter,
+        state: State,
+        reply: &str,
+    );
+    fn retrying(&mut self, letter: &Letter, attempt: u32, wait: std::time::Duration, reply: &str);
+}
 
 /// Set by Ctrl-C: the letters in flight finish, no new one starts.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -75,6 +112,32 @@ impl Ord for Retry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.due.cmp(&other.due)
     }
+}
+
+/// Brings the ledger's list of recipients in line with the file (new ones pending) and plans
+/// the run, in one pass over the letters. `reader` tells each letter's state so far.
+pub fn enlist(
+    p: &Prepared,
+    ledger: &mut Ledger,
+    reader: Option<&Ledger>,
+    mode: Mode,
+    selection: &Selection,
+    now: &str,
+) -> Result<Plan> {
+    let mut planner = Planner::new(mode, selection);
+    let listed = p.letters(reader)?.map(|letter| {
+        letter.map(|l| {
+            planner.add(l.index, &l.key, l.state());
+            Listed {
+                key: l.key.into(),
+                position: l.index as i64,
+                address: l.to.email.into(),
+                name: l.to.name.into(),
+            }
+        })
+    });
+    ledger.sync(listed, now)?;
+    Ok(planner.finish())
 }
 
 /// Runs the plan over the given transports (one worker thread each).
@@ -204,10 +267,7 @@ impl Run<'_> {
         // ledger need not be asked letter by letter (start_batch still checks each state).
         let all_new = plan.send.iter().all(|x| x.before == State::Pending);
         let mut letters = self.p.letters(if all_new { None } else { reader })?;
-        let interval = self
-            .pace
-            .rate_per_minute
-            .map(|r| Duration::from_secs_f64(60.0 / f64::from(r)));
+        let interval = self.pace.interval();
         loop {
             // Record and report whatever has come back, without waiting.
             let finished: Vec<(Job, Done)> = done.try_iter().collect();
@@ -238,7 +298,7 @@ impl Run<'_> {
                             break letter;
                         }
                     };
-                    if recipients::fingerprint(&letter.key) != next.key
+                    if crate::digest::fingerprint(&letter.key) != next.key
                         || letter.state() != next.before
                     {
                         anyhow::bail!(CHANGED);

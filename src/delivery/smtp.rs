@@ -1,5 +1,4 @@
-//! SMTP delivery for a campaign: the secret, one reused connection, reconnects, and the commands
-//! `test-send` and `check-smtp`.
+//! SMTP delivery for a campaign: the secret, one reused connection, and reconnects.
 //!
 //! Wraps the client in `smtp` as a `Transport`: a session is opened (TLS, login) before the first
 //! letter is marked, reused for every letter, and reopened when the server drops it. Connection
@@ -12,14 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::campaign::Prepared;
-use crate::cli::{Exit, Output};
-use crate::clock;
-use crate::config::{Config, Security, Smtp, Transport as TransportConfig};
+use crate::config::{Security, Smtp};
 use crate::delivery::transport::{Outcome, Stop, Transport};
-use crate::letter::compose::{self, Addressee, Composed};
-use crate::problem::{Problem, Problems};
-use crate::record::ledger::Ledger;
+use crate::letter::compose::Composed;
 use crate::smtp::{self, Connection, Failure, Login, Settings};
 
 /// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"; who logs in, not who the letter is from.
@@ -28,71 +22,6 @@ pub fn describe(s: &Smtp) -> String {
         Some(u) => format!("{}:{} ({}) as {u}", s.host, s.port, s.security_name()),
         None => format!("{}:{} ({}, no login)", s.host, s.port, s.security_name()),
     }
-}
-
-/// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them cannot arrive.
-pub fn is_reserved(address: &str) -> bool {
-    let domain = address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or(address)
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    let tld_reserved = ["invalid", "example", "test", "localhost"]
-        .iter()
-        .any(|t| domain == *t || domain.ends_with(&format!(".{t}")));
-    let example = ["example.com", "example.net", "example.org"]
-        .iter()
-        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
-    tld_reserved || example
-}
-
-/// Placeholder addresses that SMTP must refuse, each with its row; with `only`, just those keys.
-pub fn reserved_address_problems(
-    p: &Prepared,
-    ledger: Option<&Ledger>,
-    only: &[String],
-) -> Result<Vec<Problem>> {
-    let mut problems = Vec::new();
-    for letter in p.letters(ledger)? {
-        let letter = letter?;
-        if !only.is_empty() && !only.contains(&letter.key) {
-            continue;
-        }
-        if is_reserved(&letter.to.email)
-            && letter.state() != crate::record::ledger::State::Delivered
-        {
-            problems.push(
-                Problem::new(
-                    &p.table.file,
-                    format!(
-                        "{} is a placeholder on a reserved domain and cannot receive mail; put {}'s real address in the file before sending by SMTP",
-                        letter.to.email, letter.to.name
-                    ),
-                )
-                .at_line(letter.line)
-                .in_column(&p.table.headers[p.cols.email]),
-            );
-        }
-    }
-    for (kind, addr) in p.envelope.copies() {
-        if is_reserved(&addr) {
-            problems.push(
-                Problem::new(
-                    &p.shown(&p.config.path),
-                    format!(
-                        "the {kind} address {addr} is on a reserved domain and cannot receive mail"
-                    ),
-                )
-                .at_key(if kind == "Cc" {
-                    "sender.cc"
-                } else {
-                    "sender.bcc"
-                }),
-            );
-        }
-    }
-    Ok(problems)
 }
 
 /// Reads the password or token: from `password_command`, the environment, or a prompt.
@@ -137,7 +66,7 @@ fn secret(s: &Smtp) -> Result<Option<String>> {
     )
 }
 
-fn settings(s: &Smtp) -> Result<Settings> {
+pub fn settings(s: &Smtp) -> Result<Settings> {
     let login = secret(s)?.map(|secret| Login {
         user: s.user.clone().unwrap_or_default(),
         secret,
@@ -165,30 +94,31 @@ pub struct SmtpTransport {
     max_breaks: u32,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the network runtime")
 }
 
-/// Opens the session (TLS and login) before anything is marked in the ledger. A failure here
-/// is systemic: nothing was sent and every letter stays as it was.
-pub fn connect(s: &Smtp, out: &Output) -> Result<SmtpTransport> {
-    if s.security == Security::None && !crate::config::is_loopback(&s.host) {
-        out.note(format!(
+/// What the person sending should be told before letters go out over this server, if anything.
+pub fn warning(s: &Smtp) -> Option<String> {
+    (s.security == Security::None && !crate::config::is_loopback(&s.host)).then(|| {
+        format!(
             "sending to {} WITHOUT encryption (allow_insecure = true): letters can be read on the way",
             s.host
-        ));
-    }
+        )
+    })
+}
+
+/// Opens the session (TLS and login) before anything is marked in the ledger. A failure here
+/// is systemic: nothing was sent and every letter stays as it was.
+pub fn connect(s: &Smtp) -> Result<SmtpTransport> {
     let settings = settings(s)?;
     let runtime = runtime()?;
     let conn = runtime
         .block_on(Connection::open(&settings))
         .map_err(|f| anyhow::anyhow!("{}; nothing was sent", plain(&f, s)))?;
-    if out.verbose {
-        out.say(format!("Connected to {}", describe(s)));
-    }
     Ok(SmtpTransport {
         runtime,
         settings,
@@ -200,12 +130,8 @@ pub fn connect(s: &Smtp, out: &Output) -> Result<SmtpTransport> {
 
 /// Opens `connections` sessions (no more than there are letters), each for its own worker.
 /// The password is read once.
-pub fn connect_all(
-    s: &Smtp,
-    letters: usize,
-    out: &Output,
-) -> Result<Vec<Box<dyn Transport + Send>>> {
-    let first = connect(s, out)?;
+pub fn connect_all(s: &Smtp, letters: usize) -> Result<Vec<Box<dyn Transport + Send>>> {
+    let first = connect(s)?;
     let settings = first.settings.clone();
     let mut all: Vec<Box<dyn Transport + Send>> = vec![Box::new(first)];
     for _ in 1..s.connections.min(letters.max(1)) {
@@ -225,7 +151,7 @@ pub fn connect_all(
 }
 
 /// A failure in words for a clerk, with what to do.
-fn plain(f: &Failure, s: &Smtp) -> String {
+pub fn plain(f: &Failure, s: &Smtp) -> String {
     match f {
         Failure::Connect(_) => format!(
             "{f}. Check transport.smtp.host and port ({}:{}) and the network",
@@ -340,130 +266,6 @@ impl Transport for SmtpTransport {
     fn close(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.runtime.block_on(conn.quit());
-        }
-    }
-}
-
-fn smtp_config(config: &Config) -> Result<&Smtp> {
-    match &config.transport {
-        TransportConfig::Smtp(s) => Ok(s),
-        TransportConfig::Outbox { .. } => bail!(
-            "this campaign sends to the outbox folder; set [transport] kind = \"smtp\" and a [transport.smtp] section in {} to use a mail server",
-            config.path.display()
-        ),
-    }
-}
-
-/// Connects, starts TLS and logs in, then says goodbye: nothing is sent.
-pub fn check_smtp(config: &Config, out: &Output) -> Result<Exit> {
-    let s = smtp_config(config)?;
-    let settings = settings(s)?;
-    let runtime = runtime()?;
-    let conn = runtime
-        .block_on(Connection::open(&settings))
-        .map_err(|f| anyhow::anyhow!("{}", plain(&f, s)))?;
-    runtime.block_on(conn.quit());
-    out.always(format!(
-        "The mail server works: connected to {}:{}, {}{}. Nothing was sent.",
-        s.host,
-        s.port,
-        match s.security {
-            Security::StartTls => "STARTTLS started and the certificate verified",
-            Security::Tls => "TLS started and the certificate verified",
-            Security::None => "no encryption",
-        },
-        match &s.user {
-            Some(u) => format!(", logged in as {u}"),
-            None => ", no login".to_string(),
-        }
-    ));
-    Ok(Exit::Done)
-}
-
-/// Sends one rendered letter to the operator's own address. It is not recorded as that
-/// recipient's delivery, carries its own Message-ID and goes to no Cc/Bcc copy.
-pub fn test_send(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> Result<Exit> {
-    let s = smtp_config(config)?;
-    if let Err(why) = crate::campaign::recipients::check_address(to) {
-        bail!("--to {to}: not a valid e-mail address ({why})");
-    }
-    if is_reserved(to) {
-        bail!("--to {to}: that is a reserved domain and cannot receive mail");
-    }
-    let ledger = Ledger::open_existing(&Ledger::path_for(&config.ledger_dir, &config.campaign.id))?;
-    let p = crate::campaign::prepare(config.clone(), ledger.as_ref(), clock::now())
-        .map_err(Problems)?;
-    let letter = match recipient {
-        Some(key) => crate::campaign::find_letters(&p, ledger.as_ref(), &[key.to_string()])
-            .map_err(|e| anyhow::anyhow!("--recipient: {e}"))?
-            .remove(0),
-        None => p
-            .letters(ledger.as_ref())?
-            .next()
-            .context("the recipients file has no recipients")??,
-    };
-    let letter = &letter;
-    let rendered = p.render(letter).map_err(|e| anyhow::anyhow!(e.message))?;
-    let mut stamp = letter.stamp.clone();
-    stamp.message_id = format!("test.{}", stamp.message_id);
-    let envelope = p.envelope.without_copies();
-    let composed = compose::compose(
-        &envelope,
-        &Addressee {
-            name: String::new(),
-            email: to.to_string(),
-        },
-        &rendered,
-        &stamp,
-        clock::now(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let mut transport = connect(s, out)?;
-    let outcome = transport
-        .send(&composed, "test")
-        .map_err(|stop| anyhow::anyhow!("{stop}"))?;
-    transport.close();
-    match outcome {
-        Outcome::Delivered { reply, .. } => {
-            out.always(format!(
-                "Sent {}'s letter (Akt-id {}) to {to} only: {reply}. This test does not count as {}'s delivery.",
-                letter.to.name, letter.stamp.akt_id, letter.to.name
-            ));
-            Ok(Exit::Done)
-        }
-        other => {
-            let (_, _, reply) = other.parts();
-            out.always(format!(
-                "The test letter to {to} was not delivered: {reply}"
-            ));
-            Ok(Exit::SomeFailed)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reserved_domains_are_recognised() {
-        for a in [
-            "a@kk.dk.invalid",
-            "x@example.com",
-            "x@mail.example.org",
-            "x@foo.test",
-            "x@localhost",
-            "x@b.example",
-        ] {
-            assert!(is_reserved(a), "{a}");
-        }
-        for a in [
-            "kommunen@fredericia.dk",
-            "x@example.dk",
-            "x@notexample.com",
-            "x@testing.dk",
-        ] {
-            assert!(!is_reserved(a), "{a}");
         }
     }
 }

@@ -5,10 +5,9 @@
 //! stop and that this message was *not* handed over. Transports never touch the ledger.
 
 use std::fmt;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
 use crate::letter::compose::Composed;
+use crate::record::ledger::State;
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +30,18 @@ pub enum Outcome {
     Unknown {
         reply: String,
     },
+}
+
+impl Outcome {
+    /// The ledger state, the reply code and the reply text this outcome records.
+    pub fn parts(&self) -> (State, Option<u16>, &str) {
+        match self {
+            Outcome::Delivered { code, reply } => (State::Delivered, *code, reply),
+            Outcome::Temporary { code, reply } => (State::FailedTemporary, *code, reply),
+            Outcome::Permanent { code, reply } => (State::FailedPermanent, *code, reply),
+            Outcome::Unknown { reply } => (State::Unknown, None, reply),
+        }
+    }
 }
 
 /// A reason to stop the whole run; the message in hand was not handed over.
@@ -63,68 +74,5 @@ impl Transport for Box<dyn Transport + Send> {
 
     fn close(&mut self) {
         (**self).close()
-    }
-}
-
-/// Writes each message as an `.eml` file into a folder. Accepts any address, placeholders included.
-pub struct Outbox {
-    dir: PathBuf,
-}
-
-impl Outbox {
-    pub fn new(dir: &Path) -> Outbox {
-        Outbox {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Writes a file so that it is either all there or not there at all, and on disk before
-    /// this returns (a delivery into the outbox must survive a power cut).
-    pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        write_whole(path, bytes, true)
-    }
-}
-
-/// Writes a file so that it is either all there or not there at all: into a `.partial` file that
-/// is renamed when complete. With `sync`, the data is on disk before the rename.
-pub fn write_whole(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.as_os_str().is_empty() && !dir.is_dir() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-impl Transport for Outbox {
-    fn kind(&self) -> &'static str {
-        "outbox"
-    }
-
-    fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let path = self.dir.join(format!("{name}.eml"));
-        Outbox::write_atomically(&path, &message.bytes).map_err(|e| {
-            Stop(format!(
-                "cannot write {} to the outbox: {e}",
-                path.display()
-            ))
-        })?;
-        Ok(Outcome::Delivered {
-            code: None,
-            reply: format!("written to {}", path.display()),
-        })
     }
 }

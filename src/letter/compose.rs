@@ -139,7 +139,7 @@ pub fn compose(
 /// A multipart boundary that cannot occur in the parts and is the same for the same letter.
 fn boundary(message_id: &str) -> String {
     let digest = Sha256::digest(message_id.as_bytes());
-    let hex = crate::letter::stamp::hex(&digest[..12]);
+    let hex = crate::digest::hex(&digest[..12]);
     format!("=_rundbrev_{hex}")
 }
 

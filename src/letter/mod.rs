@@ -1,6 +1,11 @@
-//! The letter: stamps, the merged text and the MIME message.
+//! One recipient's letter: its stamps (letter date, Sags nr., Akt-id, Message-ID), the Tera
+//! template merged into Markdown and made into text and HTML, the MIME message, and the preview
+//! pages that show it.
+//!
+//! Everything here is a pure function of the config, the row, the stamps and a given time: no
+//! file, ledger, network or clock is touched.
 
-pub mod compose;
-pub mod page;
-pub mod render;
-pub mod stamp;
+pub(crate) mod compose;
+pub(crate) mod page;
+pub(crate) mod render;
+pub(crate) mod stamp;

@@ -93,18 +93,13 @@ pub fn message_id(campaign: &str, key: &str, akt_id: &str, domain: &str) -> Stri
         h.update([0u8]);
     }
     let digest = h.finalize();
-    let hex = hex(&digest[..8]);
+    let hex = crate::digest::hex(&digest[..8]);
     format!(
         "rundbrev.{}.{}.{}.{hex}@{domain}",
         safe_token(campaign),
         safe_token(akt_id),
         safe_token(key)
     )
-}
-
-/// Bytes as lower-case hexadecimal, for digests in identifiers and the ledger.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A value as it may stand in a Message-ID or a file name: ASCII letters, digits and '-' stay,

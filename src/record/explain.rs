@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::campaign::recipients::printable;
 use crate::record::ledger::State;
+use crate::sanitize::printable;
 
 /// What went wrong with one letter, in plain words.
 pub fn reason(state: State, reply: &str) -> &'static str {

@@ -660,10 +660,7 @@ impl Ledger {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let address: String = r.get(0)?;
-            reached.insert(
-                crate::campaign::recipients::fingerprint(&address),
-                r.get(1)?,
-            );
+            reached.insert(crate::digest::fingerprint(&address), r.get(1)?);
         }
         Ok(reached)
     }

@@ -1,6 +1,10 @@
-//! The record.
+//! The record for the case file: the SQLite ledger, and what is read out of it (the status table,
+//! the case report, and server replies in plain words).
+//!
+//! The ledger is the only part that writes, and only the send loop and the commands call its
+//! writing methods. Nothing here sends or prints.
 
-pub mod explain;
-pub mod ledger;
-pub mod report;
-pub mod status;
+pub(crate) mod explain;
+pub(crate) mod ledger;
+pub(crate) mod report;
+pub(crate) mod status;

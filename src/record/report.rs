@@ -1,4 +1,4 @@
-//! `rundbrev report`: the delivery record for the case file (journalisering).
+//! The delivery record for the case file (journalisering), as the files `rundbrev report` writes.
 //!
 //! Two files: a CSV with one row per recipient (kommunekode, name, address, Akt-id, state, time,
 //! the server's reply and the Message-ID), and a printable HTML summary with the campaign, the
@@ -7,24 +7,14 @@
 //! first delivered letter, merged again from the template with its frozen stamps. This module only
 //! reads the ledger; it never changes it and never sends anything.
 
-use std::io::Write as _;
-use std::path::Path;
-
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::campaign;
-use crate::campaign::recipients::printable;
-use crate::cli::args::{OutputFormat, ReportArgs};
-use crate::cli::{Exit, Output};
-use crate::clock;
-use crate::config::Config;
-use crate::delivery::archive;
 use crate::letter::render::escape_html;
 use crate::letter::stamp;
-use crate::problem::display_path;
-use crate::record::ledger::{Ledger, State};
+use crate::record::ledger::State;
 use crate::record::status::{self, StatusRow};
+use crate::sanitize::printable;
 
 /// The campaign-wide facts at the top of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -160,128 +150,6 @@ table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.25em .5em;border
 .failed-permanent td,.failed-temporary td,.unknown td{background:#fdecea}.pending td{background:#fff8e1}\
 .letter{border:1px solid #ccc;padding:1.5em 2em;font-family:Georgia,serif;line-height:1.45}.note{color:#555}\
 @media print{body{margin:0;max-width:none}.letter{page-break-inside:avoid}}";
-
-#[derive(Serialize)]
-struct JsonReport<'a> {
-    #[serde(flatten)]
-    facts: &'a Facts,
-    csv: String,
-    html: String,
-    counts: std::collections::BTreeMap<&'static str, usize>,
-    recipients: &'a [StatusRow],
-}
-
-/// Reads the ledger, writes both files, says where they are.
-pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
-    let ledger_path = Ledger::path_for(&config.ledger_dir, &config.campaign.id);
-    let shown = |p: &Path| display_path(p, &config.base).display().to_string();
-    let Some(ledger) = Ledger::open_existing(&ledger_path)? else {
-        bail!(
-            "there is nothing to report yet: no letter of campaign {} has been sent (there is no ledger at {}). Run `rundbrev send` first.",
-            config.campaign.id,
-            shown(&ledger_path)
-        );
-    };
-    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
-    let frozen = ledger.frozen()?;
-    let facts = Facts {
-        campaign: config.campaign.id.clone(),
-        sags_nr: frozen
-            .as_ref()
-            .map(|f| f.sags_nr.clone())
-            .unwrap_or_else(|| config.stamps.sags_nr.clone()),
-        letter_date: frozen
-            .as_ref()
-            .map(|f| f.letter_date.clone())
-            .or_else(|| config.stamps.letter_date.map(|d| d.to_string()))
-            .unwrap_or_default(),
-        sender: config.sender.from.clone(),
-        frozen_at: frozen.as_ref().map(|f| f.frozen_at.clone()),
-        made_at: clock::stamp_time(clock::now()),
-    };
-    let letter = match shown_letter(config, &ledger, &rows) {
-        Ok(l) => l,
-        Err(e) => {
-            out.note(format!("the report leaves out the letter's text: {e:#}"));
-            None
-        }
-    };
-
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| config.base.join("report"));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the report folder {}", dir.display()))?;
-    let stem = format!("leveringsrapport-{}", config.campaign.id);
-    let csv_path = dir.join(format!("{stem}.csv"));
-    let html_path = dir.join(format!("{stem}.html"));
-    let mut csv = Vec::new();
-    write_csv(&mut csv, &config.recipients.key, &rows)?;
-    crate::delivery::transport::Outbox::write_atomically(&csv_path, &csv)
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
-    crate::delivery::transport::Outbox::write_atomically(
-        &html_path,
-        html(&facts, &rows, letter.as_ref()).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", html_path.display()))?;
-
-    if args.format == OutputFormat::Json {
-        let report = JsonReport {
-            facts: &facts,
-            csv: shown(&csv_path),
-            html: shown(&html_path),
-            counts: status::counts(&rows),
-            recipients: &rows,
-        };
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &report)?;
-        writeln!(stdout)?;
-        return Ok(Exit::Done);
-    }
-    out.always(format!(
-        "Wrote the delivery report for the case file:\n  {}  (one row per recipient; opens in Excel)\n  {}  (a printable summary with the letter's text)\n{} recipients: {}.",
-        shown(&csv_path),
-        shown(&html_path),
-        rows.len(),
-        status::counts_line(&rows)
-    ));
-    Ok(Exit::Done)
-}
-
-/// The first delivered letter, merged again with its frozen stamps.
-fn shown_letter(
-    config: &Config,
-    ledger: &Ledger,
-    rows: &[StatusRow],
-) -> Result<Option<ShownLetter>> {
-    let Some(row) = rows.iter().find(|r| r.state == State::Delivered.as_str()) else {
-        return Ok(None);
-    };
-    let p = campaign::prepare(config.clone(), Some(ledger), clock::now())
-        .map_err(crate::problem::Problems)
-        .context("the campaign's files no longer check")?;
-    let letter = campaign::find_letters(&p, Some(ledger), std::slice::from_ref(&row.key))
-        .with_context(|| {
-            format!(
-                "{} is no longer in the recipients file",
-                printable(&row.key)
-            )
-        })?
-        .remove(0);
-    let letter = &letter;
-    let rendered = p.render(letter).map_err(|e| anyhow::anyhow!(e.message))?;
-    let archived = archive::path_for(&config.archive_dir, &p.file_stem(letter));
-    Ok(Some(ShownLetter {
-        name: letter.to.name.clone(),
-        akt_id: letter.stamp.akt_id.clone(),
-        subject: rendered.subject,
-        html_body: rendered.html_body,
-        archived: archived
-            .exists()
-            .then(|| display_path(&archived, &config.base).display().to_string()),
-    }))
-}
 
 #[cfg(test)]
 mod tests {

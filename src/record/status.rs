@@ -8,8 +8,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::campaign::recipients::printable;
 use crate::record::ledger::{Record, State};
+use crate::sanitize::printable;
 
 /// One recipient as the status report shows it.
 #[derive(Debug, Clone, Serialize)]

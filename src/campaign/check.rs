@@ -1,0 +1,289 @@
+//! Checking every letter before the first one leaves: each row, each Akt-id, and each letter
+//! merged and composed in memory on every core.
+//!
+//! It collects every problem with its place (file, line, column, template line) so that `check`
+//! can list them all at once. It keeps no letter, writes nothing and sends nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::campaign::recipients::{self, RowChecker};
+use crate::campaign::{AktIds, Letter, Prepared, MAX_PROBLEMS};
+use crate::config::AktIdSource;
+use crate::letter::compose;
+use crate::problem::Problem;
+use crate::record::ledger::Ledger;
+
+/// What merging one letter found wrong.
+enum MergeProblem {
+    Missing {
+        var: String,
+        which: &'static str,
+        line: u64,
+    },
+    Other(Problem),
+}
+
+/// Merges and composes one letter in memory, to find what would stop it.
+fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<MergeProblem> {
+    let rendered = match p.render(letter) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(match e.missing_variable {
+                Some(var) => MergeProblem::Missing {
+                    var,
+                    which: e.which,
+                    line: letter.line,
+                },
+                None => MergeProblem::Other(Problem::new(
+                    &p.shown(&p.config.template),
+                    format!(
+                        "cannot merge the letter for line {} of {}: {}",
+                        letter.line,
+                        p.table.file.display(),
+                        e.message
+                    ),
+                )),
+            })
+        }
+    };
+    if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
+        return Some(MergeProblem::Other(
+            Problem::new(
+                &p.table.file,
+                format!("the subject for this recipient contains a control character ({c:?})"),
+            )
+            .at_line(letter.line),
+        ));
+    }
+    compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now)
+        .err()
+        .map(|msg| {
+            MergeProblem::Other(
+                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}"))
+                    .at_line(letter.line),
+            )
+        })
+}
+
+/// Reads every row once: checks it, and merges and composes its letter in memory on every core,
+/// without keeping it. Returns the problems and the number of rows.
+pub(super) fn check_all(
+    p: &Prepared,
+    template_src: &str,
+    ledger: Option<&Ledger>,
+    now: DateTime<Utc>,
+    see: &mut dyn FnMut(&Letter),
+) -> (Vec<Problem>, usize) {
+    let rows = match p.table.rows() {
+        Ok(rows) => rows,
+        Err(e) => {
+            return (
+                vec![Problem::new(
+                    &p.table.file,
+                    format!("cannot read the recipients file: {e}"),
+                )],
+                0,
+            )
+        }
+    };
+    let mut problems = Vec::new();
+    let mut merge_problems = Vec::new();
+    let mut akt_seen: HashMap<u64, u64> = HashMap::new();
+    // Akt-ids already on letters that went out, also to recipients no longer in the file.
+    let akt_used: HashMap<String, String> = match ledger.map(Ledger::akt_ids).transpose() {
+        Ok(used) => used.unwrap_or_default(),
+        Err(e) => {
+            return (
+                vec![Problem::new(
+                    &p.table.file,
+                    format!("cannot read the ledger: {e:#}"),
+                )],
+                0,
+            )
+        }
+    };
+    let mut checker = RowChecker::new(&p.table, &p.cols);
+    let mut akt = AktIds::new(&p.config.stamps.akt_id, p.cols.akt_id);
+    let mut count = 0usize;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<Letter>(256);
+    let letter_rx = std::sync::Mutex::new(letter_rx);
+    let (problem_tx, problem_rx) = std::sync::mpsc::channel::<MergeProblem>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (letters, found) = (&letter_rx, problem_tx.clone());
+            scope.spawn(move || loop {
+                let next = letters.lock().map(|rx| rx.recv());
+                let Ok(Ok(letter)) = next else { break };
+                if let Some(problem) = merge_problem(p, &letter, now) {
+                    let _ = found.send(problem);
+                }
+            });
+        }
+        drop(problem_tx);
+        for (index, row) in rows.enumerate() {
+            count += 1;
+            let row = match row {
+                Ok(row) => row,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            let row_problems = checker.check(&row);
+            let fine = row_problems.is_empty();
+            problems.extend(row_problems);
+            let akt_id = akt.next(&row);
+            let letter = match p.letter(index, row, akt_id, ledger) {
+                Ok(l) => l,
+                Err(e) => {
+                    problems.push(Problem::new(
+                        &p.table.file,
+                        format!("cannot read the ledger: {e:#}"),
+                    ));
+                    continue;
+                }
+            };
+            if !matches!(p.config.stamps.akt_id, AktIdSource::Same(_))
+                && !letter.stamp.akt_id.is_empty()
+            {
+                if let Some(first) = akt_seen.insert(
+                    crate::digest::fingerprint(&letter.stamp.akt_id),
+                    letter.line,
+                ) {
+                    let mut problem = Problem::new(
+                        &p.table.file,
+                        format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
+                    )
+                    .at_line(letter.line);
+                    if let Some(c) = p.cols.akt_id {
+                        problem = problem.in_column(&p.table.headers[c]);
+                    }
+                    problems.push(problem);
+                }
+                if let Some(owner) = akt_used
+                    .get(&letter.stamp.akt_id)
+                    .filter(|k| **k != letter.key)
+                {
+                    let mut problem = Problem::new(
+                        &p.table.file,
+                        format!(
+                            "Akt-id {} was already used on the letter to {} (see the ledger); each letter needs its own. Were rows removed or reordered? Then give the new letters Akt-ids of their own (e.g. an akt_id column)",
+                            letter.stamp.akt_id,
+                            crate::sanitize::printable(owner)
+                        ),
+                    )
+                    .at_line(letter.line);
+                    if let Some(c) = p.cols.akt_id {
+                        problem = problem.in_column(&p.table.headers[c]);
+                    }
+                    problems.push(problem);
+                }
+            }
+            see(&letter);
+            // One problem per cause: a bad row is not merged as well.
+            if fine && letter_tx.send(letter).is_err() {
+                break;
+            }
+        }
+        drop(letter_tx);
+        merge_problems.extend(problem_rx.iter());
+    });
+    let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
+    for m in merge_problems {
+        match m {
+            MergeProblem::Missing { var, which, line } => {
+                missing.entry((var, which)).or_default().push(line)
+            }
+            MergeProblem::Other(problem) => problems.push(problem),
+        }
+    }
+    for ((var, which), mut lines) in missing {
+        lines.sort_unstable();
+        let (file, source) = if which == "subject" {
+            (p.shown(&p.config.path), p.config.campaign.subject.as_str())
+        } else {
+            (p.shown(&p.config.template), template_src)
+        };
+        let mut problem = Problem::new(
+            &file,
+            format!(
+                "the {which} template uses `{var}`, but {} has no such column or value for {} (columns: {})",
+                p.table.file.display(),
+                describe_lines(&lines, count),
+                p.table.headers.join(", ")
+            ),
+        );
+        if which == "subject" {
+            problem = problem.at_key("campaign.subject");
+        } else if let Some(l) = first_use(source, &var) {
+            problem = problem.at_line(l);
+        }
+        problems.push(problem);
+    }
+    // Rows in file order, then the rest, whatever order the threads found them in.
+    problems.sort_by_key(|p| (p.file.clone(), p.line.is_none(), p.line));
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(Problem::new(
+            &p.table.file,
+            format!("… and {more} more problems"),
+        ));
+    }
+    (problems, count)
+}
+
+fn describe_lines(lines: &[u64], total: usize) -> String {
+    if lines.len() == total && total > 3 {
+        return format!("any row (lines {}–{})", lines[0], lines[lines.len() - 1]);
+    }
+    let shown: Vec<String> = lines.iter().take(10).map(u64::to_string).collect();
+    let more = if lines.len() > 10 {
+        format!(" and {} more", lines.len() - 10)
+    } else {
+        String::new()
+    };
+    format!(
+        "the row{} on line{} {}{more}",
+        if lines.len() == 1 { "" } else { "s" },
+        if lines.len() == 1 { "" } else { "s" },
+        shown.join(", ")
+    )
+}
+
+/// The first line of a template that uses a variable inside `{{ }}` or `{% %}`.
+fn first_use(template: &str, var: &str) -> Option<u64> {
+    let root = var.split('.').next().unwrap_or(var);
+    let mut in_comment = false;
+    for (i, line) in template.lines().enumerate() {
+        if line.contains("{#") {
+            in_comment = true;
+        }
+        if !in_comment
+            && (line.contains("{{") || line.contains("{%"))
+            && recipients::mentions(line, root)
+        {
+            return Some(i as u64 + 1);
+        }
+        if line.contains("#}") {
+            in_comment = false;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_variable_is_found_on_its_template_line() {
+        assert_eq!(first_use("{# {{ x }} #}\nHej\n{{ x }}\n", "x"), Some(3));
+    }
+}

@@ -1,0 +1,274 @@
+//! Planning a run: who gets a letter now, who is skipped and why.
+//!
+//! A pure function of each letter's ledger state, the mode (send or resend) and the selection
+//! (--only, --limit). It reads no file and no ledger, and sends nothing; the send loop in
+//! `delivery` carries the plan out.
+
+use crate::record::ledger::State;
+
+/// What a run does with the recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Letters never handed over.
+    Send,
+    /// Letters that failed; never delivered ones, and unknown ones only when asked.
+    Resend {
+        temporary_only: bool,
+        include_unknown: bool,
+    },
+}
+
+/// Narrowing of a run to some recipients.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub limit: Option<usize>,
+}
+
+/// One letter a run will send, and the state it had before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub index: usize,
+    /// The fingerprint of the recipient's key (`recipients::fingerprint`), to make sure the row at
+    /// `index` is still theirs when it is sent.
+    pub key: u64,
+    pub before: State,
+}
+
+/// Who gets a letter in this run, and why the others do not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The letters to send, in file order.
+    pub send: Vec<Planned>,
+    pub already_delivered: usize,
+    /// Unknown (may have been delivered): skipped unless asked for.
+    pub unknown: usize,
+    /// Failed earlier; `send` leaves them to `resend --failed`.
+    pub failed: usize,
+    /// Not attempted yet; `resend` leaves them to `send`.
+    pub pending: usize,
+    /// Left out by --only, --limit or --temporary-only.
+    pub not_selected: usize,
+}
+
+/// Decides who gets a letter, one letter at a time, from each letter's index, key and ledger
+/// state. Pure: the states, the mode and the selection decide everything, and nothing of the
+/// campaign is held but the letters to send.
+pub struct Planner<'a> {
+    mode: Mode,
+    selection: &'a Selection,
+    plan: Plan,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(mode: Mode, selection: &'a Selection) -> Planner<'a> {
+        Planner {
+            mode,
+            selection,
+            plan: Plan::default(),
+        }
+    }
+
+    /// Takes the next letter, in file order.
+    pub fn add(&mut self, index: usize, key: &str, state: State) {
+        let wanted = match (state, self.mode) {
+            (State::Delivered, _) => {
+                self.plan.already_delivered += 1;
+                false
+            }
+            (
+                State::Unknown | State::Sending,
+                Mode::Resend {
+                    include_unknown: true,
+                    ..
+                },
+            ) => true,
+            (State::Unknown | State::Sending, _) => {
+                self.plan.unknown += 1;
+                false
+            }
+            (State::Pending, Mode::Send) => true,
+            (State::Pending, Mode::Resend { .. }) => {
+                self.plan.pending += 1;
+                false
+            }
+            (State::FailedTemporary | State::FailedPermanent, Mode::Send) => {
+                self.plan.failed += 1;
+                false
+            }
+            (
+                State::FailedPermanent,
+                Mode::Resend {
+                    temporary_only: true,
+                    ..
+                },
+            ) => {
+                self.plan.not_selected += 1;
+                false
+            }
+            (State::FailedTemporary | State::FailedPermanent, Mode::Resend { .. }) => true,
+        };
+        if !wanted {
+            return;
+        }
+        if !self.selection.only.is_empty() && !self.selection.only.iter().any(|k| k == key) {
+            self.plan.not_selected += 1;
+            return;
+        }
+        if self
+            .selection
+            .limit
+            .is_some_and(|n| self.plan.send.len() >= n)
+        {
+            self.plan.not_selected += 1;
+            return;
+        }
+        self.plan.send.push(Planned {
+            index,
+            key: crate::digest::fingerprint(key),
+            before: state,
+        });
+    }
+
+    pub fn finish(self) -> Plan {
+        self.plan
+    }
+}
+
+/// `Planner` over a whole list at once.
+pub fn plan<K: AsRef<str>>(
+    letters: impl IntoIterator<Item = (usize, K, State)>,
+    mode: Mode,
+    selection: &Selection,
+) -> Plan {
+    let mut planner = Planner::new(mode, selection);
+    for (index, key, state) in letters {
+        planner.add(index, key.as_ref(), state);
+    }
+    planner.finish()
+}
+
+impl Plan {
+    /// Who this run leaves out and why, in a clerk's words ("" when nobody).
+    pub fn skipped(&self, mode: Mode) -> String {
+        let plan = self;
+        let mut parts = Vec::new();
+        if plan.already_delivered > 0 {
+            parts.push(format!(
+                "{} already delivered (skipped, never sent twice)",
+                plan.already_delivered
+            ));
+        }
+        if plan.unknown > 0 {
+            parts.push(format!(
+                "{} unknown: may have been delivered, not sent again (use `rundbrev resend --failed --include-unknown` after checking with the recipient)",
+                plan.unknown
+            ));
+        }
+        if plan.failed > 0 && mode == Mode::Send {
+            parts.push(format!(
+                "{} failed earlier (use `rundbrev resend --failed`)",
+                plan.failed
+            ));
+        }
+        if plan.pending > 0 {
+            parts.push(format!(
+                "{} not sent yet (use `rundbrev send`)",
+                plan.pending
+            ));
+        }
+        if plan.not_selected > 0 {
+            parts.push(format!(
+                "{} left out by --only, --limit or --temporary-only",
+                plan.not_selected
+            ));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("Recipients: {}.", parts.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [(&str, State); 6] = [
+        ("p", State::Pending),
+        ("d", State::Delivered),
+        ("t", State::FailedTemporary),
+        ("f", State::FailedPermanent),
+        ("u", State::Unknown),
+        ("s", State::Sending),
+    ];
+
+    fn run(
+        states: &[(&'static str, State)],
+        mode: Mode,
+        selection: &Selection,
+    ) -> (Vec<&'static str>, Plan) {
+        let p = plan(
+            states.iter().enumerate().map(|(i, (k, s))| (i, *k, *s)),
+            mode,
+            selection,
+        );
+        (p.send.iter().map(|x| states[x.index].0).collect(), p)
+    }
+
+    #[test]
+    fn send_takes_only_letters_never_handed_over() {
+        let (keys, plan) = run(&ALL, Mode::Send, &Selection::default());
+        assert_eq!(keys, vec!["p"]);
+        assert_eq!(
+            (plan.already_delivered, plan.failed, plan.unknown),
+            (1, 2, 2)
+        );
+        assert_eq!(plan.send[0].before, State::Pending);
+    }
+
+    #[test]
+    fn resend_takes_the_failed_and_never_the_delivered() {
+        let all = Mode::Resend {
+            temporary_only: false,
+            include_unknown: false,
+        };
+        assert_eq!(run(&ALL, all, &Selection::default()).0, vec!["t", "f"]);
+        let temp = Mode::Resend {
+            temporary_only: true,
+            include_unknown: false,
+        };
+        assert_eq!(run(&ALL, temp, &Selection::default()).0, vec!["t"]);
+        let unknown = Mode::Resend {
+            temporary_only: false,
+            include_unknown: true,
+        };
+        assert_eq!(
+            run(&ALL, unknown, &Selection::default()).0,
+            vec!["t", "f", "u", "s"]
+        );
+    }
+
+    #[test]
+    fn only_and_limit_narrow_the_run() {
+        let pending = [
+            ("a", State::Pending),
+            ("b", State::Pending),
+            ("c", State::Pending),
+            ("d", State::Pending),
+        ];
+        let only = Selection {
+            only: vec!["c".into(), "a".into()],
+            limit: None,
+        };
+        assert_eq!(run(&pending, Mode::Send, &only).0, vec!["a", "c"]);
+        let limit = Selection {
+            only: vec![],
+            limit: Some(3),
+        };
+        let (keys, plan) = run(&pending, Mode::Send, &limit);
+        assert_eq!(keys, vec!["a", "b", "c"]);
+        assert_eq!(plan.not_selected, 1);
+    }
+}

@@ -1,0 +1,161 @@
+//! `rundbrev preview`: every letter as an `.eml` and a readable `.html` page, with an index, and
+//! one letter shown in the terminal.
+//!
+//! The pages are built by `letter::page` from escaped values; this command only writes them.
+//! Nothing is sent and the ledger is not changed. An earlier preview's letters are removed first
+//! so that none is left over from old data.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::campaign;
+use crate::cli::args::PreviewArgs;
+use crate::cli::exit::Exit;
+use crate::cli::output::Output;
+use crate::cli::workspace::{describe_transport, ledger_path, prepare, shown};
+use crate::cli::{browser, progress};
+use crate::clock;
+use crate::config::Config;
+use crate::letter::page;
+use crate::record::ledger::Ledger;
+use crate::record::status;
+use crate::sanitize::printable;
+use crate::whole_file;
+
+pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
+    let (recipient, dir, open) = (args.recipient.as_deref(), args.out.as_deref(), args.open);
+    let ledger = Ledger::open_existing(&ledger_path(config))?;
+    let p = prepare(config, ledger.as_ref(), out)?;
+    let shown_key = match recipient {
+        Some(key) => {
+            campaign::find_letters(&p, ledger.as_ref(), &[key.to_string()])?
+                .remove(0)
+                .key
+        }
+        None => String::new(),
+    };
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.preview_dir.clone());
+    clear_preview(&dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let now = clock::now();
+    let date = now
+        .with_timezone(&chrono_tz::Europe::Copenhagen)
+        .to_rfc2822();
+    let index = dir.join("index.html");
+    let partial = dir.join("index.html.partial");
+    let mut index_file = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?,
+    );
+    index_file
+        .write_all(page::index_head(&config.campaign.id, &describe_transport(config)).as_bytes())?;
+    let mut count = 0usize;
+    let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
+    for letter in p.letters(ledger.as_ref())? {
+        let letter = letter?;
+        ticker.tick();
+        let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
+        let stem = p.file_stem(&letter);
+        whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
+        let to = format!("{} <{}>", letter.to.name, letter.to.email);
+        let shown_headers = page::Shown {
+            from: &config.sender.from,
+            to: &to,
+            copies: p.envelope.copies().collect(),
+            subject: &rendered.subject,
+            date: &date,
+            message_id: &letter.stamp.message_id,
+        };
+        let page = page::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
+        whole_file::write(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
+        let show = if shown_key.is_empty() {
+            count == 0
+        } else {
+            letter.key == shown_key
+        };
+        if show && !out.quiet {
+            ticker.suspend(|| print_letter(&shown_headers, &rendered.text));
+        }
+        let entry = page::Entry {
+            state: letter
+                .recorded
+                .as_ref()
+                .map(|r| status::shown_state(r.state, false).to_string()),
+            key: letter.key,
+            name: letter.to.name,
+            address: letter.to.email,
+            akt_id: letter.stamp.akt_id,
+            subject: rendered.subject,
+            file_stem: stem,
+        };
+        index_file.write_all(page::index_row(&entry).as_bytes())?;
+        count += 1;
+    }
+    index_file.write_all(page::index_tail(count).as_bytes())?;
+    index_file
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    std::fs::rename(&partial, &index)?;
+    drop(ticker);
+    out.always(format!(
+        "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
+        shown(config, &dir),
+        shown(config, &index)
+    ));
+    if open {
+        match browser::open(&index) {
+            Ok(()) => out.say(format!("Opened {} in the browser.", shown(config, &index))),
+            Err(why) => out.always(format!(
+                "Could not open a browser: {why}. Open this file yourself: {}",
+                std::path::absolute(&index)
+                    .unwrap_or(index.clone())
+                    .display()
+            )),
+        }
+    }
+    Ok(Exit::Done)
+}
+
+/// Removes an earlier preview's letters so that none is left over from old data.
+fn clear_preview(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("eml" | "html")
+        ) {
+            std::fs::remove_file(&path).with_context(|| {
+                format!("cannot remove the old preview file {}", path.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn print_letter(h: &page::Shown<'_>, text: &str) {
+    let mut s = String::new();
+    s.push_str(&format!("From:       {}\n", printable(h.from)));
+    s.push_str(&format!("To:         {}\n", printable(h.to)));
+    for (kind, addr) in &h.copies {
+        s.push_str(&format!("{:<11} {}\n", format!("{kind}:"), addr));
+    }
+    s.push_str(&format!("Subject:    {}\n", printable(h.subject)));
+    s.push_str(&format!("Date:       {}\n", h.date));
+    s.push_str(&format!("Message-ID: <{}>\n", h.message_id));
+    s.push_str(&"─".repeat(72));
+    s.push('\n');
+    for line in text.lines() {
+        s.push_str(&printable(line));
+        s.push('\n');
+    }
+    s.push_str(&"─".repeat(72));
+    let _ = writeln!(std::io::stdout(), "{s}");
+}

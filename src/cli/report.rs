@@ -1,0 +1,147 @@
+//! `rundbrev report`: writes the delivery record for the case file (journalisering).
+//!
+//! The facts come from the ledger (the stamps frozen at the first send); the letter's text is the
+//! first delivered letter, merged again from the template with its frozen stamps. The files are
+//! made by `record::report`; this command gathers, writes and says where they are. It never
+//! changes the ledger and never sends anything.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use crate::campaign;
+use crate::cli::args::{OutputFormat, ReportArgs};
+use crate::cli::exit::Exit;
+use crate::cli::output::Output;
+use crate::clock;
+use crate::config::Config;
+use crate::delivery::archive;
+use crate::problem::display_path;
+use crate::record::ledger::{Ledger, State};
+use crate::record::report::{self, Facts, ShownLetter};
+use crate::record::status::{self, StatusRow};
+use crate::sanitize::printable;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    facts: &'a Facts,
+    csv: String,
+    html: String,
+    counts: std::collections::BTreeMap<&'static str, usize>,
+    recipients: &'a [StatusRow],
+}
+
+/// Reads the ledger, writes both files, says where they are.
+pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
+    let ledger_path = Ledger::path_for(&config.ledger_dir, &config.campaign.id);
+    let shown = |p: &Path| display_path(p, &config.base).display().to_string();
+    let Some(ledger) = Ledger::open_existing(&ledger_path)? else {
+        bail!(
+            "there is nothing to report yet: no letter of campaign {} has been sent (there is no ledger at {}). Run `rundbrev send` first.",
+            config.campaign.id,
+            shown(&ledger_path)
+        );
+    };
+    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
+    let frozen = ledger.frozen()?;
+    let facts = Facts {
+        campaign: config.campaign.id.clone(),
+        sags_nr: frozen
+            .as_ref()
+            .map(|f| f.sags_nr.clone())
+            .unwrap_or_else(|| config.stamps.sags_nr.clone()),
+        letter_date: frozen
+            .as_ref()
+            .map(|f| f.letter_date.clone())
+            .or_else(|| config.stamps.letter_date.map(|d| d.to_string()))
+            .unwrap_or_default(),
+        sender: config.sender.from.clone(),
+        frozen_at: frozen.as_ref().map(|f| f.frozen_at.clone()),
+        made_at: clock::stamp_time(clock::now()),
+    };
+    let letter = match shown_letter(config, &ledger, &rows) {
+        Ok(l) => l,
+        Err(e) => {
+            out.note(format!("the report leaves out the letter's text: {e:#}"));
+            None
+        }
+    };
+
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.base.join("report"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the report folder {}", dir.display()))?;
+    let stem = format!("leveringsrapport-{}", config.campaign.id);
+    let csv_path = dir.join(format!("{stem}.csv"));
+    let html_path = dir.join(format!("{stem}.html"));
+    let mut csv = Vec::new();
+    report::write_csv(&mut csv, &config.recipients.key, &rows)?;
+    crate::whole_file::write_durably(&csv_path, &csv)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    crate::whole_file::write_durably(
+        &html_path,
+        report::html(&facts, &rows, letter.as_ref()).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", html_path.display()))?;
+
+    if args.format == OutputFormat::Json {
+        let report = JsonReport {
+            facts: &facts,
+            csv: shown(&csv_path),
+            html: shown(&html_path),
+            counts: status::counts(&rows),
+            recipients: &rows,
+        };
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+        return Ok(Exit::Done);
+    }
+    out.always(format!(
+        "Wrote the delivery report for the case file:\n  {}  (one row per recipient; opens in Excel)\n  {}  (a printable summary with the letter's text)\n{} recipients: {}.",
+        shown(&csv_path),
+        shown(&html_path),
+        rows.len(),
+        status::counts_line(&rows)
+    ));
+    Ok(Exit::Done)
+}
+
+/// The first delivered letter, merged again with its frozen stamps.
+fn shown_letter(
+    config: &Config,
+    ledger: &Ledger,
+    rows: &[StatusRow],
+) -> Result<Option<ShownLetter>> {
+    let Some(row) = rows.iter().find(|r| r.state == State::Delivered.as_str()) else {
+        return Ok(None);
+    };
+    let p = campaign::prepare(config.clone(), Some(ledger), clock::now())
+        .map_err(crate::problem::Problems)
+        .context("the campaign's files no longer check")?;
+    let letter = campaign::find_letters(&p, Some(ledger), std::slice::from_ref(&row.key))
+        .with_context(|| {
+            format!(
+                "{} is no longer in the recipients file",
+                printable(&row.key)
+            )
+        })?
+        .remove(0);
+    let letter = &letter;
+    let rendered = p.render(letter).map_err(|e| anyhow::anyhow!(e.message))?;
+    let archived = archive::path_for(&config.archive_dir, &p.file_stem(letter));
+    Ok(Some(ShownLetter {
+        name: letter.to.name.clone(),
+        akt_id: letter.stamp.akt_id.clone(),
+        subject: rendered.subject,
+        html_body: rendered.html_body,
+        archived: archived
+            .exists()
+            .then(|| display_path(&archived, &config.base).display().to_string()),
+    }))
+}

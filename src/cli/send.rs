@@ -1,0 +1,164 @@
+//! `rundbrev send` and `rundbrev resend --failed`: the letters this run is for go out, and every
+//! outcome is recorded.
+//!
+//! The order is the safety protocol: check every letter and refuse what would differ before
+//! anything is written; lock and update the ledger; say what is about to happen and ask; open the
+//! connections; freeze the stamps; only then hand letters over (see `delivery` for how each one is
+//! made durable). The decisions are made in `campaign`, `delivery` and `exit`.
+
+use std::collections::HashSet;
+
+use anyhow::{Context as _, Result};
+
+use crate::campaign::guard::Watch;
+use crate::campaign::plan::{Mode, Plan, Selection};
+use crate::campaign::Prepared;
+use crate::cli::args::{OutputFormat, ResendArgs, RunArgs};
+use crate::cli::exit::Exit;
+use crate::cli::output::Output;
+use crate::cli::progress::{self, Lines};
+use crate::cli::prompt::{confirm, install_ctrl_c};
+use crate::cli::summary;
+use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepare_guarded};
+use crate::clock;
+use crate::config::{Config, Transport as TransportConfig};
+use crate::delivery::{self, connections, Observer, Pace, Summary};
+use crate::record::ledger::Ledger;
+
+pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
+    debug_assert!(args.failed);
+    let mode = Mode::Resend {
+        temporary_only: args.temporary_only,
+        include_unknown: args.include_unknown,
+    };
+    run(config, out, mode, &args.run)
+}
+
+pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
+    let smtp = matches!(config.transport, TransportConfig::Smtp(_));
+    let path = ledger_path(config);
+    std::fs::create_dir_all(&config.ledger_dir).with_context(|| {
+        format!(
+            "cannot create the ledger folder {}",
+            config.ledger_dir.display()
+        )
+    })?;
+    let _lock = Ledger::lock(&path)?;
+    let existing = Ledger::open_existing(&path)?;
+    let frozen = existing.as_ref().map(Ledger::frozen).transpose()?.flatten();
+    let watch = Watch {
+        only: args.only.clone(),
+        smtp,
+        frozen: frozen.clone(),
+        accept_changes: args.accept_changes,
+    };
+    let p = prepare_guarded(config, existing.as_ref(), watch, out)?;
+    drop(existing);
+
+    let mut ledger = Ledger::create_or_open(&path)?;
+    let now = clock::stamp_time(clock::now());
+    note_interrupted(out, &ledger.mark_interrupted(&now)?);
+    let reader = Ledger::open_existing(&path)?;
+    let selection = Selection {
+        only: args.only.clone(),
+        limit: args.limit,
+    };
+    let plan = delivery::enlist(&p, &mut ledger, reader.as_ref(), mode, &selection, &now)?;
+    if plan.send.is_empty() {
+        return nothing_to_send(config, out, args, &plan.skipped(mode), &ledger);
+    }
+
+    announce(config, out, &p, &plan, mode);
+    if smtp {
+        confirm(args.yes, plan.send.len())?;
+    }
+    let opened = connections::open(config, plan.send.len())?;
+    opened.warnings.iter().for_each(|w| out.note(w));
+    if let Some(f) = p.freeze(frozen.as_ref(), args.accept_changes, &now) {
+        ledger.freeze(&f)?;
+    }
+    install_ctrl_c();
+    let mut observer: Box<dyn Observer + '_> = if progress::wanted(out.quiet) {
+        Box::new(progress::Bar::new(plan.send.len(), out.verbose))
+    } else {
+        Box::new(Lines { out })
+    };
+    let pace = Pace::for_transport(&config.transport);
+    let summary = delivery::execute(
+        &p,
+        reader.as_ref(),
+        &mut ledger,
+        opened.transports,
+        &plan,
+        pace,
+        observer.as_mut(),
+    );
+    drop(observer);
+    let summary = summary?;
+    report(config, out, args, &summary, &ledger, &plan)?;
+    Ok(Exit::of(&summary))
+}
+
+fn note_interrupted(out: &Output, interrupted: &[String]) {
+    if !interrupted.is_empty() {
+        out.note(format!(
+            "{} letter(s) were being handed over when an earlier run stopped ({}); they may have been delivered and are now marked unknown. They are not sent again unless you run `rundbrev resend --failed --include-unknown`.",
+            interrupted.len(),
+            interrupted.join(", ")
+        ));
+    }
+}
+
+fn nothing_to_send(
+    config: &Config,
+    out: &Output,
+    args: &RunArgs,
+    skipped: &str,
+    ledger: &Ledger,
+) -> Result<Exit> {
+    out.always(format!("Nothing to send. {skipped}"));
+    out.say(format!(
+        "See the record with: rundbrev status{}",
+        config_flag(config)
+    ));
+    if args.format == OutputFormat::Json {
+        summary::write_json(config, &Summary::default(), ledger, &HashSet::new())?;
+    }
+    Ok(Exit::Done)
+}
+
+/// "About to send 98 letters via … from …", the copies, and who is left out and why.
+fn announce(config: &Config, out: &Output, p: &Prepared, plan: &Plan, mode: Mode) {
+    let n = plan.send.len();
+    let letters = if n == 1 { "letter" } else { "letters" };
+    out.always(format!(
+        "About to send {n} {letters} via {}, from {}.",
+        describe_transport(config),
+        config.sender.from
+    ));
+    for (kind, addr) in p.envelope.copies() {
+        out.always(format!(
+            "  {kind}: {addr} gets a copy of every letter ({n} copies)."
+        ));
+    }
+    let skipped = plan.skipped(mode);
+    if !skipped.is_empty() {
+        out.say(skipped);
+    }
+}
+
+fn report(
+    config: &Config,
+    out: &Output,
+    args: &RunArgs,
+    s: &Summary,
+    ledger: &Ledger,
+    plan: &Plan,
+) -> Result<()> {
+    let run: HashSet<u64> = plan.send.iter().map(|x| x.key).collect();
+    summary::print(config, out, s, ledger, &run);
+    if args.format == OutputFormat::Json {
+        summary::write_json(config, s, ledger, &run)?;
+    }
+    Ok(())
+}

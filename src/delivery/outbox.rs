@@ -1,0 +1,43 @@
+//! The outbox transport: each letter written as an `.eml` file into a folder the campaign owns.
+//!
+//! A letter is delivered when its file is complete and on disk. It accepts any address,
+//! placeholders included, since nothing leaves the machine. It never touches the ledger.
+
+use std::path::{Path, PathBuf};
+
+use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::letter::compose::Composed;
+use crate::whole_file;
+
+/// Writes each message as an `.eml` file into a folder. Accepts any address, placeholders included.
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    pub fn new(dir: &Path) -> Outbox {
+        Outbox {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Transport for Outbox {
+    fn kind(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
+        let path = self.dir.join(format!("{name}.eml"));
+        whole_file::write_durably(&path, &message.bytes).map_err(|e| {
+            Stop(format!(
+                "cannot write {} to the outbox: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Outcome::Delivered {
+            code: None,
+            reply: format!("written to {}", path.display()),
+        })
+    }
+}
