@@ -4,7 +4,6 @@
 //! the key. Relative paths are resolved against the folder the config file is in. This module reads
 //! no other file and never holds a secret: passwords come from the environment, a prompt or a command.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,7 +100,6 @@ pub struct Smtp {
     pub port: u16,
     pub security: Security,
     /// Plaintext to a host that is not loopback: only when the user says so.
-    pub allow_insecure: bool,
     pub ca_file: Option<PathBuf>,
     pub hello_name: Option<String>,
     pub user: Option<String>,
@@ -661,7 +659,6 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         host,
         port,
         security,
-        allow_insecure: raw.allow_insecure,
         ca_file: raw.ca_file.map(|p| base.join(p)),
         hello_name: raw.hello_name,
         user: raw.user,
@@ -782,16 +779,6 @@ pub fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)>
         ("sender.cc", s.cc.join(",")),
         ("sender.bcc", s.bcc.join(",")),
     ]
-}
-
-/// Column names the config refers to, for the check that they exist.
-pub fn required_columns(config: &Config) -> BTreeSet<String> {
-    let r = &config.recipients;
-    let mut cols: BTreeSet<String> = [r.key.clone(), r.email.clone(), r.name.clone()].into();
-    if let AktIdSource::Column(c) = &config.stamps.akt_id {
-        cols.insert(c.clone());
-    }
-    cols
 }
 
 #[cfg(test)]

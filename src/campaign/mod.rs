@@ -435,3 +435,36 @@ fn content_fingerprint(config: &Config) -> (String, String) {
         .collect();
     (hex_digest(desc.as_bytes()), desc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(akt_id: &str) -> Row {
+        Row {
+            line: 2,
+            fields: vec![akt_id.to_string()],
+        }
+    }
+
+    #[test]
+    fn akt_ids_are_numbered_on_keeping_leading_zeros() {
+        let source = AktIdSource::Sequence("0098".into());
+        let mut akt = AktIds::new(&source, None);
+        let ids: Vec<String> = (0..3).map(|_| akt.next(&row(""))).collect();
+        assert_eq!(ids, vec!["0098", "0099", "0100"]);
+    }
+
+    #[test]
+    fn the_same_akt_id_goes_on_every_letter_or_comes_from_a_column() {
+        let same = AktIdSource::Same("1286555".into());
+        let mut akt = AktIds::new(&same, None);
+        assert_eq!(
+            [akt.next(&row("x")), akt.next(&row("y"))],
+            ["1286555", "1286555"]
+        );
+        let column = AktIdSource::Column("akt_id".into());
+        let mut akt = AktIds::new(&column, Some(0));
+        assert_eq!(akt.next(&row("0042")), "0042");
+    }
+}

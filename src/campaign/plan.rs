@@ -4,6 +4,7 @@
 //! (--only, --limit). It reads no file and no ledger, and sends nothing; the send loop in
 //! `delivery` carries the plan out.
 
+use crate::campaign::Letter;
 use crate::record::ledger::State;
 
 /// What a run does with the recipients.
@@ -32,6 +33,8 @@ pub struct Planned {
     /// The fingerprint of the recipient's key (`recipients::fingerprint`), to make sure the row at
     /// `index` is still theirs when it is sent.
     pub key: u64,
+    /// The fingerprint of the row as it was checked: a row changed since is not sent.
+    pub row: u64,
     pub before: State,
 }
 
@@ -70,7 +73,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Takes the next letter, in file order.
-    pub fn add(&mut self, index: usize, key: &str, state: State) {
+    pub fn add_letter(&mut self, letter: &Letter) {
+        let row = crate::digest::fingerprint(&letter.row_hash);
+        self.add(letter.index, &letter.key, row, letter.state());
+    }
+
+    /// Takes the next letter by its index, key, row fingerprint and state, in file order.
+    pub fn add(&mut self, index: usize, key: &str, row: u64, state: State) {
         let wanted = match (state, self.mode) {
             (State::Delivered, _) => {
                 self.plan.already_delivered += 1;
@@ -126,6 +135,7 @@ impl<'a> Planner<'a> {
         self.plan.send.push(Planned {
             index,
             key: crate::digest::fingerprint(key),
+            row,
             before: state,
         });
     }
@@ -136,14 +146,15 @@ impl<'a> Planner<'a> {
 }
 
 /// `Planner` over a whole list at once.
-pub fn plan<K: AsRef<str>>(
+#[cfg(test)]
+fn plan<K: AsRef<str>>(
     letters: impl IntoIterator<Item = (usize, K, State)>,
     mode: Mode,
     selection: &Selection,
 ) -> Plan {
     let mut planner = Planner::new(mode, selection);
     for (index, key, state) in letters {
-        planner.add(index, key.as_ref(), state);
+        planner.add(index, key.as_ref(), 0, state);
     }
     planner.finish()
 }

@@ -28,8 +28,6 @@ pub struct Table {
     pub encoding: &'static str,
     decoding: Decoding,
     pub delimiter: u8,
-    /// The file's content digest when it was opened, to notice a change while it is in use.
-    digest: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +45,6 @@ enum Decoding {
 }
 
 impl Table {
-    /// Whether the file still has the content it had when it was opened.
-    pub fn unchanged(&self) -> io::Result<bool> {
-        Ok(digest(File::open(&self.path)?)? == self.digest)
-    }
-
     pub fn column(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == name)
     }
@@ -295,13 +288,13 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
             format!("cannot read the recipients file: {e}"),
         )]
     };
-    let digest = digest(File::open(&source.file).map_err(cannot)?).map_err(cannot)?;
-    let file = File::open(&source.file).map_err(cannot)?;
-    let (decoding, encoding) = detect(file, source.encoding, shown_as).map_err(|p| vec![p])?;
-    let file = File::open(&source.file).map_err(cannot)?;
+    // One read of the file: the encoding is found and the start kept for the header line.
+    let mut file = Prefix::new(File::open(&source.file).map_err(cannot)?);
+    let (decoding, encoding) = detect(&mut file, source.encoding, shown_as).map_err(|p| vec![p])?;
+    let start = file.start;
     let mut first_line = Vec::new();
     io::BufRead::read_until(
-        &mut BufReader::new(Text::new(file, decoding).take(64 * 1024)),
+        &mut BufReader::new(Text::new(&start[..], decoding)),
         b'\n',
         &mut first_line,
     )
@@ -311,8 +304,7 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
     let delimiter = source
         .delimiter
         .unwrap_or_else(|| detect_delimiter(header_line));
-    let file = File::open(&source.file).map_err(cannot)?;
-    let mut reader = csv_reader(delimiter, Text::new(file, decoding));
+    let mut reader = csv_reader(delimiter, Text::new(&start[..], decoding));
     let mut record = csv::StringRecord::new();
     let headers: Vec<String> = match reader.read_record(&mut record) {
         Ok(_) => record.iter().map(|s| s.trim().to_string()).collect(),
@@ -367,20 +359,33 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
         encoding,
         decoding,
         delimiter,
-        digest,
     })
 }
 
-fn digest(mut file: impl Read) -> io::Result<[u8; 32]> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finalize().into());
+/// The first bytes of a file as they are read, enough for its header line. (A header line longer
+/// than this is read no further: its columns are cut, and the checks then say what is missing.)
+struct Prefix<R> {
+    inner: R,
+    start: Vec<u8>,
+}
+
+const PREFIX: usize = 256 * 1024;
+
+impl<R: Read> Prefix<R> {
+    fn new(inner: R) -> Prefix<R> {
+        Prefix {
+            inner,
+            start: Vec::new(),
         }
-        hasher.update(&buf[..n]);
+    }
+}
+
+impl<R: Read> Read for Prefix<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = PREFIX.saturating_sub(self.start.len()).min(n);
+        self.start.extend_from_slice(&buf[..room]);
+        Ok(n)
     }
 }
 

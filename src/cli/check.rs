@@ -18,7 +18,7 @@ pub fn run(config: &Config, out: &Output) -> Result<Exit> {
         smtp: matches!(config.transport, TransportConfig::Smtp(_)),
         ..Watch::default()
     };
-    let p = prepare_guarded(config, ledger.as_ref(), watch, out)?;
+    let p = prepare_guarded(config, ledger.as_ref(), watch, out, &mut |_| {})?;
     out.always(format!(
         "All {} letters are ready: {} ({}), template {}, subject and stamps checked.",
         p.count,

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use anyhow::{Context as _, Result};
 
 use crate::campaign::guard::Watch;
-use crate::campaign::plan::{Mode, Plan, Selection};
+use crate::campaign::plan::{Mode, Plan, Planner, Selection};
 use crate::campaign::Prepared;
 use crate::cli::args::{OutputFormat, ResendArgs, RunArgs};
 use crate::cli::exit::Exit;
@@ -23,7 +23,7 @@ use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepar
 use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
 use crate::delivery::{self, connections, Observer, Pace, Summary};
-use crate::record::ledger::Ledger;
+use crate::record::ledger::{Frozen, Ledger, Listed};
 
 pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
     debug_assert!(args.failed);
@@ -35,7 +35,6 @@ pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> 
 }
 
 pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
-    let smtp = matches!(config.transport, TransportConfig::Smtp(_));
     let path = ledger_path(config);
     std::fs::create_dir_all(&config.ledger_dir).with_context(|| {
         format!(
@@ -44,32 +43,26 @@ pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<
         )
     })?;
     let _lock = Ledger::lock(&path)?;
-    let existing = Ledger::open_existing(&path)?;
-    let frozen = existing.as_ref().map(Ledger::frozen).transpose()?.flatten();
-    let watch = Watch {
-        only: args.only.clone(),
-        smtp,
-        frozen: frozen.clone(),
-        accept_changes: args.accept_changes,
-    };
-    let p = prepare_guarded(config, existing.as_ref(), watch, out)?;
-    drop(existing);
-
+    let existed = path.exists();
     let mut ledger = Ledger::create_or_open(&path)?;
     let now = clock::stamp_time(clock::now());
-    note_interrupted(out, &ledger.mark_interrupted(&now)?);
-    let reader = Ledger::open_existing(&path)?;
-    let selection = Selection {
-        only: args.only.clone(),
-        limit: args.limit,
+    let started = start(config, out, mode, args, &mut ledger, existed, &now);
+    let (p, plan, frozen) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            // Refused before anything was written: a first run leaves no ledger behind.
+            if !existed {
+                ledger.discard();
+            }
+            return Err(e);
+        }
     };
-    let plan = delivery::enlist(&p, &mut ledger, reader.as_ref(), mode, &selection, &now)?;
     if plan.send.is_empty() {
         return nothing_to_send(config, out, args, &plan.skipped(mode), &ledger);
     }
 
     announce(config, out, &p, &plan, mode);
-    if smtp {
+    if matches!(config.transport, TransportConfig::Smtp(_)) {
         confirm(args.yes, plan.send.len())?;
     }
     let opened = connections::open(config, plan.send.len())?;
@@ -78,6 +71,7 @@ pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<
         ledger.freeze(&f)?;
     }
     install_ctrl_c();
+    let reader = Ledger::open_existing(&path)?;
     let mut observer: Box<dyn Observer + '_> = if progress::wanted(out.quiet) {
         Box::new(progress::Bar::new(plan.send.len(), out.verbose))
     } else {
@@ -97,6 +91,53 @@ pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<
     let summary = summary?;
     report(config, out, args, &summary, &ledger, &plan)?;
     Ok(Exit::of(&summary))
+}
+
+/// One pass over the recipients file: every letter checked, what would differ or go twice
+/// refused, the ledger's recipient list brought up to date and the run planned. The ledger
+/// changes only if all of it passes.
+fn start(
+    config: &Config,
+    out: &Output,
+    mode: Mode,
+    args: &RunArgs,
+    ledger: &mut Ledger,
+    existed: bool,
+    now: &str,
+) -> Result<(Prepared, Plan, Option<Frozen>)> {
+    let reader = Ledger::open_existing(ledger.path())?.context("the ledger vanished")?;
+    let known = existed.then_some(&reader);
+    let frozen = reader.frozen()?;
+    let watch = Watch {
+        only: args.only.clone(),
+        smtp: matches!(config.transport, TransportConfig::Smtp(_)),
+        frozen: frozen.clone(),
+        accept_changes: args.accept_changes,
+    };
+    let selection = Selection {
+        only: args.only.clone(),
+        limit: args.limit,
+    };
+    let mut planner = Planner::new(mode, &selection);
+    let mut enlisting = ledger.enlist(now)?;
+    let mut unwritten = None;
+    let p = prepare_guarded(config, known, watch, out, &mut |letter| {
+        planner.add_letter(letter);
+        let listed = Listed {
+            key: letter.key.as_str().into(),
+            position: letter.index as i64,
+            address: letter.to.email.as_str().into(),
+            name: letter.to.name.as_str().into(),
+        };
+        if let Err(e) = enlisting.add(&listed) {
+            unwritten.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = unwritten {
+        return Err(e);
+    }
+    note_interrupted(out, &enlisting.commit()?);
+    Ok((p, planner.finish(), frozen))
 }
 
 fn note_interrupted(out: &Output, interrupted: &[String]) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::campaign::guard::{Guard, Watch};
-use crate::campaign::{self, Prepared};
+use crate::campaign::{self, Letter, Prepared};
 use crate::cli::args::Cli;
 use crate::cli::output::Output;
 use crate::clock;
@@ -35,17 +35,21 @@ pub fn shown(config: &Config, path: &Path) -> String {
 }
 
 /// Loads, checks and merges every letter, with the ledger's frozen stamps when there is one,
-/// and refuses what the `watch` forbids; the recipients file is read once for all of it.
+/// and refuses what the `watch` forbids; each letter is also shown to `see`. The recipients
+/// file is read once for all of it.
 pub fn prepare_guarded(
     config: &Config,
     ledger: Option<&Ledger>,
     watch: Watch,
     out: &Output,
+    see: &mut dyn FnMut(&Letter),
 ) -> Result<Prepared> {
     let mut guard = Guard::new(watch, ledger)?;
-    let prepared =
-        campaign::prepare_seeing(config.clone(), ledger, clock::now(), &mut |l| guard.see(l))
-            .map_err(Problems)?;
+    let prepared = campaign::prepare_seeing(config.clone(), ledger, clock::now(), &mut |l| {
+        guard.see(l);
+        see(l);
+    })
+    .map_err(Problems)?;
     if prepared.table.encoding != "UTF-8" {
         out.note(format!(
             "{} was read as {}",
@@ -62,7 +66,7 @@ pub fn prepare_guarded(
 
 /// Loads, checks and merges every letter (for commands that send nothing).
 pub fn prepare(config: &Config, ledger: Option<&Ledger>, out: &Output) -> Result<Prepared> {
-    prepare_guarded(config, ledger, Watch::default(), out)
+    prepare_guarded(config, ledger, Watch::default(), out, &mut |_| {})
 }
 
 /// "the outbox folder outbox" or "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk".

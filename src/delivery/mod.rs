@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::campaign::plan::{Mode, Plan, Planner, Selection};
+use crate::campaign::plan::Plan;
 use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
-use crate::record::ledger::{Finish, Ledger, Listed, Start, State};
+use crate::record::ledger::{Finish, Ledger, Start, State};
 
 pub(crate) mod archive;
 pub(crate) mod connections;
@@ -112,32 +112,6 @@ impl Ord for Retry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.due.cmp(&other.due)
     }
-}
-
-/// Brings the ledger's list of recipients in line with the file (new ones pending) and plans
-/// the run, in one pass over the letters. `reader` tells each letter's state so far.
-pub fn enlist(
-    p: &Prepared,
-    ledger: &mut Ledger,
-    reader: Option<&Ledger>,
-    mode: Mode,
-    selection: &Selection,
-    now: &str,
-) -> Result<Plan> {
-    let mut planner = Planner::new(mode, selection);
-    let listed = p.letters(reader)?.map(|letter| {
-        letter.map(|l| {
-            planner.add(l.index, &l.key, l.state());
-            Listed {
-                key: l.key.into(),
-                position: l.index as i64,
-                address: l.to.email.into(),
-                name: l.to.name.into(),
-            }
-        })
-    });
-    ledger.sync(listed, now)?;
-    Ok(planner.finish())
 }
 
 /// Runs the plan over the given transports (one worker thread each).
@@ -256,9 +230,6 @@ impl Run<'_> {
         workers: usize,
         halt: &AtomicBool,
     ) -> Result<()> {
-        if !self.p.table.unchanged()? {
-            anyhow::bail!(CHANGED);
-        }
         // One letter per connection at a time: a letter is marked `sending` only when a worker is
         // free to take it, so after a crash at most one letter per connection is `unknown`.
         let window = workers;
@@ -299,6 +270,7 @@ impl Run<'_> {
                         }
                     };
                     if crate::digest::fingerprint(&letter.key) != next.key
+                        || crate::digest::fingerprint(&letter.row_hash) != next.row
                         || letter.state() != next.before
                     {
                         anyhow::bail!(CHANGED);

@@ -77,10 +77,6 @@ impl Envelope {
         self.from.email.domain()
     }
 
-    pub fn from_address(&self) -> String {
-        self.from.email.to_string()
-    }
-
     pub fn copies(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
         self.cc
             .iter()

@@ -156,7 +156,8 @@ fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
 }
 
 /// The letter as an HTML fragment.
-pub fn markdown_to_html(markdown: &str) -> String {
+#[cfg(test)]
+fn markdown_to_html(markdown: &str) -> String {
     events_to_html(parser(markdown))
 }
 
@@ -168,7 +169,8 @@ fn events_to_html<'a>(events: impl Iterator<Item = Event<'a>>) -> String {
 
 /// The letter as plain text, the way a careful person would type it: paragraphs separated by a
 /// blank line, list items with "- ", and each link's address after its text.
-pub fn markdown_to_text(markdown: &str) -> String {
+#[cfg(test)]
+fn markdown_to_text(markdown: &str) -> String {
     let events: Vec<Event<'_>> = parser(markdown).collect();
     events_to_text(&events)
 }

@@ -7,8 +7,6 @@
 use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 
-use crate::config::AktIdSource;
-
 /// The stamps one letter carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -60,28 +58,6 @@ pub fn next_number(n: &str) -> String {
     let mut out = String::from("1");
     out.push_str(&String::from_utf8(digits).unwrap_or_default());
     out
-}
-
-/// The Akt-id of each row, in file order, from the configured source.
-/// `column_values` holds the Akt-id column's values when the source is a column.
-pub fn akt_ids(
-    source: &AktIdSource,
-    rows: usize,
-    column_values: Option<Vec<String>>,
-) -> Vec<String> {
-    match source {
-        AktIdSource::Column(_) => column_values.unwrap_or_default(),
-        AktIdSource::Same(id) => vec![id.clone(); rows],
-        AktIdSource::Sequence(first) => {
-            let mut ids = Vec::with_capacity(rows);
-            let mut next = first.clone();
-            for _ in 0..rows {
-                let after = next_number(&next);
-                ids.push(std::mem::replace(&mut next, after));
-            }
-            ids
-        }
-    }
 }
 
 /// A Message-ID that is the same every time the same letter is made: it depends only on the
@@ -138,14 +114,6 @@ mod tests {
     fn akt_id_keeps_leading_zeros_when_numbered_on() {
         assert_eq!(next_number("0099"), "0100");
         assert_eq!(next_number("999"), "1000");
-        let ids = akt_ids(&AktIdSource::Sequence("0098".into()), 3, None);
-        assert_eq!(ids, vec!["0098", "0099", "0100"]);
-    }
-
-    #[test]
-    fn the_same_akt_id_goes_on_every_letter_when_configured() {
-        let ids = akt_ids(&AktIdSource::Same("1286555".into()), 2, None);
-        assert_eq!(ids, vec!["1286555", "1286555"]);
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub struct Record {
 }
 
 impl Record {
+    #[cfg(test)]
     /// The stamps frozen when this letter was first handed over, if it ever was.
     pub fn frozen_stamp(&self) -> Option<Stamp> {
         Some(Stamp {
@@ -184,6 +185,7 @@ pub struct Frozen {
     pub frozen_at: String,
 }
 
+#[cfg(test)]
 /// One attempt in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -203,6 +205,36 @@ pub struct Listed<'a> {
     pub position: i64,
     pub address: std::borrow::Cow<'a, str>,
     pub name: std::borrow::Cow<'a, str>,
+}
+
+/// A run's start, not yet committed: see `Ledger::enlist`.
+pub struct Enlisting<'a> {
+    tx: rusqlite::Transaction<'a>,
+    now: String,
+    interrupted: Vec<String>,
+}
+
+impl Enlisting<'_> {
+    /// Lists one recipient: a new one becomes pending; one not yet attempted takes the file's
+    /// current address, name and position; an attempted one keeps its address and name.
+    pub fn add(&mut self, l: &Listed<'_>) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO recipients (key, position, address, name, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)
+             ON CONFLICT(key) DO UPDATE SET position = excluded.position,
+                 address = CASE WHEN recipients.attempts = 0 THEN excluded.address ELSE recipients.address END,
+                 name = CASE WHEN recipients.attempts = 0 THEN excluded.name ELSE recipients.name END",
+        )?;
+        stmt.execute(params![l.key, l.position, l.address, l.name, self.now])?;
+        Ok(())
+    }
+
+    /// Makes the start of the run take effect; returns the keys of the letters an earlier run
+    /// left `sending`, which are now `unknown`.
+    pub fn commit(self) -> Result<Vec<String>> {
+        self.tx.commit()?;
+        Ok(self.interrupted)
+    }
 }
 
 pub struct Ledger {
@@ -408,6 +440,7 @@ impl Ledger {
         Ok(found)
     }
 
+    #[cfg(test)]
     /// Every attempt, oldest first.
     pub fn attempts(&self) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare(
@@ -428,37 +461,25 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Brings the recipient list in line with the file, in one transaction: new recipients
-    /// become pending; those not yet attempted take the file's current address, name and
-    /// position. Attempted ones keep theirs.
-    pub fn sync<'a>(
-        &mut self,
-        listed: impl IntoIterator<Item = Result<Listed<'a>>>,
-        now: &str,
-    ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO recipients (key, position, address, name, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)
-                 ON CONFLICT(key) DO UPDATE SET position = excluded.position,
-                     address = CASE WHEN recipients.attempts = 0 THEN excluded.address ELSE recipients.address END,
-                     name = CASE WHEN recipients.attempts = 0 THEN excluded.name ELSE recipients.name END",
-            )?;
-            for l in listed {
-                let l = l?;
-                stmt.execute(params![l.key, l.position, l.address, l.name, now])?;
-            }
+    /// Closes the ledger and removes its files: for a first run that was refused before
+    /// anything was recorded, so that no empty ledger is left behind.
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
         }
-        tx.commit()?;
-        Ok(())
     }
 
-    /// A run that stopped while handing letters over left them `sending`: they may have been
-    /// delivered, so they become `unknown` and are not sent again without an explicit choice.
-    pub fn mark_interrupted(&mut self, now: &str) -> Result<Vec<String>> {
+    /// Starts a run, in one transaction that takes effect only when `Enlisting::commit` is
+    /// called (dropping it changes nothing): letters an earlier run left `sending` may have been
+    /// delivered, so they become `unknown`; then `Enlisting::add` brings the recipient list in
+    /// line with the file, one letter at a time.
+    pub fn enlist(&mut self, now: &str) -> Result<Enlisting<'_>> {
         let tx = self.conn.transaction()?;
-        let keys: Vec<String> = {
+        let interrupted: Vec<String> = {
             let mut stmt = tx.prepare("SELECT key FROM recipients WHERE state = 'sending'")?;
             let keys = stmt
                 .query_map([], |r| r.get(0))?
@@ -477,8 +498,11 @@ impl Ledger {
              WHERE state = 'sending'",
             params![now, reply],
         )?;
-        tx.commit()?;
-        Ok(keys)
+        Ok(Enlisting {
+            tx,
+            now: now.to_string(),
+            interrupted,
+        })
     }
 
     /// Records, durably and in one transaction, that these letters are about to be handed over,
@@ -596,6 +620,7 @@ impl Ledger {
         Ok(())
     }
 
+    #[cfg(test)]
     /// `start_batch` for one letter.
     pub fn start(
         &mut self,
@@ -665,6 +690,7 @@ impl Ledger {
         Ok(reached)
     }
 
+    #[cfg(test)]
     /// `finish_batch` for one letter.
     pub fn finish(
         &mut self,
@@ -715,6 +741,19 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lists these recipients, as a run's start does.
+    fn sync<'a>(
+        l: &mut Ledger,
+        listed: impl IntoIterator<Item = Result<Listed<'a>>>,
+        now: &str,
+    ) -> Result<()> {
+        let mut enlisting = l.enlist(now)?;
+        for one in listed {
+            enlisting.add(&one?)?;
+        }
+        enlisting.commit().map(|_| ())
+    }
     use chrono::NaiveDate;
 
     fn memory() -> Ledger {
@@ -758,7 +797,7 @@ mod tests {
     #[test]
     fn an_attempt_freezes_stamps_and_records_the_outcome_and_history() {
         let mut l = memory();
-        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
         let id = l
             .start("101", State::Pending, &stamp("1"), "h", "outbox", "t1")
             .unwrap();
@@ -797,7 +836,7 @@ mod tests {
     #[test]
     fn a_delivered_letter_cannot_be_started_again() {
         let mut l = memory();
-        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
         let id = l
             .start("101", State::Pending, &stamp("1"), "h", "outbox", "t1")
             .unwrap();
@@ -811,7 +850,7 @@ mod tests {
     #[test]
     fn an_abandoned_attempt_leaves_no_trace() {
         let mut l = memory();
-        l.sync([listed("101", "a@kk.dk")], "t0").unwrap();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
         let id = l
             .start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
             .unwrap();
@@ -825,11 +864,18 @@ mod tests {
     #[test]
     fn an_interrupted_send_becomes_unknown() {
         let mut l = memory();
-        l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
-            .unwrap();
+        sync(
+            &mut l,
+            [listed("101", "a@kk.dk"), listed("147", "b@f.dk")],
+            "t0",
+        )
+        .unwrap();
         l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
             .unwrap();
-        assert_eq!(l.mark_interrupted("t2").unwrap(), vec!["101".to_string()]);
+        assert_eq!(
+            l.enlist("t2").unwrap().commit().unwrap(),
+            vec!["101".to_string()]
+        );
         let records = l.records().unwrap();
         let r = records.iter().find(|r| r.key == "101").unwrap();
         assert_eq!(r.state, State::Unknown);
@@ -839,11 +885,16 @@ mod tests {
     #[test]
     fn sync_keeps_the_address_of_a_recipient_already_attempted() {
         let mut l = memory();
-        l.sync([listed("101", "a@kk.dk"), listed("147", "b@f.dk")], "t0")
-            .unwrap();
+        sync(
+            &mut l,
+            [listed("101", "a@kk.dk"), listed("147", "b@f.dk")],
+            "t0",
+        )
+        .unwrap();
         l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
             .unwrap();
-        l.sync(
+        sync(
+            &mut l,
             [listed("101", "new@kk.dk"), listed("147", "new@f.dk")],
             "t2",
         )

@@ -126,8 +126,6 @@ impl fmt::Display for Reply {
 /// Where in the session something went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    Connect,
-    Tls,
     /// Server greeting and EHLO.
     Greeting,
     Login,
@@ -141,8 +139,6 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Connect => "connect",
-            Phase::Tls => "TLS",
             Phase::Greeting => "greeting/EHLO",
             Phase::Login => "login",
             Phase::Mail => "MAIL FROM",
@@ -187,20 +183,6 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// True when the problem is with the server, the network or the
-    /// configuration rather than with one message: going on with other
-    /// messages makes no sense until it is fixed.
-    pub fn is_systemic(&self) -> bool {
-        match self {
-            Failure::Connect(_) | Failure::Tls(_) | Failure::Login { .. } => true,
-            Failure::Temporary { phase, .. } | Failure::Permanent { phase, .. } => matches!(
-                phase,
-                Phase::Connect | Phase::Tls | Phase::Greeting | Phase::Login
-            ),
-            Failure::Unknown { .. } | Failure::Unsendable { .. } => false,
-        }
-    }
-
     /// The server's reply behind this failure, if there was one.
     pub fn reply(&self) -> Option<&Reply> {
         match self {
@@ -1096,26 +1078,5 @@ mod tests {
             .expect("valid reply");
         let reply = reply_from_response(&response);
         assert_eq!(reply.to_string(), "250 2.0.0 first second third");
-    }
-
-    #[test]
-    fn systemic_classes() {
-        assert!(Failure::Connect("x".into()).is_systemic());
-        assert!(!Failure::Unknown {
-            message: "x".into()
-        }
-        .is_systemic());
-        let greeting = Failure::Temporary {
-            phase: Phase::Greeting,
-            reply: None,
-            message: "x".into(),
-        };
-        assert!(greeting.is_systemic());
-        let rcpt = Failure::Temporary {
-            phase: Phase::Rcpt,
-            reply: None,
-            message: "x".into(),
-        };
-        assert!(!rcpt.is_systemic());
     }
 }
