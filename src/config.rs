@@ -83,6 +83,8 @@ pub struct RecipientsSource {
     pub encoding: Encoding,
     /// `None`: detect comma or semicolon from the header line.
     pub delimiter: Option<u8>,
+    /// The sheet of a workbook to read; `None`: the first.
+    pub sheet: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +189,7 @@ struct RawRecipients {
     name: String,
     encoding: String,
     delimiter: String,
+    sheet: Option<String>,
 }
 
 impl Default for RawRecipients {
@@ -198,6 +201,7 @@ impl Default for RawRecipients {
             name: "navn".into(),
             encoding: "auto".into(),
             delimiter: "auto".into(),
+            sheet: None,
         }
     }
 }
@@ -566,6 +570,7 @@ fn validate(
             name: raw.recipients.name,
             encoding,
             delimiter,
+            sheet: raw.recipients.sheet,
         },
         template: base.join(&raw.template.file),
         ledger_dir: raw

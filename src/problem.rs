@@ -1,4 +1,5 @@
-//! Problems found in the user's input, each pinned to a place: file, line, column or key.
+//! Problems found in the user's input, each pinned to a place: file, line, column or key, or for
+//! a workbook: file, sheet and cell.
 //!
 //! A `Problem` is data, not control flow: checks collect every problem they find so that
 //! `rundbrev check` can list them all at once. This module never prints and never exits.
@@ -10,9 +11,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: PathBuf,
-    /// The 1-based line in the file, when known.
+    /// The sheet, when the file is a workbook.
+    pub sheet: Option<String>,
+    /// The 1-based line in the file (in a workbook: the sheet row), when known.
     pub line: Option<u64>,
-    /// The CSV column or the config key the problem is about, already labelled.
+    /// The CSV column, the workbook cell or the config key the problem is about, labelled.
     pub column: Option<String>,
     pub message: String,
 }
@@ -21,6 +24,7 @@ impl Problem {
     pub fn new(file: &Path, message: impl Into<String>) -> Problem {
         Problem {
             file: file.to_path_buf(),
+            sheet: None,
             line: None,
             column: None,
             message: message.into(),
@@ -37,6 +41,14 @@ impl Problem {
         self
     }
 
+    /// Pins the problem to a sheet row of a workbook and, when known, a cell (e.g. `C14`).
+    pub fn in_sheet(mut self, sheet: &str, row: u64, cell: Option<String>) -> Problem {
+        self.sheet = Some(sheet.to_string());
+        self.line = Some(row);
+        self.column = cell.map(|c| format!("cell {c}"));
+        self
+    }
+
     pub fn at_key(mut self, key: &str) -> Problem {
         self.column = Some(format!("key `{key}`"));
         self
@@ -46,8 +58,13 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ", line {line}")?;
+        match (&self.sheet, self.line) {
+            // A cell names its row already.
+            (Some(sheet), _) if self.column.is_some() => write!(f, ", sheet \"{sheet}\"")?,
+            (Some(sheet), Some(row)) => write!(f, ", sheet \"{sheet}\", row {row}")?,
+            (Some(sheet), None) => write!(f, ", sheet \"{sheet}\"")?,
+            (None, Some(line)) => write!(f, ", line {line}")?,
+            (None, None) => {}
         }
         if let Some(column) = &self.column {
             write!(f, ", {column}")?;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::campaign::recipients::{self, RowChecker};
+use crate::campaign::recipients::{self, RowChecker, Table};
 use crate::campaign::{AktIds, Letter, Prepared, MAX_PROBLEMS};
 use crate::config::AktIdSource;
 use crate::letter::compose;
@@ -39,8 +39,8 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
                 None => MergeProblem::Other(Problem::new(
                     &p.shown(&p.config.template),
                     format!(
-                        "cannot merge the letter for line {} of {}: {}",
-                        letter.line,
+                        "cannot merge the letter for {} of {}: {}",
+                        p.table.row_name(letter.line),
                         p.table.file.display(),
                         e.message
                     ),
@@ -49,21 +49,23 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
         }
     };
     if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
-        return Some(MergeProblem::Other(
+        return Some(MergeProblem::Other(p.table.at(
             Problem::new(
                 &p.table.file,
                 format!("the subject for this recipient contains a control character ({c:?})"),
-            )
-            .at_line(letter.line),
-        ));
+            ),
+            letter.line,
+            None,
+        )));
     }
     compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now)
         .err()
         .map(|msg| {
-            MergeProblem::Other(
-                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}"))
-                    .at_line(letter.line),
-            )
+            MergeProblem::Other(p.table.at(
+                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}")),
+                letter.line,
+                None,
+            ))
         })
 }
 
@@ -156,33 +158,31 @@ pub(super) fn check_all(
                     crate::digest::fingerprint(&letter.stamp.akt_id),
                     letter.line,
                 ) {
-                    let mut problem = Problem::new(
-                        &p.table.file,
-                        format!("Akt-id {} is also the Akt-id of the letter on line {first}; each letter needs its own", letter.stamp.akt_id),
-                    )
-                    .at_line(letter.line);
-                    if let Some(c) = p.cols.akt_id {
-                        problem = problem.in_column(&p.table.headers[c]);
-                    }
-                    problems.push(problem);
+                    problems.push(p.table.at(
+                        Problem::new(
+                            &p.table.file,
+                            format!("Akt-id {} is also the Akt-id of the letter on {}; each letter needs its own", letter.stamp.akt_id, p.table.row_name(first)),
+                        ),
+                        letter.line,
+                        p.cols.akt_id,
+                    ));
                 }
                 if let Some(owner) = akt_used
                     .get(&letter.stamp.akt_id)
                     .filter(|k| **k != letter.key)
                 {
-                    let mut problem = Problem::new(
-                        &p.table.file,
-                        format!(
-                            "Akt-id {} was already used on the letter to {} (see the ledger); each letter needs its own. Were rows removed or reordered? Then give the new letters Akt-ids of their own (e.g. an akt_id column)",
-                            letter.stamp.akt_id,
-                            crate::sanitize::printable(owner)
+                    problems.push(p.table.at(
+                        Problem::new(
+                            &p.table.file,
+                            format!(
+                                "Akt-id {} was already used on the letter to {} (see the ledger); each letter needs its own. Were rows removed or reordered? Then give the new letters Akt-ids of their own (e.g. an akt_id column)",
+                                letter.stamp.akt_id,
+                                crate::sanitize::printable(owner)
+                            ),
                         ),
-                    )
-                    .at_line(letter.line);
-                    if let Some(c) = p.cols.akt_id {
-                        problem = problem.in_column(&p.table.headers[c]);
-                    }
-                    problems.push(problem);
+                        letter.line,
+                        p.cols.akt_id,
+                    ));
                 }
             }
             see(&letter);
@@ -215,7 +215,7 @@ pub(super) fn check_all(
             format!(
                 "the {which} template uses `{var}`, but {} has no such column or value for {} (columns: {})",
                 p.table.file.display(),
-                describe_lines(&lines, count),
+                describe_lines(&lines, count, &p.table),
                 p.table.headers.join(", ")
             ),
         );
@@ -239,9 +239,14 @@ pub(super) fn check_all(
     (problems, count)
 }
 
-fn describe_lines(lines: &[u64], total: usize) -> String {
+fn describe_lines(lines: &[u64], total: usize, table: &Table) -> String {
     if lines.len() == total && total > 3 {
-        return format!("any row (lines {}–{})", lines[0], lines[lines.len() - 1]);
+        return format!(
+            "any row ({} {}–{})",
+            table.row_word(true),
+            lines[0],
+            lines[lines.len() - 1]
+        );
     }
     let shown: Vec<String> = lines.iter().take(10).map(u64::to_string).collect();
     let more = if lines.len() > 10 {
@@ -250,9 +255,9 @@ fn describe_lines(lines: &[u64], total: usize) -> String {
         String::new()
     };
     format!(
-        "the row{} on line{} {}{more}",
+        "the row{} on {} {}{more}",
         if lines.len() == 1 { "" } else { "s" },
-        if lines.len() == 1 { "" } else { "s" },
+        table.row_word(lines.len() != 1),
         shown.join(", ")
     )
 }

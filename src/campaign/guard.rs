@@ -35,8 +35,10 @@ pub struct Guard {
     reached: HashMap<u64, String>,
     found_only: Vec<bool>,
     placeholders: Vec<(u64, String, String)>,
-    changed_rows: Vec<String>,
-    twice: Vec<String>,
+    /// Keys and rows of letters already sent whose row has changed.
+    changed_rows: Vec<(String, u64)>,
+    /// Address, row, key and the other key it has the letter under.
+    twice: Vec<(String, u64, String, String)>,
 }
 
 impl Guard {
@@ -75,18 +77,17 @@ impl Guard {
         if self.watch.frozen.is_some() {
             let recorded = letter.recorded.as_ref().and_then(|r| r.row_hash.as_deref());
             if recorded.is_some_and(|h| h != letter.row_hash) {
-                self.changed_rows
-                    .push(format!("{} (line {})", letter.key, letter.line));
+                self.changed_rows.push((letter.key.clone(), letter.line));
             }
         }
         if !self.reached.is_empty() {
             let address = crate::digest::fingerprint(&letter.to.email.to_lowercase());
             if let Some(other) = self.reached.get(&address).filter(|k| **k != letter.key) {
-                self.twice.push(format!(
-                    "{} (line {}, {}) already has the letter as {other}",
-                    printable(&letter.to.email),
+                self.twice.push((
+                    letter.to.email.clone(),
                     letter.line,
-                    printable(&letter.key),
+                    letter.key.clone(),
+                    other.clone(),
                 ));
             }
         }
@@ -116,7 +117,11 @@ impl Guard {
             if !self.changed_rows.is_empty() {
                 changes.push(format!(
                     "the recipients file has changed for recipients who were already sent a letter: {}",
-                    self.changed_rows.join(", ")
+                    self.changed_rows
+                        .iter()
+                        .map(|(key, line)| format!("{key} ({})", p.table.row_name(*line)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             if !changes.is_empty() && !self.watch.accept_changes {
@@ -139,7 +144,16 @@ impl Guard {
             bail!(
                 "refusing to send: these addresses have, or may have, the letter under another {} in the ledger:\n  - {}\nIf a key was changed in {}, change it back.",
                 p.config.recipients.key,
-                self.twice.join("\n  - "),
+                self.twice
+                    .iter()
+                    .map(|(email, line, key, other)| format!(
+                        "{} ({}, {}) already has the letter as {other}",
+                        printable(email),
+                        p.table.row_name(*line),
+                        printable(key),
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n  - "),
                 p.shown(&p.config.recipients.file).display()
             );
         }
@@ -152,14 +166,16 @@ impl Guard {
             .placeholders
             .iter()
             .map(|(line, email, name)| {
-                Problem::new(
-                    &p.table.file,
-                    format!(
-                        "{email} is a placeholder on a reserved domain and cannot receive mail; put {name}'s real address in the file before sending by SMTP"
+                p.table.at(
+                    Problem::new(
+                        &p.table.file,
+                        format!(
+                            "{email} is a placeholder on a reserved domain and cannot receive mail; put {name}'s real address in the file before sending by SMTP"
+                        ),
                     ),
+                    *line,
+                    Some(p.cols.email),
                 )
-                .at_line(*line)
-                .in_column(&p.table.headers[p.cols.email])
             })
             .collect();
         if self.watch.smtp {

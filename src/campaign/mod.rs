@@ -29,6 +29,7 @@ pub(crate) mod check;
 pub(crate) mod guard;
 pub(crate) mod plan;
 pub(crate) mod recipients;
+pub(crate) mod workbook;
 
 /// Everything needed to make each letter, checked.
 pub struct Prepared {

@@ -2,7 +2,9 @@
 //!
 //! Reads what Danish spreadsheets export: comma or semicolon, CRLF, quoted fields, a byte-order
 //! mark, UTF-8 or Windows-1252. Every value stays a string, so leading zeros survive. Every problem
-//! names the file, the line and the column. This module never renders, sends or writes anything.
+//! names the file, the line and the column. A workbook (`workbook`) gives the same header and rows,
+//! so the checks and the rest of the campaign do not care which it was. This module never renders,
+//! sends or writes anything.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -10,24 +12,33 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
+use crate::campaign::workbook::{self, Sheet, SheetRow};
 use crate::config::{Encoding, RecipientsSource};
 use crate::digest::fingerprint;
 use crate::problem::Problem;
 use crate::sanitize::printable;
 
-/// The recipients file, opened: its encoding, separator and header. Rows are read by streaming
-/// the file again (`rows`), so a campaign of any size is never held in memory at once.
+/// The recipients file, opened: its encoding, separator and header. Rows of a CSV file are read
+/// by streaming the file again (`rows`), so a campaign of any size is never held in memory at
+/// once; a workbook's sheet is read once and kept.
 #[derive(Debug, Clone)]
 pub struct Table {
     /// The file as the user knows it, for messages.
     pub file: PathBuf,
     path: PathBuf,
     pub headers: Vec<String>,
-    /// The encoding the file was read in, for the user to see.
-    pub encoding: &'static str,
-    decoding: Decoding,
-    pub delimiter: u8,
+    /// How the file was read (its encoding, or the kind of workbook and the sheet), for the user.
+    pub encoding: String,
+    source: Source,
+}
+
+/// Where the rows come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Csv { decoding: Decoding, delimiter: u8 },
+    Workbook(Arc<Sheet>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,24 +63,95 @@ impl Table {
     /// Reads the rows from the start, one at a time. A row whose field count does not match the
     /// header, or that cannot be read, comes as a problem; blank lines are skipped.
     pub fn rows(&self) -> io::Result<impl Iterator<Item = Result<Row, Problem>> + '_> {
+        let (decoding, delimiter) = match &self.source {
+            Source::Workbook(sheet) => return Ok(Rows::Workbook(sheet.rows.iter())),
+            Source::Csv {
+                decoding,
+                delimiter,
+            } => (*decoding, *delimiter),
+        };
         let file = File::open(&self.path)?;
         let lines = Rc::new(RefCell::new(Lines::default()));
-        let mut text = Text::new(file, self.decoding);
+        let mut text = Text::new(file, decoding);
         text.lines = Some(Rc::clone(&lines));
-        let mut reader = csv_reader(self.delimiter, text);
+        let mut reader = csv_reader(delimiter, text);
         let mut records = csv::StringRecord::new();
         let _ = reader.read_record(&mut records); // the header, read by `load`
-        Ok(RowIter {
+        Ok(Rows::Csv(Box::new(RowIter {
             table: self,
+            delimiter,
             reader,
             record: csv::StringRecord::new(),
             lines,
-        })
+        })))
+    }
+
+    /// Pins a problem to a row (`Row::line`) and perhaps a column, the way the file names
+    /// places: line and column in a CSV file, sheet and cell in a workbook.
+    pub fn at(&self, problem: Problem, line: u64, column: Option<usize>) -> Problem {
+        match &self.source {
+            Source::Csv { .. } => {
+                let problem = problem.at_line(line);
+                match column {
+                    Some(c) => problem.in_column(&self.headers[c]),
+                    None => problem,
+                }
+            }
+            Source::Workbook(sheet) => {
+                problem.in_sheet(&sheet.name, line, column.map(|c| sheet.cell(c, line)))
+            }
+        }
+    }
+
+    /// A problem with the header (a missing column, say), pinned to the header's line or row.
+    pub fn at_header(&self, problem: Problem) -> Problem {
+        match &self.source {
+            Source::Csv { .. } => problem.at_line(1),
+            Source::Workbook(sheet) => problem.in_sheet(&sheet.name, sheet.header_row, None),
+        }
+    }
+
+    /// How a message names a row: "line 14" in a CSV file, "row 14" in a workbook.
+    pub fn row_name(&self, line: u64) -> String {
+        format!("{} {line}", self.row_word(false))
+    }
+
+    /// "line" or "lines" in a CSV file, "row" or "rows" in a workbook.
+    pub fn row_word(&self, plural: bool) -> &'static str {
+        match (&self.source, plural) {
+            (Source::Csv { .. }, false) => "line",
+            (Source::Csv { .. }, true) => "lines",
+            (Source::Workbook(_), false) => "row",
+            (Source::Workbook(_), true) => "rows",
+        }
+    }
+}
+
+/// The rows of a CSV file or of a workbook's sheet, one kind of iterator for both.
+enum Rows<'a> {
+    Csv(Box<RowIter<'a>>),
+    Workbook(std::slice::Iter<'a, Result<SheetRow, Problem>>),
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<Row, Problem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Rows::Csv(rows) => rows.next(),
+            Rows::Workbook(rows) => rows.next().cloned().map(|row| {
+                row.map(|r| Row {
+                    line: r.row,
+                    fields: r.fields,
+                })
+            }),
+        }
     }
 }
 
 struct RowIter<'a> {
     table: &'a Table,
+    delimiter: u8,
     reader: csv::Reader<Text<File>>,
     record: csv::StringRecord,
     lines: Rc<RefCell<Lines>>,
@@ -121,7 +203,7 @@ impl Iterator for RowIter<'_> {
                             format!(
                                 "this row has {} fields but the header has {width} columns; check for a missing or extra {}",
                                 self.record.len(),
-                                match self.table.delimiter {
+                                match self.delimiter {
                                     b';' => "semicolon",
                                     b'\t' => "tab",
                                     _ => "comma",
@@ -145,10 +227,8 @@ impl Iterator for RowIter<'_> {
                             .at_line(line);
                     // A broken quote can swallow the rest of the file: stop at the first such error.
                     if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
-                        self.reader = csv_reader(
-                            self.table.delimiter,
-                            Text::new(empty_file(), Decoding::Utf8),
-                        );
+                        self.reader =
+                            csv_reader(self.delimiter, Text::new(empty_file(), Decoding::Utf8));
                     }
                     return Some(Err(problem));
                 }
@@ -280,7 +360,7 @@ impl<R: Read> Read for Text<R> {
 }
 
 /// Opens the recipients file: finds its encoding (reading it through once, without keeping it),
-/// its separator and its header.
+/// its separator and its header; or, for a workbook, reads its sheet.
 pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Problem>> {
     let cannot = |e: io::Error| {
         vec![Problem::new(
@@ -288,6 +368,23 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
             format!("cannot read the recipients file: {e}"),
         )]
     };
+    if workbook::is_workbook(&source.file) {
+        let bytes = std::fs::read(&source.file).map_err(cannot)?;
+        let sheet = workbook::read(&bytes, &source.file, source.sheet.as_deref(), shown_as)?;
+        return Ok(Table {
+            file: shown_as.to_path_buf(),
+            path: source.file.clone(),
+            headers: sheet.headers.clone(),
+            encoding: format!("{}, sheet \"{}\"", sheet.kind, sheet.name),
+            source: Source::Workbook(Arc::new(sheet)),
+        });
+    }
+    if let Some(sheet) = &source.sheet {
+        return Err(vec![Problem::new(
+            shown_as,
+            format!("recipients.sheet is set to \"{sheet}\", but this is a CSV file, which has no sheets; remove the setting, or point recipients.file at the workbook"),
+        )]);
+    }
     // One read of the file: the encoding is found and the start kept for the header line.
     let mut file = Prefix::new(File::open(&source.file).map_err(cannot)?);
     let (decoding, encoding) = detect(&mut file, source.encoding, shown_as).map_err(|p| vec![p])?;
@@ -356,9 +453,11 @@ pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Pro
         file: shown_as.to_path_buf(),
         path: source.file.clone(),
         headers,
-        encoding,
-        decoding,
-        delimiter,
+        encoding: encoding.to_string(),
+        source: Source::Csv {
+            decoding,
+            delimiter,
+        },
     })
 }
 
@@ -509,16 +608,13 @@ pub fn columns(
     let mut find = |name: &str, role: &str| {
         let found = table.column(name);
         if found.is_none() {
-            problems.push(
-                Problem::new(
-                    &table.file,
-                    format!(
-                        "the required column \"{name}\" ({role}) is missing; the header has: {}",
-                        table.headers.join(", ")
-                    ),
-                )
-                .at_line(1),
-            );
+            problems.push(table.at_header(Problem::new(
+                &table.file,
+                format!(
+                    "the required column \"{name}\" ({role}) is missing; the header has: {}",
+                    table.headers.join(", ")
+                ),
+            )));
         }
         found
     };
@@ -580,11 +676,8 @@ impl<'a> RowChecker<'a> {
     pub fn check(&mut self, row: &Row) -> Vec<Problem> {
         let (table, cols) = (self.table, self.cols);
         let mut problems = Vec::new();
-        let at = |col: usize, msg: String| {
-            Problem::new(&table.file, msg)
-                .at_line(row.line)
-                .in_column(&table.headers[col])
-        };
+        let at =
+            |col: usize, msg: String| table.at(Problem::new(&table.file, msg), row.line, Some(col));
         let key = row.fields[cols.key].as_str();
         if key.is_empty() {
             problems.push(at(
@@ -594,7 +687,11 @@ impl<'a> RowChecker<'a> {
         } else if let Some(first) = self.keys.insert(fingerprint(key), row.line) {
             problems.push(at(
                 cols.key,
-                format!("\"{}\" appears twice (also on line {first}); each recipient must be listed once", printable(key)),
+                format!(
+                    "\"{}\" appears twice (also on {}); each recipient must be listed once",
+                    printable(key),
+                    table.row_name(first)
+                ),
             ));
         }
         let email = row.fields[cols.email].as_str();
@@ -614,7 +711,10 @@ impl<'a> RowChecker<'a> {
         {
             problems.push(at(
                 cols.email,
-                format!("{email} appears twice (also on line {first}); that recipient would get two letters"),
+                format!(
+                    "{email} appears twice (also on {}); that recipient would get two letters",
+                    table.row_name(first)
+                ),
             ));
         }
         for &col in &cols.header_bound {
@@ -674,6 +774,7 @@ mod tests {
             name: "n".into(),
             encoding: Encoding::Auto,
             delimiter: None,
+            sheet: None,
         };
         let t = load(&source, Path::new("r.csv"));
         (dir, t)
@@ -687,7 +788,13 @@ mod tests {
     fn semicolons_crlf_and_quotes_are_read_with_true_line_numbers() {
         let (_d, t) = table("kode;navn\r\n0101;\"Kø; benhavn\"\r\n\r\n\"x\r\ny\";2\r\n0147;F\r\n");
         let t = t.unwrap();
-        assert_eq!(t.delimiter, b';');
+        assert!(matches!(
+            t.source,
+            Source::Csv {
+                delimiter: b';',
+                ..
+            }
+        ));
         let rows: Vec<Row> = rows(&t).into_iter().map(Result::unwrap).collect();
         assert_eq!(rows[0].fields, vec!["0101", "Kø; benhavn"]);
         assert_eq!(rows[0].line, 2);
