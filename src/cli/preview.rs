@@ -14,13 +14,13 @@ use crate::campaign;
 use crate::cli::args::PreviewArgs;
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
-use crate::cli::workspace::{describe_transport, ledger_path, prepare, shown};
+use crate::cli::workspace::{ledger_path, prepare, shown};
 use crate::cli::{browser, progress};
 use crate::clock;
 use crate::config::Config;
 use crate::letter::page;
 use crate::record::ledger::Ledger;
-use crate::record::status;
+use crate::record::{status, wording};
 use crate::sanitize::printable;
 use crate::whole_file;
 
@@ -42,9 +42,14 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
     clear_preview(&dir)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let now = clock::now();
-    let date = now
-        .with_timezone(&chrono_tz::Europe::Copenhagen)
-        .to_rfc2822();
+    let local = now.with_timezone(&chrono_tz::Europe::Copenhagen);
+    let date = local.to_rfc2822();
+    // The page is Danish: "29. juni 2020 kl. 10.00".
+    let danish_date = format!(
+        "{} kl. {}",
+        crate::letter::stamp::danish_date(local.date_naive()),
+        local.format("%H.%M")
+    );
     let index = dir.join("index.html");
     let partial = dir.join("index.html.partial");
     let mut index_file = std::io::BufWriter::new(
@@ -52,7 +57,7 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
             .with_context(|| format!("cannot write {}", partial.display()))?,
     );
     index_file
-        .write_all(page::index_head(&config.campaign.id, &describe_transport(config)).as_bytes())?;
+        .write_all(page::index_head(&config.campaign.id, &wording::transport(config)).as_bytes())?;
     let mut count = 0usize;
     let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
     for letter in p.letters(ledger.as_ref())? {
@@ -70,7 +75,15 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
             date: &date,
             message_id: &letter.stamp.message_id,
         };
-        let page = page::letter_page(&shown_headers, &rendered.html_body, &format!("{stem}.eml"));
+        let page = page::letter_page(
+            &page::Shown {
+                date: &danish_date,
+                copies: shown_headers.copies.clone(),
+                ..shown_headers
+            },
+            &rendered.html_body,
+            &format!("{stem}.eml"),
+        );
         whole_file::write(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
         let show = if shown_key.is_empty() {
             count == 0
@@ -84,7 +97,9 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
             state: letter
                 .recorded
                 .as_ref()
-                .map(|r| status::shown_state(r.state, false).to_string()),
+                .map(|r| wording::state(status::shown_state(r.state, false)))
+                .unwrap_or(wording::NOT_SENT)
+                .to_string(),
             key: letter.key,
             name: letter.to.name,
             address: letter.to.email,

@@ -13,7 +13,8 @@ pub struct Entry {
     pub address: String,
     pub akt_id: String,
     pub subject: String,
-    pub state: Option<String>,
+    /// Where the letter stands, in Danish words (the caller names it).
+    pub state: String,
     pub file_stem: String,
 }
 
@@ -27,10 +28,15 @@ pub struct Shown<'a> {
     pub message_id: &'a str,
 }
 
+/// Readable from a 1280 px wide window down: the index may use the width (the subject column
+/// keeps room for its words; long addresses and links break instead of widening the page).
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}\
+body.index{max-width:96em}h1{overflow-wrap:anywhere}\
 table{border-collapse:collapse}td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
-.headers th{color:#555;font-weight:normal;white-space:nowrap}.letter{border:1px solid #ccc;padding:1.5em 2em;margin-top:1em;\
-font-family:Georgia,serif;line-height:1.45}nav{margin-bottom:1em}";
+.headers th{color:#555;font-weight:normal;white-space:nowrap}.headers td{overflow-wrap:anywhere}\
+.letter{border:1px solid #ccc;padding:1.5em 2em;margin-top:1em;font-family:Georgia,serif;line-height:1.45;overflow-wrap:anywhere}\
+nav{margin-bottom:1em}table.list{width:100%;font-size:.9em}.list .subject{min-width:26em}.list .addr{overflow-wrap:break-word}\
+.list .key,.list .akt,.list .state,.list .file{white-space:nowrap}";
 
 /// A page showing one letter with its headers.
 pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
@@ -55,7 +61,7 @@ pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
 /// The top of the index page; rows follow one by one (`index_row`), then `index_tail`.
 pub fn index_head(campaign: &str, transport: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Forhåndsvisning: {c}</h1>\n<p>Intet er sendt. Afsendes via {t}.</p>\n<table>\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n",
+        "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body class=\"index\">\n<h1>Forhåndsvisning: {c}</h1>\n<p>Intet er sendt. Afsendes via {t}.</p>\n<table class=\"list\">\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n",
         c = escape_html(campaign),
         t = escape_html(transport),
     )
@@ -64,14 +70,14 @@ pub fn index_head(campaign: &str, transport: &str) -> String {
 /// One letter's line in the index, linking to its page and its .eml.
 pub fn index_row(e: &Entry) -> String {
     format!(
-        "<tr><td>{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td>{addr}</td><td>{akt}</td><td>{subject}</td><td>{state}</td><td><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
+        "<tr><td class=\"key\">{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td class=\"addr\">{addr}</td><td class=\"akt\">{akt}</td><td class=\"subject\">{subject}</td><td class=\"state\">{state}</td><td class=\"file\"><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
         key = escape_html(&e.key),
         stem = escape_html(&e.file_stem),
         name = escape_html(&e.name),
         addr = escape_html(&e.address),
         akt = escape_html(&e.akt_id),
         subject = escape_html(&e.subject),
-        state = escape_html(e.state.as_deref().unwrap_or("not sent")),
+        state = escape_html(&e.state),
     )
 }
 

@@ -8,3 +8,4 @@ pub(crate) mod explain;
 pub(crate) mod ledger;
 pub(crate) mod report;
 pub(crate) mod status;
+pub(crate) mod wording;

@@ -1,7 +1,7 @@
 //! The delivery record for the case file (journalisering), as the files `rundbrev report` writes.
 //!
-//! Two files: a CSV with one row per recipient (kommunekode, name, address, Akt-id, state, time,
-//! the server's reply and the Message-ID), and a printable HTML summary with the campaign, the
+//! Two files, in Danish: a CSV with one row per recipient (kommunekode, navn, adresse, akt_id,
+//! status, tidspunkt, serverens_svar, message_id), and a printable HTML summary with the campaign, the
 //! Sags nr., the letter date, the count in each state, the letter's text once and the same table.
 //! The facts come from the ledger (the stamps frozen at the first send); the letter's text is the
 //! first delivered letter, merged again from the template with its frozen stamps. This module only
@@ -14,6 +14,7 @@ use crate::letter::render::escape_html;
 use crate::letter::stamp;
 use crate::record::ledger::State;
 use crate::record::status::{self, StatusRow};
+use crate::record::wording;
 use crate::sanitize::printable;
 
 /// The campaign-wide facts at the top of the report.
@@ -45,23 +46,14 @@ pub struct ShownLetter {
 pub fn write_csv(out: &mut dyn std::io::Write, key_header: &str, rows: &[StatusRow]) -> Result<()> {
     out.write_all("\u{feff}".as_bytes())?;
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
-    w.write_record([
-        key_header,
-        "name",
-        "address",
-        "akt_id",
-        "state",
-        "time",
-        "server_reply",
-        "message_id",
-    ])?;
+    w.write_record(std::iter::once(key_header).chain(wording::REPORT_COLUMNS))?;
     for r in rows {
         w.write_record([
             &r.key,
             &r.name,
             &r.address,
             &r.akt_id,
-            r.state,
+            wording::state_named(r.state),
             &r.time,
             &r.last_reply,
             &r.message_id,
@@ -90,7 +82,7 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
         .map(|s| {
             format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td></tr>\n",
-                s.as_str(),
+                wording::state(*s),
                 counts[s.as_str()]
             )
         })
@@ -99,11 +91,12 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
         .iter()
         .map(|r| {
             format!(
-                "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td class=\"mid\">{}</td></tr>\n",
+                "<tr class=\"{state}\"><td class=\"nw\">{}</td><td>{}</td><td class=\"w\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"w\">{}</td><td>{}</td><td>{}</td></tr>\n",
                 cell(&r.key),
                 cell(&r.name),
                 cell(&r.address),
                 cell(&r.akt_id),
+                wording::state_named(r.state),
                 cell(&r.time),
                 cell(&r.last_reply),
                 cell(&r.message_id),
@@ -146,9 +139,10 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.25em .5em;border-bottom:1px solid #ccc;text-align:left;vertical-align:top}\
-.facts th{font-weight:normal;color:#555}.n{text-align:right}.rows{font-size:.85em}.mid{word-break:break-all}\
+.facts th{font-weight:normal;color:#555}.n{text-align:right}\
+.rows{font-size:.85em;width:100%}.rows td{overflow-wrap:anywhere}.rows .nw{white-space:nowrap}.rows .w{overflow-wrap:break-word}\
 .failed-permanent td,.failed-temporary td,.unknown td{background:#fdecea}.pending td{background:#fff8e1}\
-.letter{border:1px solid #ccc;padding:1.5em 2em;font-family:Georgia,serif;line-height:1.45}.note{color:#555}\
+.letter{border:1px solid #ccc;padding:1.5em 2em;font-family:Georgia,serif;line-height:1.45;overflow-wrap:anywhere}.note{color:#555}\
 @media print{body{margin:0;max-width:none}.letter{page-break-inside:avoid}}";
 
 #[cfg(test)]
@@ -181,11 +175,13 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.starts_with("\u{feff}kommunekode;name;address;akt_id;"),
+            text.starts_with(
+                "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id\n"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("0101;\"Ærø; Kommune\";post@0101.dk;0101;delivered;"),
+            text.contains("0101;\"Ærø; Kommune\";post@0101.dk;0101;leveret;"),
             "{text}"
         );
     }
@@ -203,7 +199,9 @@ mod tests {
         let page = html(&facts, &[row("1", "<b>\u{202E}x</b>", "delivered")], None);
         assert!(page.contains("&lt;b&gt;\\u{202e}x&lt;/b&gt;"), "{page}");
         assert!(page.contains("29. juni 2020"));
-        assert!(page.contains("<tr><td>failed-permanent</td><td class=\"n\">0</td></tr>"));
+        assert!(page.contains("<tr><td>afvist</td><td class=\"n\">0</td></tr>"));
+        assert!(page.contains("<td class=\"nw\">leveret</td>"), "{page}");
+        assert!(!page.contains(">delivered<"), "{page}");
         assert!(page.contains("UIM &lt;uim@uim.dk&gt;"));
     }
 }

@@ -119,7 +119,7 @@ fn init_makes_a_campaign_that_checks_and_never_overwrites() {
         .read("kampagne/recipients/kommuner.csv")
         .lines()
         .skip(1)
-        .all(|l| l.ends_with(".invalid")));
+        .all(|l| l.contains(".invalid,pladsholder")));
 
     // A second init refuses, names the files and changes nothing.
     c.write("kampagne/config.toml", "# mine\n");
@@ -194,36 +194,55 @@ fn the_report_shows_every_state_for_the_case_file() {
     let rows = report_csv(&c);
     let state: BTreeMap<&str, &str> = rows
         .iter()
-        .map(|r| (r["kommunekode"].as_str(), r["state"].as_str()))
+        .map(|r| (r["kommunekode"].as_str(), r["status"].as_str()))
         .collect();
     assert_eq!(
         state,
         BTreeMap::from([
-            ("101", "delivered"),
-            ("147", "failed-temporary"),
-            ("151", "failed-permanent"),
-            ("492", "unknown"),
-            ("607", "pending"),
+            ("101", "leveret"),
+            ("147", "midlertidig fejl"),
+            ("151", "afvist"),
+            ("492", "ukendt"),
+            ("607", "afventer"),
         ])
     );
+    // Danish column names, in the order the README gives.
+    assert_eq!(
+        rows[0].keys().collect::<Vec<_>>(),
+        [
+            "adresse",
+            "akt_id",
+            "kommunekode",
+            "message_id",
+            "navn",
+            "serverens_svar",
+            "status",
+            "tidspunkt"
+        ]
+    );
+    assert!(c
+        .read("report/leveringsrapport-uim-2020-aeresrelaterede-konflikter.csv")
+        .starts_with(
+            "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id\n"
+        ));
     let kk = &rows[0];
-    assert_eq!(kk["name"], "Københavns Kommune");
-    assert_eq!(kk["address"], "post@kk.dk");
+    assert_eq!(kk["navn"], "Københavns Kommune");
+    assert_eq!(kk["adresse"], "post@kk.dk");
     assert_eq!(kk["akt_id"], "1286555");
-    assert!(kk["server_reply"].starts_with("250 "), "{kk:?}");
+    assert!(kk["serverens_svar"].starts_with("250 "), "{kk:?}");
     assert!(kk["message_id"].ends_with("@uim.dk"), "{kk:?}");
-    assert_eq!(kk["time"], "2020-06-29 10:00:00+02:00");
-    assert!(rows[2]["server_reply"].contains("5.1.1 No such user"));
+    assert_eq!(kk["tidspunkt"], "2020-06-29 10:00:00+02:00");
+    assert!(rows[2]["serverens_svar"].contains("5.1.1 No such user"));
 
     let html = c.read("report/leveringsrapport-uim-2020-aeresrelaterede-konflikter.html");
     for expected in [
         "<tr><th>Sags nr.</th><td>2020-12345</td></tr>",
         "<tr><th>Brevdato</th><td>29. juni 2020</td></tr>",
-        "<tr><td>delivered</td><td class=\"n\">1</td></tr>",
-        "<tr><td>failed-temporary</td><td class=\"n\">1</td></tr>",
-        "<tr><td>failed-permanent</td><td class=\"n\">1</td></tr>",
-        "<tr><td>unknown</td><td class=\"n\">1</td></tr>",
-        "<tr><td>pending</td><td class=\"n\">1</td></tr>",
+        "<tr><td>leveret</td><td class=\"n\">1</td></tr>",
+        "<tr><td>midlertidig fejl</td><td class=\"n\">1</td></tr>",
+        "<tr><td>afvist</td><td class=\"n\">1</td></tr>",
+        "<tr><td>ukendt</td><td class=\"n\">1</td></tr>",
+        "<tr><td>afventer</td><td class=\"n\">1</td></tr>",
         "Som det blev sendt til Københavns Kommune (Akt-id 1286555)",
         "Til samtlige kommuner",
         "Jeg skriver til jer, fordi jeg er blevet opmærksom på",
@@ -445,6 +464,111 @@ fn the_preview_renders_in_a_real_browser_with_danish_text_and_no_broken_links() 
         "a nearly empty screenshot ({} bytes)",
         bytes.len()
     );
+}
+
+/// How a page lays out in a 1280 × 900 window: a copy of it beside it, with a script that writes
+/// the measures into the title, is loaded in chromium.
+struct Layout {
+    /// The page's full width and the window's width inside the scroll bar, in CSS pixels.
+    scroll_width: u32,
+    client_width: u32,
+    /// The most lines any subject cell of the index wraps onto (0 on a page without them).
+    subject_lines: u32,
+}
+
+fn layout(page: &Path) -> Layout {
+    const SCRIPT: &str = "<script>\nconst d = document.documentElement;\n\
+const lines = Math.max(0, ...[...document.querySelectorAll('td.subject')].map(c => {\n\
+  const r = document.createRange(); r.selectNodeContents(c); return r.getClientRects().length; }));\n\
+document.title = 'layout ' + d.scrollWidth + ' ' + d.clientWidth + ' ' + lines;\n</script>\n";
+    let html = std::fs::read_to_string(page).unwrap();
+    let measured = page.with_extension("measured.html");
+    std::fs::write(
+        &measured,
+        html.replace("</body>", &format!("{SCRIPT}</body>")),
+    )
+    .unwrap();
+    let dom = chromium(
+        &["--dump-dom".into(), "--window-size=1280,900".into()],
+        &file_url(&measured),
+    );
+    std::fs::remove_file(&measured).unwrap();
+    let title = dom
+        .split("<title>layout ")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or_else(|| panic!("the layout script did not run on {}", page.display()));
+    let n: Vec<u32> = title.split(' ').map(|x| x.parse().unwrap()).collect();
+    Layout {
+        scroll_width: n[0],
+        client_width: n[1],
+        subject_lines: n[2],
+    }
+}
+
+/// A screenshot at 1280 px, kept under the target folder for a person to look at.
+fn screenshot(page: &Path, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join(name);
+    chromium(
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1280,900".into(),
+        ],
+        &file_url(page),
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn the_preview_index_and_the_report_are_danish_and_fit_a_1280_px_window() {
+    let c = Campaign::shipped();
+    c.run(&["send", "--limit", "3"]).expect(0);
+    c.run(&["preview"]).expect(0);
+    c.run(&["report"]).expect(0);
+
+    let index = c.path("preview/index.html");
+    let text = c.read("preview/index.html");
+    assert!(
+        text.contains("Afsendes via udbakkemappen outbox."),
+        "{text}"
+    );
+    assert_eq!(text.matches("<td class=\"state\">leveret</td>").count(), 3);
+    assert_eq!(
+        text.matches("<td class=\"state\">afventer</td>").count(),
+        95
+    );
+    for english in ["delivered", "pending", "not sent", " via the "] {
+        assert!(!text.contains(english), "{english:?} in the index");
+    }
+    let letter = c.read("preview/1286555_101_Koebenhavns-Kommune.html");
+    assert!(letter.contains("<tr><th>Dato</th><td>29. juni 2020 kl. 10.00</td></tr>"));
+
+    let shown = layout(&index);
+    assert!(
+        shown.scroll_width <= shown.client_width,
+        "the index scrolls sideways: {} px wide in a {} px window",
+        shown.scroll_width,
+        shown.client_width
+    );
+    // Today's subject is about 95 characters: two lines, not one word per line.
+    assert!(
+        (1..=2).contains(&shown.subject_lines),
+        "the subject wraps onto {} lines",
+        shown.subject_lines
+    );
+    screenshot(&index, "preview-index-1280.png");
+
+    let report = c.path("report/leveringsrapport-uim-2020-aeresrelaterede-konflikter.html");
+    let shown = layout(&report);
+    assert!(
+        shown.scroll_width <= shown.client_width,
+        "the report scrolls sideways: {} px wide in a {} px window",
+        shown.scroll_width,
+        shown.client_width
+    );
+    screenshot(&report, "report-1280.png");
 }
 
 #[test]
