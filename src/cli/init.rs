@@ -43,11 +43,17 @@ pub fn files() -> Vec<(&'static str, String)> {
 fn sample_recipients() -> String {
     let mut lines = RECIPIENTS.lines();
     let mut out = String::new();
-    if let Some(header) = lines.next() {
-        out.push_str(header);
-        out.push('\n');
-    }
-    for line in lines.filter(|l| l.ends_with(".invalid")).take(SAMPLE_ROWS) {
+    let header = lines.next().unwrap_or_default();
+    out.push_str(header);
+    out.push('\n');
+    // The shipped file has no quoted fields, so its columns are split at the commas.
+    let email = header.split(',').position(|h| h == "email").unwrap_or(0);
+    let placeholder = |l: &&str| {
+        l.split(',')
+            .nth(email)
+            .is_some_and(|e| e.ends_with(".invalid"))
+    };
+    for line in lines.filter(placeholder).take(SAMPLE_ROWS) {
         out.push_str(line);
         out.push('\n');
     }
@@ -117,6 +123,12 @@ mod tests {
     fn the_sample_has_three_placeholder_recipients() {
         let csv = sample_recipients();
         assert_eq!(csv.lines().count(), 1 + SAMPLE_ROWS);
-        assert!(csv.lines().skip(1).all(|l| l.ends_with(".invalid")));
+        assert!(
+            csv.starts_with("kommunekode,navn,region,cvr,domain,mail_domain,email,email_kilde\n")
+        );
+        assert!(csv
+            .lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(6).unwrap().ends_with(".invalid")));
     }
 }
