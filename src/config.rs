@@ -94,7 +94,7 @@ pub enum Transport {
 }
 
 /// How the connection is protected, and how to log in: the SMTP client's own terms.
-pub use crate::smtp::{Mechanism, Security};
+pub use crate::smtp::{Fingerprint, Mechanism, Security};
 
 #[derive(Debug, Clone)]
 pub struct Smtp {
@@ -103,6 +103,12 @@ pub struct Smtp {
     pub security: Security,
     /// Plaintext to a host that is not loopback: only when the user says so.
     pub ca_file: Option<PathBuf>,
+    /// Only a server certificate with one of these SHA-256 fingerprints is trusted.
+    pub tls_pins: Vec<Fingerprint>,
+    /// False only when the user turned the host name check off (allowed only with a pin).
+    pub tls_check_host_name: bool,
+    /// Test domains (RFC 2606/6761) the user named as reachable over this relay.
+    pub allow_test_domains: Vec<String>,
     pub hello_name: Option<String>,
     pub user: Option<String>,
     pub mechanisms: Vec<Mechanism>,
@@ -125,6 +131,18 @@ pub struct Smtp {
 }
 
 impl Smtp {
+    /// Things about the TLS settings the operator should hear about before sending.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.tls_check_host_name {
+            out.push(format!(
+                "the server's host name is not checked against its certificate (tls_check_host_name = false); only the pinned certificate is trusted, so keep its private key on {} only",
+                self.host
+            ));
+        }
+        out
+    }
+
     pub fn security_name(&self) -> &'static str {
         match self.security {
             Security::StartTls => "STARTTLS",
@@ -280,6 +298,11 @@ struct RawSmtp {
     #[serde(default)]
     allow_insecure: bool,
     ca_file: Option<PathBuf>,
+    tls_pin_sha256: Option<OneOrMany>,
+    #[serde(default = "default_true")]
+    tls_check_host_name: bool,
+    #[serde(default)]
+    allow_test_domains: Vec<String>,
     hello_name: Option<String>,
     user: Option<String>,
     #[serde(default)]
@@ -302,6 +325,18 @@ struct RawSmtp {
     connections: usize,
     /// Refused with a clear message: secrets never go into config files.
     password: Option<toml::Value>,
+}
+
+/// A setting that takes one string or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_security() -> String {
@@ -655,6 +690,50 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
             "must be at least 1 (leave it out for no limit)".into(),
         );
     }
+    let mut tls_pins = Vec::new();
+    let pin_texts = match raw.tls_pin_sha256 {
+        None => Vec::new(),
+        Some(OneOrMany::One(t)) => vec![t],
+        Some(OneOrMany::Many(list)) => list,
+    };
+    for text in &pin_texts {
+        match Fingerprint::parse(text.trim()) {
+            Ok(pin) => tls_pins.push(pin),
+            Err(why) => bad(
+                "transport.smtp.tls_pin_sha256",
+                format!("{why}; copy the SHA-256 line that rundbrev check-smtp prints"),
+            ),
+        }
+    }
+    if !pin_texts.is_empty() && security == Security::None {
+        bad(
+            "transport.smtp.tls_pin_sha256",
+            "is set but security is \"none\": there is no certificate to pin".into(),
+        );
+    }
+    if !raw.tls_check_host_name && pin_texts.is_empty() {
+        bad(
+            "transport.smtp.tls_check_host_name",
+            "can only be turned off together with tls_pin_sha256: without a pin, any trusted certificate for any host would do".into(),
+        );
+    }
+    let mut allow_test_domains = Vec::new();
+    for domain in &raw.allow_test_domains {
+        let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+            bad(
+                "transport.smtp.allow_test_domains",
+                format!("\"{domain}\" is not a domain name (write e.g. \"kommuner.test\")"),
+            );
+        } else if d == "invalid" || d.ends_with(".invalid") {
+            bad(
+                "transport.smtp.allow_test_domains",
+                format!("\"{domain}\": .invalid marks placeholder addresses and is never sent to"),
+            );
+        } else {
+            allow_test_domains.push(d);
+        }
+    }
     let port = raw.port.unwrap_or(match security {
         Security::StartTls => 587,
         Security::Tls => 465,
@@ -665,6 +744,9 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         port,
         security,
         ca_file: raw.ca_file.map(|p| base.join(p)),
+        tls_pins,
+        tls_check_host_name: raw.tls_check_host_name,
+        allow_test_domains,
         hello_name: raw.hello_name,
         user: raw.user,
         mechanisms,

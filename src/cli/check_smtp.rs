@@ -22,23 +22,37 @@ pub fn smtp_config(config: &Config) -> Result<&Smtp> {
     }
 }
 
-/// Connects, starts TLS and logs in, then says goodbye: nothing is sent.
+/// Connects, starts TLS and logs in, then says goodbye: nothing is sent. Shows the server's
+/// certificate (also when it is not trusted), so that IT can confirm it and it can be pinned.
 pub fn run(config: &Config, out: &Output) -> Result<Exit> {
     let s = smtp_config(config)?;
+    for warning in smtp::warnings(s) {
+        out.note(warning);
+    }
     let settings = smtp::settings(s)?;
     let runtime = smtp::runtime()?;
-    let conn = runtime
-        .block_on(Connection::open(&settings))
-        .map_err(|f| anyhow::anyhow!("{}", smtp::plain(&f, s)))?;
+    let (opened, certificate) = runtime.block_on(Connection::open_showing(&settings));
+    if let Some(cert) = &certificate {
+        out.always(format!("The server's certificate ({}:{}):", s.host, s.port));
+        for line in cert.lines() {
+            out.always(format!("  {line}"));
+        }
+    }
+    let conn = opened.map_err(|f| anyhow::anyhow!("{}", smtp::plain(&f, s)))?;
     runtime.block_on(conn.quit());
+    let verified = if s.tls_pins.is_empty() {
+        "the certificate verified"
+    } else {
+        "the certificate matches tls_pin_sha256"
+    };
     out.always(format!(
         "The mail server works: connected to {}:{}, {}{}. Nothing was sent.",
         s.host,
         s.port,
         match s.security {
-            Security::StartTls => "STARTTLS started and the certificate verified",
-            Security::Tls => "TLS started and the certificate verified",
-            Security::None => "no encryption",
+            Security::StartTls => format!("STARTTLS started and {verified}"),
+            Security::Tls => format!("TLS started and {verified}"),
+            Security::None => "no encryption".to_owned(),
         },
         match &s.user {
             Some(u) => format!(", logged in as {u}"),

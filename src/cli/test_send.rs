@@ -56,7 +56,7 @@ pub fn run(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> 
         clock::now(),
     )
     .map_err(anyhow::Error::msg)?;
-    if let Some(warning) = smtp::warning(s) {
+    for warning in smtp::warnings(s) {
         out.note(warning);
     }
     let mut transport = smtp::connect(s)?;

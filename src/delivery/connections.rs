@@ -24,10 +24,7 @@ pub fn open(config: &Config, letters: usize) -> Result<Connections> {
     let archive = &config.archive_dir;
     let (opened, warnings): (Vec<Box<dyn Transport + Send>>, _) = match &config.transport {
         TransportConfig::Outbox { dir } => (vec![Box::new(Outbox::new(dir))], Vec::new()),
-        TransportConfig::Smtp(s) => (
-            smtp::connect_all(s, letters)?,
-            smtp::warning(s).into_iter().collect(),
-        ),
+        TransportConfig::Smtp(s) => (smtp::connect_all(s, letters)?, smtp::warnings(s)),
     };
     let transports = opened
         .into_iter()

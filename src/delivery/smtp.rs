@@ -76,7 +76,11 @@ pub fn settings(s: &Smtp) -> Result<Settings> {
         host: s.host.clone(),
         port: s.port,
         security: s.security,
-        ca_file: s.ca_file.clone(),
+        trust: smtp::Trust {
+            ca_file: s.ca_file.clone(),
+            pins: s.tls_pins.clone(),
+            skip_host_name_check: !s.tls_check_host_name,
+        },
         hello_name: s.hello_name.clone(),
         connect_timeout: s.connect_timeout,
         command_timeout: s.command_timeout,
@@ -102,13 +106,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// What the person sending should be told before letters go out over this server, if anything.
-pub fn warning(s: &Smtp) -> Option<String> {
-    (s.security == Security::None && !crate::config::is_loopback(&s.host)).then(|| {
-        format!(
+pub fn warnings(s: &Smtp) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.security == Security::None && !crate::config::is_loopback(&s.host) {
+        out.push(format!(
             "sending to {} WITHOUT encryption (allow_insecure = true): letters can be read on the way",
             s.host
-        )
-    })
+        ));
+    }
+    out.extend(s.warnings());
+    out
 }
 
 /// Opens the session (TLS and login) before anything is marked in the ledger. A failure here
@@ -157,7 +164,9 @@ pub fn plain(f: &Failure, s: &Smtp) -> String {
             "{f}. Check transport.smtp.host and port ({}:{}) and the network",
             s.host, s.port
         ),
-        Failure::Tls(_) => format!("{f}. Check transport.smtp.security and ca_file"),
+        Failure::Tls(_) => format!(
+            "{f}. (transport.smtp: security, ca_file, tls_pin_sha256; rundbrev check-smtp shows the server's certificate)"
+        ),
         Failure::Login { .. } => format!(
             "the server refused the login for {}: {f}. Check the user and the password (from {})",
             s.user.as_deref().unwrap_or("?"),

@@ -17,7 +17,6 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,12 +24,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism as SmtpMechanism};
-#[allow(deprecated)] // the only public way to run lettre's TLS upgrade on a stream of our own
-use lettre::transport::smtp::client::AsyncNetworkStream;
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
-};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
@@ -38,6 +33,9 @@ use lettre::Address;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+
+mod trust;
+pub use trust::{CertificateInfo, Fingerprint, Trust};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +94,8 @@ pub struct Settings {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    /// Extra trusted CA certificate(s), PEM. The system roots stay trusted.
-    pub ca_file: Option<PathBuf>,
+    /// Which server certificates are trusted (`ca_file`, pins).
+    pub trust: Trust,
     /// EHLO name; `None` uses lettre's default (this machine's hostname).
     pub hello_name: Option<String>,
     pub connect_timeout: Duration,
@@ -275,10 +273,30 @@ impl Connection {
     /// Connects (TCP with `TCP_NODELAY`), sets up TLS as configured, reads the
     /// greeting, sends EHLO and logs in.
     pub async fn open(settings: &Settings) -> Result<Connection, Failure> {
+        Self::open_showing(settings).await.0
+    }
+
+    /// Like [`Connection::open`], and also gives the certificate the server showed (if TLS got
+    /// that far), whether or not it was trusted: for the operator to see and pin.
+    pub async fn open_showing(
+        settings: &Settings,
+    ) -> (Result<Connection, Failure>, Option<CertificateInfo>) {
         let tls = match settings.security {
             Security::None => None,
-            Security::StartTls | Security::Tls => Some(tls_parameters(settings)?),
+            Security::StartTls | Security::Tls => match trust::client_config(&settings.trust) {
+                Ok(made) => Some(made),
+                Err(message) => return (Err(Failure::Tls(message)), None),
+            },
         };
+        let seen = tls.as_ref().map(|(_, seen)| seen.clone());
+        let result = Self::open_with(settings, tls).await;
+        (result, seen.and_then(|s| s.certificate()))
+    }
+
+    async fn open_with(
+        settings: &Settings,
+        tls: Option<(Arc<rustls::ClientConfig>, trust::Seen)>,
+    ) -> Result<Connection, Failure> {
         let tcp = connect_tcp(settings).await?;
         tcp.set_nodelay(true)
             .map_err(|e| Failure::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
@@ -291,34 +309,52 @@ impl Connection {
         let socket = Socket::new(tcp, settings.command_timeout, Arc::clone(&probe));
         let hello = client_id(settings);
 
-        let stream: Box<dyn AsyncTokioStream> = match (&settings.security, &tls) {
-            (Security::Tls, Some(params)) => {
-                #[allow(deprecated)]
-                let mut net = AsyncNetworkStream::use_existing_tokio1(Box::new(socket));
-                #[allow(deprecated)]
-                let upgraded = net.upgrade_tls(params.clone()).await;
-                upgraded.map_err(|e| Failure::Tls(describe_tls_error(&e, settings)))?;
-                Box::new(Encrypted(net))
+        let smtp = match (settings.security, tls) {
+            (Security::Tls, Some(tls)) => {
+                let encrypted = handshake(socket, &tls, settings).await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(encrypted), &hello)
+                    .await
+                    .map_err(|e| greeting_failure(&e, settings))?
             }
-            _ => Box::new(socket),
+            (Security::StartTls, Some(tls)) => {
+                // The plain part of the session runs on a socket that can be taken back for
+                // the TLS handshake; lettre then starts a fresh session over TLS, whose
+                // greeting was the server's "220" to STARTTLS.
+                let slot = Handoff::new(socket);
+                let mut plain =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(slot.clone()), &hello)
+                        .await
+                        .map_err(|e| greeting_failure(&e, settings))?;
+                if !plain.server_info().supports_feature(Extension::StartTls) {
+                    let _ = plain.quit().await;
+                    return Err(Failure::Tls(
+                        "the server does not offer STARTTLS, so the letters and the password would travel unencrypted; ask IT to turn STARTTLS on, or use security \"tls\" if the server takes TLS from the start (usually port 465)".into(),
+                    ));
+                }
+                match plain.command(Starttls).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(Failure::Tls(match reply_of(&e) {
+                            Some(r) => format!("the server refused STARTTLS ({r})"),
+                            None => format!("the connection broke at STARTTLS: {}", cause(&e)),
+                        }))
+                    }
+                }
+                drop(plain);
+                let socket = slot.take().ok_or_else(|| {
+                    Failure::Tls("the connection was lost during STARTTLS".into())
+                })?;
+                let encrypted = handshake(socket, &tls, settings).await?;
+                let resumed = Greeted::new(encrypted);
+                AsyncSmtpConnection::connect_with_transport(Box::new(resumed), &hello)
+                    .await
+                    .map_err(|e| greeting_failure(&e, settings))?
+            }
+            _ => AsyncSmtpConnection::connect_with_transport(Box::new(socket), &hello)
+                .await
+                .map_err(|e| greeting_failure(&e, settings))?,
         };
-
-        let mut smtp = AsyncSmtpConnection::connect_with_transport(stream, &hello)
-            .await
-            .map_err(|e| greeting_failure(&e, settings))?;
-
-        if let (Security::StartTls, Some(params)) = (&settings.security, tls) {
-            if !smtp.server_info().supports_feature(Extension::StartTls) {
-                let _ = smtp.quit().await;
-                return Err(Failure::Tls("the server does not offer STARTTLS".into()));
-            }
-            if let Err(e) = smtp.starttls(params, &hello).await {
-                return Err(Failure::Tls(match reply_of(&e) {
-                    Some(r) => format!("the server refused STARTTLS ({r})"),
-                    None => describe_tls_error(&e, settings),
-                }));
-            }
-        }
+        let mut smtp = smtp;
 
         if let Some(login) = &settings.login {
             let encrypted = settings.security != Security::None;
@@ -603,35 +639,6 @@ fn client_id(settings: &Settings) -> ClientId {
     }
 }
 
-/// TLS parameters for `settings.host`: system roots plus the certificates in `ca_file`.
-fn tls_parameters(settings: &Settings) -> Result<TlsParameters, Failure> {
-    let mut builder = TlsParameters::builder(settings.host.clone());
-    if let Some(path) = &settings.ca_file {
-        let shown = path.display();
-        let pem = std::fs::read(path)
-            .map_err(|e| Failure::Tls(format!("cannot read ca_file {shown}: {e}")))?;
-        let marker = b"-----BEGIN CERTIFICATE-----";
-        if !pem.windows(marker.len()).any(|w| w == marker) {
-            return Err(Failure::Tls(format!(
-                "ca_file {shown} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\" line)"
-            )));
-        }
-        let certificate = Certificate::from_pem(&pem).map_err(|e| {
-            Failure::Tls(format!(
-                "ca_file {shown} is not a valid PEM file: {}",
-                cause(&e)
-            ))
-        })?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    builder.build_rustls().map_err(|e| {
-        Failure::Tls(format!(
-            "cannot set up TLS (is ca_file a CA certificate?): {}",
-            cause(&e)
-        ))
-    })
-}
-
 fn greeting_failure(error: &SmtpError, settings: &Settings) -> Failure {
     let phase = Phase::Greeting;
     if let Some(reply) = reply_of(error) {
@@ -830,50 +837,41 @@ fn find_rustls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rust
     None
 }
 
-fn describe_tls_error(error: &SmtpError, settings: &Settings) -> String {
-    use rustls::CertificateError as C;
-    let host = &settings.host;
-    let trusted = match &settings.ca_file {
-        Some(path) => format!("by the system or by ca_file {}", path.display()),
-        None => "by the system; set ca_file to the PEM file of the CA that issued it".to_owned(),
-    };
-    let Some(tls) = find_rustls_error(error) else {
-        return if error.is_timeout() {
-            format!(
-                "the TLS handshake did not finish within {:?}",
-                settings.command_timeout
-            )
-        } else {
-            format!("the TLS handshake failed: {}", cause(error))
-        };
-    };
-    match tls {
-        rustls::Error::InvalidCertificate(problem) => match problem {
-            C::UnknownIssuer => format!(
-                "the server's certificate is not trusted (self-signed or issued by a CA not trusted {trusted})"
-            ),
-            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-                "the server's certificate is not valid for the name \"{host}\"; use the host name the certificate was made for"
-            ),
-            C::Expired | C::ExpiredContext { .. } => {
-                "the server's certificate has expired".to_owned()
-            }
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "the server's certificate is not valid yet (check the clock)".to_owned()
-            }
-            C::Revoked => "the server's certificate has been revoked".to_owned(),
-            other => format!("the server's certificate was rejected ({other:?})"),
-        },
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
-            "the server did not answer with TLS (for a plain or STARTTLS port use security StartTls): {tls}"
+/// The TLS handshake on `socket` for `settings.host`, with the certificate checked as
+/// `settings.trust` says.
+async fn handshake(
+    socket: Socket,
+    (config, seen): &(Arc<rustls::ClientConfig>, trust::Seen),
+    settings: &Settings,
+) -> Result<Tls, Failure> {
+    let name = rustls::pki_types::ServerName::try_from(settings.host.clone()).map_err(|_| {
+        Failure::Tls(format!(
+            "\"{}\" is not a host name or IP address that TLS can check",
+            settings.host
+        ))
+    })?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+    match connector.connect(name, socket).await {
+        Ok(stream) => Ok(Tls(Box::new(stream))),
+        Err(e) => Err(Failure::Tls(describe_tls_error(&e, seen, settings))),
+    }
+}
+
+fn describe_tls_error(error: &io::Error, seen: &trust::Seen, settings: &Settings) -> String {
+    if error.kind() == io::ErrorKind::TimedOut {
+        return format!(
+            "the TLS handshake did not finish within {:?}",
+            settings.command_timeout
+        );
+    }
+    match find_rustls_error(error) {
+        Some(tls) => trust::describe(
+            tls,
+            seen.certificate().as_ref(),
+            &settings.host,
+            &settings.trust,
         ),
-        rustls::Error::AlertReceived(alert) => {
-            format!("the server aborted the TLS handshake ({alert:?})")
-        }
-        rustls::Error::PeerIncompatible(why) => {
-            format!("the server has no TLS version or cipher in common with us ({why:?})")
-        }
-        other => format!("the TLS handshake failed: {other}"),
+        None => format!("the TLS handshake failed: {error}"),
     }
 }
 
@@ -1005,53 +1003,168 @@ impl AsyncTokioStream for Socket {
     }
 }
 
-/// A stream that lettre already wrapped in TLS (implicit TLS), presented
-/// again as a plain tokio stream so lettre can run the SMTP session on it.
-#[allow(deprecated)]
+/// The socket after the TLS handshake, as a stream lettre can run the SMTP session on.
 #[derive(Debug)]
-struct Encrypted(AsyncNetworkStream);
+struct Tls(Box<tokio_rustls::client::TlsStream<Socket>>);
 
-impl AsyncRead for Encrypted {
+impl AsyncRead for Tls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Tls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.tcp.peer_addr()
+    }
+}
+
+/// The plain socket of a STARTTLS session, shared so that it can be taken back from lettre
+/// once the server said "220" to STARTTLS. After that the lettre session left behind reads
+/// and writes nothing (bytes it had buffered beyond the "220" are dropped with it).
+#[derive(Debug, Clone)]
+struct Handoff(Arc<std::sync::Mutex<Option<Socket>>>);
+
+impl Handoff {
+    fn new(socket: Socket) -> Handoff {
+        Handoff(Arc::new(std::sync::Mutex::new(Some(socket))))
+    }
+
+    fn take(&self) -> Option<Socket> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(Pin<&mut Socket>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(socket) => f(Pin::new(socket)),
+            None => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket was handed over to TLS",
+            ))),
+        }
+    }
+}
+
+impl AsyncRead for Handoff {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Handoff {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_shutdown(cx))
+    }
+}
+
+impl AsyncTokioStream for Handoff {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(socket) => socket.tcp.peer_addr(),
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+}
+
+/// The TLS stream after STARTTLS, starting with a greeting that lettre reads as the start of
+/// its new session: the server already greeted us with its "220" to STARTTLS, so nothing of
+/// this line comes from or goes to the network.
+#[derive(Debug)]
+struct Greeted {
+    greeting: &'static [u8],
+    inner: Tls,
+}
+
+impl Greeted {
+    fn new(inner: Tls) -> Greeted {
+        Greeted {
+            greeting: b"220 TLS started\r\n",
+            inner,
+        }
+    }
+}
+
+impl AsyncRead for Greeted {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let space = buf.initialize_unfilled();
-        match futures_io::AsyncRead::poll_read(Pin::new(&mut this.0), cx, space) {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+        if !this.greeting.is_empty() {
+            let n = this.greeting.len().min(buf.remaining());
+            buf.put_slice(&this.greeting[..n]);
+            this.greeting = &this.greeting[n..];
+            return Poll::Ready(Ok(()));
         }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for Encrypted {
+impl AsyncWrite for Greeted {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().0), cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_close(Pin::new(&mut self.get_mut().0), cx)
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
-impl AsyncTokioStream for Encrypted {
+impl AsyncTokioStream for Greeted {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
-        #[allow(deprecated)]
-        self.0.peer_addr()
+        self.inner.peer_addr()
     }
 }
 

@@ -8,4 +8,5 @@ mod core;
 mod harness;
 mod servers;
 mod smtp;
+mod tls;
 mod workbook;

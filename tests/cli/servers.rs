@@ -380,9 +380,25 @@ pub enum TlsMode {
     Implicit,
 }
 
+/// The certificate an [`Aiosmtpd`] server shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerCert {
+    /// Self-signed, not a CA, for 127.0.0.1 and localhost.
+    #[default]
+    Simple,
+    /// Self-signed and marked CA:TRUE, for 127.0.0.1 and localhost: what
+    /// `openssl req -x509 -newkey ... -subj /CN=localhost -addext subjectAltName=...` makes.
+    SelfSignedCa,
+    /// Like `SelfSignedCa`, but it expired in 2021.
+    ExpiredCa,
+    /// Like `SelfSignedCa`, but only for relay.uim.test.
+    CaForOtherName,
+}
+
 /// Settings for [`Aiosmtpd::start`]; `AiosmtpdOptions::default()` is plain SMTP.
 #[derive(Debug, Clone, Default)]
 pub struct AiosmtpdOptions {
+    pub cert: ServerCert,
     pub tls: TlsMode,
     /// With `TlsMode::StartTls`: answer 530 to MAIL and the rest until STARTTLS.
     pub require_starttls: bool,
@@ -409,13 +425,9 @@ impl Aiosmtpd {
         let script = p("smtpd.py");
         fs::write(&script, include_str!("smtpd.py")).unwrap();
 
-        let cert = rcgen::generate_simple_self_signed(vec![
-            "127.0.0.1".to_owned(),
-            "localhost".to_owned(),
-        ])
-        .expect("rcgen: self-signed certificate");
-        fs::write(p("cert.pem"), cert.cert.pem()).unwrap();
-        fs::write(p("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        let (cert_pem, key_pem) = make_cert(opts.cert);
+        fs::write(p("cert.pem"), cert_pem).unwrap();
+        fs::write(p("key.pem"), key_pem).unwrap();
 
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         let mut cmd = Command::new(&python);
@@ -501,6 +513,22 @@ impl Aiosmtpd {
         self.dir.path().join("cert.pem")
     }
 
+    /// SHA-256 of the server's certificate (DER), as "AB:CD:...".
+    pub fn cert_sha256(&self) -> String {
+        use sha2::Digest as _;
+        let pem = fs::read_to_string(self.ca_cert_path()).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        sha2::Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
     /// The server's log (stderr): connections, commands, failed AUTH (no passwords).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("smtpd.log")).unwrap_or_default()
@@ -531,6 +559,36 @@ impl Aiosmtpd {
             })
             .collect()
     }
+}
+
+/// A certificate and its key, both PEM.
+fn make_cert(kind: ServerCert) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let names: Vec<String> = match kind {
+        ServerCert::CaForOtherName => vec!["relay.uim.test".into()],
+        _ => vec!["127.0.0.1".into(), "localhost".into()],
+    };
+    if kind == ServerCert::Simple {
+        let made = rcgen::generate_simple_self_signed(names).expect("rcgen: certificate");
+        return (made.cert.pem(), made.signing_key.serialize_pem());
+    }
+    let mut params = CertificateParams::new(names).expect("rcgen: parameters");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "relay.uim.test");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Uddannelsesministeriet");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = if kind == ServerCert::ExpiredCa {
+        rcgen::date_time_ymd(2021, 1, 1)
+    } else {
+        rcgen::date_time_ymd(2120, 1, 1)
+    };
+    let key = KeyPair::generate().expect("rcgen: key");
+    let cert = params.self_signed(&key).expect("rcgen: self-signed");
+    (cert.pem(), key.serialize_pem())
 }
 
 impl Drop for Aiosmtpd {

@@ -16,7 +16,7 @@ fn shipped_for_smtp() -> Campaign {
     c
 }
 
-fn small_for_smtp() -> Campaign {
+pub(crate) fn small_for_smtp() -> Campaign {
     Campaign::small()
 }
 
@@ -431,7 +431,13 @@ fn an_unreachable_server_stops_before_anything_is_marked() {
     assert!(c.states().values().all(|s| s == "pending"));
 }
 
-fn use_tls_server(c: &Campaign, server: &Aiosmtpd, security: &str, ca: bool, settings: &str) {
+pub(crate) fn use_tls_server(
+    c: &Campaign,
+    server: &Aiosmtpd,
+    security: &str,
+    ca: bool,
+    settings: &str,
+) {
     let mut defaults = vec![
         ("host", "\"localhost\"".to_string()),
         ("port", server.port().to_string()),
@@ -450,13 +456,14 @@ fn use_tls_server(c: &Campaign, server: &Aiosmtpd, security: &str, ca: bool, set
     write_smtp(c, &defaults, settings);
 }
 
-const PASSWORD: &str = "Kodeord-med-æøå-ÆØÅ";
+pub(crate) const PASSWORD: &str = "Kodeord-med-æøå-ÆØÅ";
 
 fn tls_server(tls: TlsMode) -> Aiosmtpd {
     Aiosmtpd::start(AiosmtpdOptions {
         require_starttls: tls == TlsMode::StartTls,
         tls,
         auth: Some(("rundbrev@uim.dk".into(), PASSWORD.into())),
+        ..AiosmtpdOptions::default()
     })
 }
 
