@@ -48,11 +48,28 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
             })
         }
     };
-    if let Some(c) = rendered.subject.chars().find(|c| c.is_control()) {
+    if let Some((at_char, c, what)) = recipients::find_header_hazard(&rendered.subject) {
         return Some(MergeProblem::Other(p.table.at(
             Problem::new(
                 &p.table.file,
-                format!("the subject for this recipient contains a control character ({c:?})"),
+                format!(
+                    "the subject for this recipient contains {what} (U+{:04X}) at character {at_char}; remove it from the data or campaign.subject",
+                    u32::from(c)
+                ),
+            ),
+            letter.line,
+            None,
+        )));
+    }
+    let length = rendered.subject.chars().count();
+    if length > recipients::MAX_SUBJECT_CHARS {
+        return Some(MergeProblem::Other(p.table.at(
+            Problem::new(
+                &p.table.file,
+                format!(
+                    "the subject for this recipient is {length} characters long; at most {} fit in an e-mail header",
+                    recipients::MAX_SUBJECT_CHARS
+                ),
             ),
             letter.line,
             None,
@@ -225,6 +242,12 @@ pub(super) fn check_all(
             problem = problem.at_line(l);
         }
         problems.push(problem);
+    }
+    if count == 0 && problems.is_empty() {
+        problems.push(p.table.at_header(Problem::new(
+            &p.table.file,
+            "there are no recipients: there is a header but no rows below it",
+        )));
     }
     // Rows in file order, then the rest, whatever order the threads found them in.
     problems.sort_by_key(|p| (p.file.clone(), p.line.is_none(), p.line));

@@ -26,6 +26,8 @@ pub struct Watch {
     pub frozen: Option<Frozen>,
     /// Changes were accepted with `--accept-changes`.
     pub accept_changes: bool,
+    /// Test domains the user allows over SMTP (`transport.smtp.allow_test_domains`).
+    pub allowed_test_domains: Vec<String>,
 }
 
 /// Collects offenders while the letters stream by.
@@ -68,17 +70,14 @@ impl Guard {
         }
         if self.watch.smtp
             && selected
-            && is_reserved(&letter.to.email)
+            && is_reserved(&letter.to.email, &self.watch.allowed_test_domains)
             && letter.state() != State::Delivered
         {
             self.placeholders
                 .push((letter.line, letter.to.email.clone(), letter.to.name.clone()));
         }
-        if self.watch.frozen.is_some() {
-            let recorded = letter.recorded.as_ref().and_then(|r| r.row_hash.as_deref());
-            if recorded.is_some_and(|h| h != letter.row_hash) {
-                self.changed_rows.push((letter.key.clone(), letter.line));
-            }
+        if self.watch.frozen.is_some() && letter.row_changed_since_sent() {
+            self.changed_rows.push((letter.key.clone(), letter.line));
         }
         if !self.reached.is_empty() {
             let address = crate::digest::fingerprint(&letter.to.email.to_lowercase());
@@ -170,7 +169,7 @@ impl Guard {
                     Problem::new(
                         &p.table.file,
                         format!(
-                            "{email} is a placeholder on a reserved domain and cannot receive mail; put {name}'s real address in the file before sending by SMTP"
+                            "{email} is a placeholder on a reserved domain and cannot receive mail; put {name}'s real address in the file before sending by SMTP (for a test relay, name its test domain in transport.smtp.allow_test_domains)"
                         ),
                     ),
                     *line,
@@ -180,7 +179,7 @@ impl Guard {
             .collect();
         if self.watch.smtp {
             for (kind, addr) in p.envelope.copies() {
-                if is_reserved(&addr) {
+                if is_reserved(&addr, &self.watch.allowed_test_domains) {
                     problems.push(
                         Problem::new(
                             &p.shown(&p.config.path),
@@ -221,14 +220,23 @@ fn setting_changes(p: &Prepared, frozen: &Frozen) -> Vec<String> {
     changes
 }
 
-/// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them cannot arrive.
-pub fn is_reserved(address: &str) -> bool {
+/// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them cannot arrive,
+/// except on a test relay for the domains the user named in `allow_test_domains` (a domain
+/// there also allows its subdomains). `.invalid` is never allowed: it marks placeholders.
+pub fn is_reserved(address: &str, allowed: &[String]) -> bool {
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or(address)
         .trim_end_matches('.')
         .to_ascii_lowercase();
+    let under = |d: &str, parent: &str| d == parent || d.ends_with(&format!(".{parent}"));
+    if under(&domain, "invalid") {
+        return true;
+    }
+    if allowed.iter().any(|a| under(&domain, a)) {
+        return false;
+    }
     let tld_reserved = ["invalid", "example", "test", "localhost"]
         .iter()
         .any(|t| domain == *t || domain.ends_with(&format!(".{t}")));
@@ -252,7 +260,7 @@ mod tests {
             "x@localhost",
             "x@b.example",
         ] {
-            assert!(is_reserved(a), "{a}");
+            assert!(is_reserved(a, &[]), "{a}");
         }
         for a in [
             "kommunen@fredericia.dk",
@@ -260,7 +268,16 @@ mod tests {
             "x@notexample.com",
             "x@testing.dk",
         ] {
-            assert!(!is_reserved(a), "{a}");
+            assert!(!is_reserved(a, &[]), "{a}");
         }
+    }
+
+    #[test]
+    fn named_test_domains_are_allowed_but_invalid_never() {
+        let allowed = vec!["kommuner.test".to_owned(), "invalid".to_owned()];
+        assert!(!is_reserved("post@kommuner.test", &allowed));
+        assert!(!is_reserved("post@aeroe.kommuner.test", &allowed));
+        assert!(is_reserved("post@andre.test", &allowed));
+        assert!(is_reserved("post@kk.dk.invalid", &allowed));
     }
 }

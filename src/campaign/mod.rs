@@ -73,6 +73,17 @@ impl Letter {
             .map(|r| r.state)
             .unwrap_or(State::Pending)
     }
+
+    /// Whether the row differs from the one the letter went out with, and that change was not
+    /// accepted (with --accept-changes) as the row now is.
+    pub fn row_changed_since_sent(&self) -> bool {
+        let Some(recorded) = &self.recorded else {
+            return false;
+        };
+        let sent_as = recorded.row_hash.as_deref();
+        let accepted = recorded.accepted_row_hash.as_deref();
+        sent_as.is_some_and(|h| h != self.row_hash) && accepted != Some(self.row_hash.as_str())
+    }
 }
 
 impl Prepared {

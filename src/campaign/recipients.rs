@@ -74,6 +74,7 @@ impl Table {
         let lines = Rc::new(RefCell::new(Lines::default()));
         let mut text = Text::new(file, decoding);
         text.lines = Some(Rc::clone(&lines));
+        let row_start = Rc::clone(&text.row_start);
         let mut reader = csv_reader(delimiter, text);
         let mut records = csv::StringRecord::new();
         let _ = reader.read_record(&mut records); // the header, read by `load`
@@ -83,6 +84,7 @@ impl Table {
             reader,
             record: csv::StringRecord::new(),
             lines,
+            row_start,
         })))
     }
 
@@ -155,6 +157,7 @@ struct RowIter<'a> {
     reader: csv::Reader<Text<File>>,
     record: csv::StringRecord,
     lines: Rc<RefCell<Lines>>,
+    row_start: Rc<std::cell::Cell<u64>>,
 }
 
 /// Where the line breaks are, for true line numbers: the csv crate's own count skips blank
@@ -188,11 +191,16 @@ impl Iterator for RowIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            let start = self.reader.position().byte();
+            self.row_start.set(start);
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {
                     let at = self.record.position().map(|p| p.byte()).unwrap_or(0);
                     let line = self.lines.borrow_mut().line_at(at);
+                    if self.record.as_slice().len() as u64 > MAX_ROW_BYTES {
+                        return Some(Err(self.too_long(line)));
+                    }
                     if self.record.iter().all(|f| f.trim().is_empty()) {
                         continue; // a blank line, as spreadsheets leave at the end
                     }
@@ -217,6 +225,10 @@ impl Iterator for RowIter<'_> {
                         fields: self.record.iter().map(|f| f.trim().to_string()).collect(),
                     }));
                 }
+                Err(e) if is_row_too_long(&e) => {
+                    let line = self.lines.borrow_mut().line_at(start);
+                    return Some(Err(self.too_long(line)));
+                }
                 Err(e) => {
                     let line = match e.position() {
                         Some(p) => self.lines.borrow_mut().line_at(p.byte()),
@@ -237,6 +249,26 @@ impl Iterator for RowIter<'_> {
     }
 }
 
+impl RowIter<'_> {
+    /// The problem for a row over `MAX_ROW_BYTES`; reading stops there, as nothing after it can
+    /// be trusted to start a row.
+    fn too_long(&mut self, line: u64) -> Problem {
+        self.reader = csv_reader(self.delimiter, Text::new(empty_file(), Decoding::Utf8));
+        Problem::new(
+            &self.table.file,
+            format!("cannot read this row: {RowTooLong}"),
+        )
+        .at_line(line)
+    }
+}
+
+fn is_row_too_long(e: &csv::Error) -> bool {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<RowTooLong>()),
+        _ => false,
+    }
+}
+
 fn empty_file() -> File {
     // /dev/null is always there on the systems rundbrev runs on; an empty reader ends the rows.
     File::open("/dev/null").expect("/dev/null")
@@ -247,7 +279,7 @@ fn csv_reader<R: Read>(delimiter: u8, text: R) -> csv::Reader<R> {
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .buffer_capacity(64 * 1024)
+        .buffer_capacity(CSV_BUFFER)
         .from_reader(text)
 }
 
@@ -264,7 +296,29 @@ struct Text<R> {
     /// Bytes handed out before `out`.
     emitted: u64,
     lines: Option<Rc<RefCell<Lines>>>,
+    /// Where the row being read starts (set by the row reader): reading goes at most
+    /// `MAX_ROW_BYTES` (plus the csv reader's buffer) past it.
+    row_start: Rc<std::cell::Cell<u64>>,
 }
+
+/// The error `Text` gives when one row goes on for more than `MAX_ROW_BYTES`.
+#[derive(Debug)]
+struct RowTooLong;
+
+impl std::fmt::Display for RowTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the row is longer than {} MiB; no recipient needs that much (is a quote left open, or a huge value pasted in?)",
+            MAX_ROW_BYTES / (1024 * 1024)
+        )
+    }
+}
+
+impl std::error::Error for RowTooLong {}
+
+/// The csv reader's read-ahead, which `Text` may be ahead of the row being parsed.
+const CSV_BUFFER: usize = 64 * 1024;
 
 impl<R: Read> Text<R> {
     fn new(inner: R, decoding: Decoding) -> Text<R> {
@@ -277,6 +331,7 @@ impl<R: Read> Text<R> {
             pending_cr: false,
             emitted: 0,
             lines: None,
+            row_start: Rc::default(),
         }
     }
 
@@ -347,6 +402,10 @@ impl<R: Read> Text<R> {
 
 impl<R: Read> Read for Text<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let handed_out = self.emitted + self.at as u64;
+        if handed_out > self.row_start.get() + MAX_ROW_BYTES + CSV_BUFFER as u64 {
+            return Err(io::Error::other(RowTooLong));
+        }
         while self.at >= self.out.len() {
             if !self.fill()? {
                 return Ok(0);
@@ -717,22 +776,40 @@ impl<'a> RowChecker<'a> {
                 ),
             ));
         }
-        for &col in &cols.header_bound {
+        let mut bound = cols.header_bound.clone();
+        if !bound.contains(&cols.key) {
+            bound.push(cols.key);
+        }
+        for col in bound {
             let value = &row.fields[col];
-            if let Some(c) = value.chars().find(|c| c.is_control()) {
-                let what = if c == '\n' || c == '\r' {
-                    "a line break"
+            if let Some((at_char, c, what)) = find_header_hazard(value) {
+                let reaches = if col == cols.key {
+                    "the Message-ID and the archive's file names"
                 } else {
-                    "a control character"
+                    "an e-mail header"
                 };
                 problems.push(at(
                     col,
                     format!(
-                        "the value contains {what} ({c:?}), which would end up in an e-mail header"
+                        "the value contains {what} (U+{:04X}) at character {at_char}, which would end up in {reaches}; remove it",
+                        u32::from(c)
                     ),
                 ));
             }
         }
+        let too_long = |col: usize, what: &str, max: usize| {
+            let n = row.fields[col].chars().count();
+            (n > max).then(|| {
+                at(
+                    col,
+                    format!(
+                        "the {what} is {n} characters long; at most {max} fit in an e-mail header"
+                    ),
+                )
+            })
+        };
+        problems.extend(too_long(cols.name, "name", MAX_NAME_CHARS));
+        problems.extend(too_long(cols.key, "key", MAX_KEY_CHARS));
         if let Some(col) = cols.akt_id {
             if row.fields[col].is_empty() {
                 problems.push(at(col, "the Akt-id is empty".into()));
@@ -740,6 +817,43 @@ impl<'a> RowChecker<'a> {
         }
         problems
     }
+}
+
+/// The longest display name a letter's To header takes, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest key, in characters: it goes into the Message-ID and file names.
+pub const MAX_KEY_CHARS: usize = 100;
+/// The longest subject, in characters, once merged.
+pub const MAX_SUBJECT_CHARS: usize = 400;
+/// The most bytes one row of the recipients file may take (a bigger field is a mistake, and is
+/// not read into memory).
+pub const MAX_ROW_BYTES: u64 = 1024 * 1024;
+
+/// Why a character must not reach an e-mail header, or None when it may: line breaks of every
+/// kind (CR, LF, NEL, the Unicode line and paragraph separators), bidirectional controls (which
+/// make text show in another order than it is) and other control characters.
+pub fn header_hazard(c: char) -> Option<&'static str> {
+    match c {
+        '\n' | '\r' | '\u{0085}' => Some("a line break"),
+        '\u{2028}' => Some("a Unicode line separator"),
+        '\u{2029}' => Some("a Unicode paragraph separator"),
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{061C}' => Some("a bidirectional control character"),
+        c if c.is_control() => Some("a control character"),
+        _ => None,
+    }
+}
+
+/// The first character of `value` that must not reach a header: its position (1-based, in
+/// characters), the character and why.
+pub fn find_header_hazard(value: &str) -> Option<(usize, char, &'static str)> {
+    value
+        .chars()
+        .enumerate()
+        .find_map(|(i, c)| header_hazard(c).map(|why| (i + 1, c, why)))
 }
 
 /// Checks an address the way the transport will see it.

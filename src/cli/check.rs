@@ -16,6 +16,10 @@ pub fn run(config: &Config, out: &Output) -> Result<Exit> {
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let watch = Watch {
         smtp: matches!(config.transport, TransportConfig::Smtp(_)),
+        allowed_test_domains: match &config.transport {
+            TransportConfig::Smtp(s) => s.allow_test_domains.clone(),
+            TransportConfig::Outbox { .. } => Vec::new(),
+        },
         ..Watch::default()
     };
     let p = prepare_guarded(config, ledger.as_ref(), watch, out, &mut |_| {})?;

@@ -113,6 +113,10 @@ fn start(
         smtp: matches!(config.transport, TransportConfig::Smtp(_)),
         frozen: frozen.clone(),
         accept_changes: args.accept_changes,
+        allowed_test_domains: match &config.transport {
+            TransportConfig::Smtp(s) => s.allow_test_domains.clone(),
+            TransportConfig::Outbox { .. } => Vec::new(),
+        },
     };
     let selection = Selection {
         only: args.only.clone(),
@@ -121,7 +125,13 @@ fn start(
     let mut planner = Planner::new(mode, &selection);
     let mut enlisting = ledger.enlist(now)?;
     let mut unwritten = None;
+    // Rows changed after their letter went out, accepted now: remembered, so that later runs
+    // without --accept-changes do not refuse them again.
+    let mut accepted = Vec::new();
     let p = prepare_guarded(config, known, watch, out, &mut |letter| {
+        if args.accept_changes && letter.row_changed_since_sent() {
+            accepted.push((letter.key.clone(), letter.row_hash.clone()));
+        }
         planner.add_letter(letter);
         let listed = Listed {
             key: letter.key.as_str().into(),
@@ -137,6 +147,9 @@ fn start(
         return Err(e);
     }
     note_interrupted(out, &enlisting.commit()?);
+    if !accepted.is_empty() {
+        ledger.accept_rows(&accepted, now)?;
+    }
     Ok((p, planner.finish(), frozen))
 }
 

@@ -25,7 +25,7 @@ pub fn run(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> 
     if let Err(why) = crate::campaign::recipients::check_address(to) {
         bail!("--to {to}: not a valid e-mail address ({why})");
     }
-    if is_reserved(to) {
+    if is_reserved(to, &s.allow_test_domains) {
         bail!("--to {to}: that is a reserved domain and cannot receive mail");
     }
     let ledger = Ledger::open_existing(&Ledger::path_for(&config.ledger_dir, &config.campaign.id))?;

@@ -4,7 +4,9 @@
 //! bytes atomically to `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`; if that fails, the
 //! message is not handed over and the run stops (a letter that cannot be archived is not sent).
 //! When a letter is handed over again (a retry or a resend) and its bytes differ, the earlier
-//! file is kept as `….earlier-N.eml`: the case file loses nothing that may have arrived. It never
+//! file is kept as `….earlier-N.eml`: the case file loses nothing that may have arrived. A letter
+//! whose data never went out (the hand-over failed, or the server refused it at MAIL FROM or RCPT
+//! TO) is taken out again, so the archive holds exactly the letters whose data went out. It never
 //! touches the ledger and never changes the bytes it is given.
 
 use std::path::{Path, PathBuf};
@@ -33,8 +35,13 @@ impl<T: Transport> Archiving<T> {
         }
     }
 
-    /// Writes the message; returns its path and where an earlier, different version was moved.
-    fn keep(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+    /// Writes the message; returns its path, whether this call wrote it (false: the same bytes
+    /// were there from an earlier hand-over) and where an earlier, different version was moved.
+    fn keep(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+    ) -> std::io::Result<(PathBuf, bool, Option<PathBuf>)> {
         if !self.dir_made {
             std::fs::create_dir_all(&self.dir)?;
             self.dir_made = true;
@@ -44,7 +51,7 @@ impl<T: Transport> Archiving<T> {
         // Most letters are archived once: ask whether the file is there before reading it.
         if path.try_exists()? {
             if std::fs::read(&path)? == bytes {
-                return Ok((path, None));
+                return Ok((path, false, None));
             }
             let kept = (1..)
                 .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
@@ -56,7 +63,7 @@ impl<T: Transport> Archiving<T> {
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
         crate::whole_file::write(&path, bytes, false)?;
-        Ok((path, moved))
+        Ok((path, true, moved))
     }
 }
 
@@ -66,7 +73,7 @@ impl<T: Transport> Transport for Archiving<T> {
     }
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let (path, moved) = self.keep(name, &message.bytes).map_err(|e| {
+        let (path, wrote, moved) = self.keep(name, &message.bytes).map_err(|e| {
             Stop(format!(
                 "cannot keep the letter in the archive {}: {e}; it was not sent",
                 path_for(&self.dir, name).display()
@@ -74,8 +81,10 @@ impl<T: Transport> Transport for Archiving<T> {
         })?;
         tracing::debug!(path = %path.display(), "archived before hand-over");
         let result = self.inner.send(message, name);
-        if result.is_err() {
-            // Not handed over after all: the archive holds only what was.
+        let went_out = result.as_ref().is_ok_and(Outcome::data_went_out);
+        // Not handed over after all, or refused before its data: the archive holds only what
+        // went out. A copy from an earlier hand-over of the same bytes stays.
+        if !went_out && wrote {
             let _ = std::fs::remove_file(&path);
             if let Some(earlier) = moved {
                 let _ = std::fs::rename(earlier, &path);
@@ -133,6 +142,45 @@ mod tests {
         );
         assert!(!dir.path().join("1_101_K.earlier-2.eml").exists());
         assert_eq!(t.inner.0.len(), 3);
+    }
+
+    /// Refuses every letter at RCPT TO, as a server does with 550 for an unknown mailbox.
+    struct Refuser;
+
+    impl Transport for Refuser {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn send(&mut self, _message: &Composed, _name: &str) -> Result<Outcome, Stop> {
+            Ok(Outcome::Permanent {
+                code: Some(550),
+                reply: "550 5.1.1 no such user".into(),
+                data_sent: false,
+            })
+        }
+    }
+
+    #[test]
+    fn a_letter_refused_before_its_data_is_taken_out_but_an_earlier_copy_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Archiving::new(Refuser, dir.path());
+        t.send(&message(b"first"), "1_101_K").unwrap();
+        assert!(!dir.path().join("1_101_K.eml").exists());
+
+        // The same bytes went out in an earlier run: that copy is kept.
+        std::fs::write(dir.path().join("2_147_F.eml"), b"sent").unwrap();
+        t.send(&message(b"sent"), "2_147_F").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("2_147_F.eml")).unwrap(),
+            b"sent"
+        );
+        // Different bytes refused: the earlier copy is put back under its own name.
+        t.send(&message(b"changed"), "2_147_F").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("2_147_F.eml")).unwrap(),
+            b"sent"
+        );
+        assert!(!dir.path().join("2_147_F.earlier-1.eml").exists());
     }
 
     #[test]

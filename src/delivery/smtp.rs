@@ -167,15 +167,21 @@ pub fn plain(f: &Failure, s: &Smtp) -> String {
         Failure::Tls(_) => format!(
             "{f}. (transport.smtp: security, ca_file, tls_pin_sha256; rundbrev check-smtp shows the server's certificate)"
         ),
-        Failure::Login { .. } => format!(
-            "the server refused the login for {}: {f}. Check the user and the password (from {})",
-            s.user.as_deref().unwrap_or("?"),
-            if s.password_command.is_some() {
-                "password_command".to_string()
-            } else {
-                format!("${} or the prompt", s.password_env)
-            }
-        ),
+        Failure::Login { reply, message } => {
+            let user = s.user.as_deref().unwrap_or("?");
+            let what = match reply {
+                Some(reply) => format!("the server refused the login for {user} (it said: {reply})"),
+                None => format!("the login for {user} failed: {message}"),
+            };
+            format!(
+                "{what}. Check the user and the password (from {})",
+                if s.password_command.is_some() {
+                    "password_command".to_string()
+                } else {
+                    format!("${} or the prompt", s.password_env)
+                }
+            )
+        }
         _ => f.to_string(),
     }
 }
@@ -257,16 +263,23 @@ impl Transport for SmtpTransport {
             }
             Err(f) => {
                 let code = f.reply().map(|r| r.code);
+                let data_sent = f.data_sent();
                 let reply = match f.reply() {
                     Some(r) => r.to_string(),
                     None => f.to_string(),
                 };
                 match f {
-                    Failure::Permanent { .. } | Failure::Unsendable { .. } => {
-                        Outcome::Permanent { code, reply }
-                    }
+                    Failure::Permanent { .. } | Failure::Unsendable { .. } => Outcome::Permanent {
+                        code,
+                        reply,
+                        data_sent,
+                    },
                     Failure::Unknown { .. } => Outcome::Unknown { reply },
-                    _ => Outcome::Temporary { code, reply },
+                    _ => Outcome::Temporary {
+                        code,
+                        reply,
+                        data_sent,
+                    },
                 }
             }
         })

@@ -20,11 +20,15 @@ pub enum Outcome {
     Temporary {
         code: Option<u16>,
         reply: String,
+        /// Whether the message's data had started to go out (false: refused at MAIL or RCPT).
+        data_sent: bool,
     },
     /// Refused for good (5xx): not retried.
     Permanent {
         code: Option<u16>,
         reply: String,
+        /// Whether the message's data had started to go out (false: refused at MAIL or RCPT).
+        data_sent: bool,
     },
     /// The connection broke after the whole message was sent: it may have been delivered.
     Unknown {
@@ -37,9 +41,20 @@ impl Outcome {
     pub fn parts(&self) -> (State, Option<u16>, &str) {
         match self {
             Outcome::Delivered { code, reply } => (State::Delivered, *code, reply),
-            Outcome::Temporary { code, reply } => (State::FailedTemporary, *code, reply),
-            Outcome::Permanent { code, reply } => (State::FailedPermanent, *code, reply),
+            Outcome::Temporary { code, reply, .. } => (State::FailedTemporary, *code, reply),
+            Outcome::Permanent { code, reply, .. } => (State::FailedPermanent, *code, reply),
             Outcome::Unknown { reply } => (State::Unknown, None, reply),
+        }
+    }
+
+    /// False when the server refused the letter before any of its data went out (at MAIL FROM
+    /// or RCPT TO): nothing of it left rundbrev.
+    pub fn data_went_out(&self) -> bool {
+        match self {
+            Outcome::Temporary { data_sent, .. } | Outcome::Permanent { data_sent, .. } => {
+                *data_sent
+            }
+            Outcome::Delivered { .. } | Outcome::Unknown { .. } => true,
         }
     }
 }

@@ -125,11 +125,40 @@ pub fn compose(
         .multipart(body)
         .map_err(|e| format!("cannot build the message: {e}"))?;
     let env = message.envelope();
+    let bytes = message.formatted();
+    if let Some((header, octets)) = overlong_header_line(&bytes) {
+        return Err(format!(
+            "its {header} header would have a line of {octets} octets, more than the {MAX_LINE_OCTETS} that e-mail allows"
+        ));
+    }
     Ok(Composed {
-        bytes: message.formatted(),
+        bytes,
         envelope_from: env.from().map(|a| a.to_string()).unwrap_or_default(),
         envelope_to: env.to().iter().map(|a| a.to_string()).collect(),
     })
+}
+
+/// The longest line RFC 5322 allows, without its CRLF.
+const MAX_LINE_OCTETS: usize = 998;
+
+/// The first header line (of the message's own header block) longer than RFC 5322 allows: the
+/// header's name and the line's length. Nothing longer ever leaves rundbrev.
+fn overlong_header_line(message: &[u8]) -> Option<(String, usize)> {
+    let mut name = String::new();
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None; // the end of the header block
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+            name = String::from_utf8_lossy(&line[..end]).into_owned();
+        }
+        if line.len() > MAX_LINE_OCTETS {
+            return Some((name, line.len()));
+        }
+    }
+    None
 }
 
 /// A multipart boundary that cannot occur in the parts and is the same for the same letter.
@@ -196,6 +225,46 @@ mod tests {
         );
         assert_eq!(c.envelope_to, vec!["post@aeroe.dk", "journal@uim.dk"]);
         assert_eq!(c.envelope_from, "uim@uim.dk");
+    }
+
+    /// Every header line of the message's own header block, unfolded pieces as sent.
+    fn header_lines(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let head = text.split("\r\n\r\n").next().unwrap().to_owned();
+        head.split("\r\n").map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_long_danish_name_and_subject_are_folded_into_short_lines_and_decode_back() {
+        let (env, mut to, mut letter, stamp) = sample();
+        to.name = "Æbleø Kommune – Børne- og Ungeforvaltningen, Sundhedsplejen ".repeat(3);
+        to.name.truncate(to.name.trim_end().len());
+        letter.subject = format!("Æresrelaterede konflikter – {}", to.name);
+        let c = compose(&env, &to, &letter, &stamp, at("2020-06-29T10:00:00+02:00")).unwrap();
+        let lines = header_lines(&c.bytes);
+        for line in &lines {
+            assert!(line.len() <= 998, "{} octets: {line}", line.len());
+        }
+        // To and Subject (about 600 octets each, encoded) are folded over several lines.
+        let folded = lines.iter().filter(|l| l.starts_with(' ')).count();
+        assert!(folded >= 6, "{lines:#?}");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&c.bytes)
+            .unwrap();
+        assert_eq!(parsed.subject(), Some(letter.subject.as_str()));
+        let first = parsed.to().unwrap().first().unwrap();
+        assert_eq!(first.name(), Some(to.name.as_str()));
+    }
+
+    #[test]
+    fn a_header_line_over_998_octets_is_refused() {
+        let (env, mut to, letter, stamp) = sample();
+        to.name = "A".repeat(1000);
+        let err = compose(&env, &to, &letter, &stamp, at("2020-06-29T10:00:00+02:00"))
+            .map(|c| String::from_utf8_lossy(&c.bytes).into_owned())
+            .unwrap_err();
+        assert!(err.contains("its To header would have a line of"), "{err}");
+        assert!(err.contains("more than the 998"), "{err}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX attempts_by_key ON attempts(key);",
     // 2: each attempt records the address it went to (it may be corrected between attempts).
     "ALTER TABLE attempts ADD COLUMN address TEXT;",
+    // 3: a recipient's row as changed after the letter went out, accepted with --accept-changes.
+    "ALTER TABLE recipients ADD COLUMN accepted_row_hash TEXT;",
 ];
 
 /// Where a recipient stands.
@@ -150,6 +152,8 @@ pub struct Recorded {
     /// The stamps frozen when the letter was first handed over.
     pub stamp: Option<Stamp>,
     pub row_hash: Option<String>,
+    /// The row as changed after the letter went out, when the change was accepted.
+    pub accepted_row_hash: Option<String>,
 }
 
 /// The start of one hand-over, for `start_batch`.
@@ -244,7 +248,35 @@ pub struct Ledger {
 
 /// Held while a run sends from this campaign; a second run cannot take it.
 pub struct RunLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    /// Removes the lock file while the lock is still held (the file closes after this), so a
+    /// finished or refused run leaves nothing behind.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = &self.file;
+    }
+}
+
+/// Whether the open lock file is still the one at `path`: a run that ended may have removed it
+/// between our opening it and locking it.
+fn is_current(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
 }
 
 impl Ledger {
@@ -313,20 +345,29 @@ impl Ledger {
     /// Takes the campaign's run lock, or says that another run holds it.
     pub fn lock(path: &Path) -> Result<RunLock> {
         let lock_path = lock_path(path);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "another rundbrev run is sending this campaign right now (it holds {}); wait for it to finish, or check `rundbrev status`",
-                lock_path.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+        loop {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
+            match file.try_lock() {
+                // Locked the file at the path, not one a finishing run has just removed.
+                Ok(()) if is_current(&file, &lock_path) => {
+                    return Ok(RunLock {
+                        file,
+                        path: lock_path,
+                    })
+                }
+                Ok(()) => continue,
+                Err(std::fs::TryLockError::WouldBlock) => bail!(
+                    "another rundbrev run is sending this campaign right now (it holds {}); wait for it to finish, or check `rundbrev status`",
+                    lock_path.display()
+                ),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+                }
             }
         }
     }
@@ -359,6 +400,22 @@ impl Ledger {
                 },
             )
             .optional()?)
+    }
+
+    /// Remembers that these recipients' rows (key, row fingerprint), changed after their letter
+    /// went out, were accepted with --accept-changes: later runs do not refuse them again.
+    pub fn accept_rows(&mut self, rows: &[(String, String)], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE recipients SET accepted_row_hash = ?2, updated_at = ?3 WHERE key = ?1",
+            )?;
+            for (key, hash) in rows {
+                update.execute(params![key, hash, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Freezes the campaign-wide stamps and fingerprints, once, before the first letter goes out.
@@ -410,7 +467,8 @@ impl Ledger {
     /// One recipient's state and frozen stamps.
     pub fn lookup(&self, key: &str) -> Result<Option<Recorded>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash FROM recipients WHERE key = ?1",
+            "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash, accepted_row_hash
+             FROM recipients WHERE key = ?1",
         )?;
         let found = stmt
             .query_row([key], |r| {
@@ -434,6 +492,7 @@ impl Ledger {
                     attempts: r.get(1)?,
                     stamp,
                     row_hash: r.get(6)?,
+                    accepted_row_hash: r.get(7)?,
                 })
             })
             .optional()?;

@@ -181,6 +181,21 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether any of the message's data went out (its DATA was accepted and sending began);
+    /// false for anything refused or broken off before that.
+    pub fn data_sent(&self) -> bool {
+        match self {
+            Failure::Temporary { phase, .. } | Failure::Permanent { phase, .. } => {
+                *phase == Phase::Message
+            }
+            Failure::Unknown { .. } => true,
+            Failure::Connect(_)
+            | Failure::Tls(_)
+            | Failure::Login { .. }
+            | Failure::Unsendable { .. } => false,
+        }
+    }
+
     /// The server's reply behind this failure, if there was one.
     pub fn reply(&self) -> Option<&Reply> {
         match self {

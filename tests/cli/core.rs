@@ -292,6 +292,8 @@ fn a_second_run_on_the_same_campaign_is_refused() {
     c.run(&["send", "--limit", "1"]).expect(0);
     let lock_path = format!("{}.lock", c.ledger_path().display());
     let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
         .write(true)
         .open(&lock_path)
         .unwrap();

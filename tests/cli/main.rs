@@ -5,6 +5,7 @@
 
 mod clerks;
 mod core;
+mod edges;
 mod harness;
 mod servers;
 mod smtp;

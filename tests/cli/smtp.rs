@@ -54,7 +54,7 @@ fn write_smtp(c: &Campaign, defaults: &[(&str, String)], settings: &str) {
 }
 
 /// Points the campaign at a plain SMTP server on 127.0.0.1 with quick retries and timeouts.
-fn use_server(c: &Campaign, port: u16, settings: &str) {
+pub(crate) fn use_server(c: &Campaign, port: u16, settings: &str) {
     let defaults = [
         ("host", "\"127.0.0.1\"".to_string()),
         ("port", port.to_string()),
@@ -458,7 +458,7 @@ pub(crate) fn use_tls_server(
 
 pub(crate) const PASSWORD: &str = "Kodeord-med-æøå-ÆØÅ";
 
-fn tls_server(tls: TlsMode) -> Aiosmtpd {
+pub(crate) fn tls_server(tls: TlsMode) -> Aiosmtpd {
     Aiosmtpd::start(AiosmtpdOptions {
         require_starttls: tls == TlsMode::StartTls,
         tls,
