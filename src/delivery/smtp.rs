@@ -164,8 +164,10 @@ pub fn plain(f: &Failure, s: &Smtp) -> String {
             "{f}. Check transport.smtp.host and port ({}:{}) and the network",
             s.host, s.port
         ),
+        // Messages about the certificate already say what to set; the others get a pointer.
+        Failure::Tls(m) if m.contains("ca_file") || m.contains("tls_pin_sha256") => f.to_string(),
         Failure::Tls(_) => format!(
-            "{f}. (transport.smtp: security, ca_file, tls_pin_sha256; rundbrev check-smtp shows the server's certificate)"
+            "{f}. Check transport.smtp.security, ca_file and tls_pin_sha256; `rundbrev check-smtp` shows the server's certificate"
         ),
         Failure::Login { reply, message } => {
             let user = s.user.as_deref().unwrap_or("?");

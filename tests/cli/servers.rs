@@ -393,6 +393,9 @@ pub enum ServerCert {
     ExpiredCa,
     /// Like `SelfSignedCa`, but only for relay.uim.test.
     CaForOtherName,
+    /// Issued by a CA of its own ("UIM intern CA", in `issuer_ca_path`), for 127.0.0.1 and
+    /// localhost, as an internal CA would issue it.
+    IssuedByOwnCa,
 }
 
 /// Settings for [`Aiosmtpd::start`]; `AiosmtpdOptions::default()` is plain SMTP.
@@ -425,9 +428,12 @@ impl Aiosmtpd {
         let script = p("smtpd.py");
         fs::write(&script, include_str!("smtpd.py")).unwrap();
 
-        let (cert_pem, key_pem) = make_cert(opts.cert);
+        let (cert_pem, key_pem, ca_pem) = make_cert(opts.cert);
         fs::write(p("cert.pem"), cert_pem).unwrap();
         fs::write(p("key.pem"), key_pem).unwrap();
+        if let Some(ca) = ca_pem {
+            fs::write(p("issuer-ca.pem"), ca).unwrap();
+        }
 
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         let mut cmd = Command::new(&python);
@@ -513,6 +519,11 @@ impl Aiosmtpd {
         self.dir.path().join("cert.pem")
     }
 
+    /// With `ServerCert::IssuedByOwnCa`: the CA certificate that issued the server's.
+    pub fn issuer_ca_path(&self) -> PathBuf {
+        self.dir.path().join("issuer-ca.pem")
+    }
+
     /// SHA-256 of the server's certificate (DER), as "AB:CD:...".
     pub fn cert_sha256(&self) -> String {
         use sha2::Digest as _;
@@ -561,16 +572,29 @@ impl Aiosmtpd {
     }
 }
 
-/// A certificate and its key, both PEM.
-fn make_cert(kind: ServerCert) -> (String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+/// A certificate and its key, both PEM, and the CA certificate that issued it (if not itself).
+fn make_cert(kind: ServerCert) -> (String, String, Option<String>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let names: Vec<String> = match kind {
         ServerCert::CaForOtherName => vec!["relay.uim.test".into()],
         _ => vec!["127.0.0.1".into(), "localhost".into()],
     };
     if kind == ServerCert::Simple {
         let made = rcgen::generate_simple_self_signed(names).expect("rcgen: certificate");
-        return (made.cert.pem(), made.signing_key.serialize_pem());
+        return (made.cert.pem(), made.signing_key.serialize_pem(), None);
+    }
+    if kind == ServerCert::IssuedByOwnCa {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("rcgen: CA parameters");
+        ca.distinguished_name
+            .push(DnType::CommonName, "UIM intern CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("rcgen: CA key");
+        let ca_cert = ca.self_signed(&ca_key).expect("rcgen: CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = CertificateParams::new(names).expect("rcgen: parameters");
+        let key = KeyPair::generate().expect("rcgen: key");
+        let cert = leaf.signed_by(&key, &issuer).expect("rcgen: signed");
+        return (cert.pem(), key.serialize_pem(), Some(ca_cert.pem()));
     }
     let mut params = CertificateParams::new(names).expect("rcgen: parameters");
     params
@@ -588,7 +612,7 @@ fn make_cert(kind: ServerCert) -> (String, String) {
     };
     let key = KeyPair::generate().expect("rcgen: key");
     let cert = params.self_signed(&key).expect("rcgen: self-signed");
-    (cert.pem(), key.serialize_pem())
+    (cert.pem(), key.serialize_pem(), None)
 }
 
 impl Drop for Aiosmtpd {

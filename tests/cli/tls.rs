@@ -95,6 +95,25 @@ fn ca_file_holding_the_relays_own_ca_marked_certificate_is_trusted() {
 }
 
 #[test]
+fn a_certificate_from_an_untrusted_ca_names_its_issuer_and_ca_file_with_that_ca_trusts_it() {
+    let server = relay(ServerCert::IssuedByOwnCa, TlsMode::StartTls);
+    let c = campaign(&server, "starttls", false, "");
+    let run = c.run(&["send", "--yes"]).expect(2);
+    run.stderr_has("the server's certificate is not trusted: it was issued by \"CN=UIM intern CA\", which is not trusted by this computer; set ca_file to the PEM file of the CA that issued it");
+    no_debug_text(&run.all());
+    assert!(server.messages().is_empty());
+
+    let c = campaign(
+        &server,
+        "starttls",
+        false,
+        &format!("ca_file = \"{}\"", server.issuer_ca_path().display()),
+    );
+    c.run(&["send", "--yes"]).expect(0);
+    assert_eq!(server.messages().len(), 3);
+}
+
+#[test]
 fn a_pin_trusts_only_that_certificate() {
     let server = relay(ServerCert::Simple, TlsMode::StartTls);
     let other = vec!["AB"; 32].join(":");
