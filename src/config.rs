@@ -29,6 +29,22 @@ pub struct Config {
     /// Where every letter is kept, as the exact bytes handed over, for the case file.
     pub archive_dir: PathBuf,
     pub transport: Transport,
+    pub receipts: Receipts,
+}
+
+/// How bounces, delivery reports and replies are read back (`[receipts]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipts {
+    /// A message larger than this many bytes is skipped with a note.
+    pub max_message_size: u64,
+}
+
+impl Default for Receipts {
+    fn default() -> Self {
+        Receipts {
+            max_message_size: 10 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +187,15 @@ struct RawConfig {
     archive: RawArchive,
     #[serde(default)]
     transport: RawTransport,
+    #[serde(default)]
+    receipts: RawReceipts,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawReceipts {
+    /// Bytes.
+    max_message_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -616,6 +641,12 @@ fn validate(
         preview_dir: base.join(&raw.preview.dir),
         archive_dir: base.join(&raw.archive.dir),
         transport,
+        receipts: Receipts {
+            max_message_size: raw
+                .receipts
+                .max_message_size
+                .unwrap_or(Receipts::default().max_message_size),
+        },
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) mod delivery;
 pub(crate) mod digest;
 pub(crate) mod letter;
 pub(crate) mod problem;
+pub(crate) mod receipts;
 pub(crate) mod record;
 pub(crate) mod sanitize;
 pub(crate) mod smtp;

@@ -84,6 +84,14 @@ impl Letter {
         let accepted = recorded.accepted_row_hash.as_deref();
         sent_as.is_some_and(|h| h != self.row_hash) && accepted != Some(self.row_hash.as_str())
     }
+
+    /// Whether the recipients file now gives another address than the one the letter last went
+    /// to: a bounced letter is sent again only then.
+    pub fn address_corrected(&self) -> bool {
+        self.recorded
+            .as_ref()
+            .is_some_and(|r| !r.address.trim().eq_ignore_ascii_case(self.to.email.trim()))
+    }
 }
 
 impl Prepared {

@@ -50,6 +50,9 @@ pub struct Plan {
     pub failed: usize,
     /// Not attempted yet; `resend` leaves them to `send`.
     pub pending: usize,
+    /// Bounced back from the address they went to; `resend` takes them only once the address is
+    /// corrected in the recipients file.
+    pub bounced_uncorrected: usize,
     /// Left out by --only, --limit or --temporary-only.
     pub not_selected: usize,
 }
@@ -75,12 +78,40 @@ impl<'a> Planner<'a> {
     /// Takes the next letter, in file order.
     pub fn add_letter(&mut self, letter: &Letter) {
         let row = crate::digest::fingerprint(&letter.row_hash);
-        self.add(letter.index, &letter.key, row, letter.state());
+        self.add(
+            letter.index,
+            &letter.key,
+            row,
+            letter.state(),
+            letter.address_corrected(),
+        );
     }
 
     /// Takes the next letter by its index, key, row fingerprint and state, in file order.
-    pub fn add(&mut self, index: usize, key: &str, row: u64, state: State) {
+    /// `corrected`: the recipients file gives another address than the one the letter last went
+    /// to (a bounced letter is sent again only then).
+    pub fn add(&mut self, index: usize, key: &str, row: u64, state: State, corrected: bool) {
         let wanted = match (state, self.mode) {
+            // A bounced letter is never sent to the same address again.
+            (State::Bounced, Mode::Send) => {
+                self.plan.failed += 1;
+                false
+            }
+            (
+                State::Bounced,
+                Mode::Resend {
+                    temporary_only: true,
+                    ..
+                },
+            ) => {
+                self.plan.not_selected += 1;
+                false
+            }
+            (State::Bounced, Mode::Resend { .. }) if !corrected => {
+                self.plan.bounced_uncorrected += 1;
+                false
+            }
+            (State::Bounced, Mode::Resend { .. }) => true,
             (State::Delivered, _) => {
                 self.plan.already_delivered += 1;
                 false
@@ -148,13 +179,13 @@ impl<'a> Planner<'a> {
 /// `Planner` over a whole list at once.
 #[cfg(test)]
 fn plan<K: AsRef<str>>(
-    letters: impl IntoIterator<Item = (usize, K, State)>,
+    letters: impl IntoIterator<Item = (usize, K, State, bool)>,
     mode: Mode,
     selection: &Selection,
 ) -> Plan {
     let mut planner = Planner::new(mode, selection);
-    for (index, key, state) in letters {
-        planner.add(index, key.as_ref(), 0, state);
+    for (index, key, state, corrected) in letters {
+        planner.add(index, key.as_ref(), 0, state, corrected);
     }
     planner.finish()
 }
@@ -182,6 +213,12 @@ impl Plan {
                 plan.failed
             ));
         }
+        if plan.bounced_uncorrected > 0 {
+            parts.push(format!(
+                "{} bounced back from their address and are not sent to it again (correct the address in the recipients file, then run `rundbrev resend --failed --accept-changes`)",
+                plan.bounced_uncorrected
+            ));
+        }
         if plan.pending > 0 {
             parts.push(format!(
                 "{} not sent yet (use `rundbrev send`)",
@@ -206,13 +243,14 @@ impl Plan {
 mod tests {
     use super::*;
 
-    const ALL: [(&str, State); 6] = [
+    const ALL: [(&str, State); 7] = [
         ("p", State::Pending),
         ("d", State::Delivered),
         ("t", State::FailedTemporary),
         ("f", State::FailedPermanent),
         ("u", State::Unknown),
         ("s", State::Sending),
+        ("b", State::Bounced),
     ];
 
     fn run(
@@ -221,7 +259,10 @@ mod tests {
         selection: &Selection,
     ) -> (Vec<&'static str>, Plan) {
         let p = plan(
-            states.iter().enumerate().map(|(i, (k, s))| (i, *k, *s)),
+            states
+                .iter()
+                .enumerate()
+                .map(|(i, (k, s))| (i, *k, *s, false)),
             mode,
             selection,
         );
@@ -234,7 +275,7 @@ mod tests {
         assert_eq!(keys, vec!["p"]);
         assert_eq!(
             (plan.already_delivered, plan.failed, plan.unknown),
-            (1, 2, 2)
+            (1, 3, 2)
         );
         assert_eq!(plan.send[0].before, State::Pending);
     }
@@ -259,6 +300,33 @@ mod tests {
             run(&ALL, unknown, &Selection::default()).0,
             vec!["t", "f", "u", "s"]
         );
+    }
+
+    #[test]
+    fn a_bounced_letter_is_resent_only_once_its_address_is_corrected() {
+        let resend = Mode::Resend {
+            temporary_only: false,
+            include_unknown: true,
+        };
+        let with = |corrected: bool, mode: Mode| {
+            plan(
+                [
+                    (0, "b", State::Bounced, corrected),
+                    (1, "d", State::Delivered, true),
+                ],
+                mode,
+                &Selection::default(),
+            )
+        };
+        let same = with(false, resend);
+        assert!(same.send.is_empty());
+        assert_eq!(same.bounced_uncorrected, 1);
+        assert!(same.skipped(resend).contains("correct the address"));
+        let corrected = with(true, resend);
+        assert_eq!(corrected.send.len(), 1);
+        assert_eq!(corrected.send[0].before, State::Bounced);
+        // `send` never takes it, corrected or not; a delivered letter is never taken.
+        assert!(with(true, Mode::Send).send.is_empty());
     }
 
     #[test]

@@ -62,6 +62,29 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE attempts ADD COLUMN address TEXT;",
     // 3: a recipient's row as changed after the letter went out, accepted with --accept-changes.
     "ALTER TABLE recipients ADD COLUMN accepted_row_hash TEXT;",
+    // 4: receipts read back from the mailbox (bounces, delivery reports, replies), append-only.
+    // One message may report on several letters; each (message, recipient) is stored once.
+    "CREATE TABLE receipts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest      TEXT NOT NULL,
+        key         TEXT NOT NULL REFERENCES recipients(key),
+        recipient   TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        status      TEXT,
+        diagnostic  TEXT,
+        reporter    TEXT,
+        reported_at TEXT,
+        matched_by  TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        UNIQUE (digest, recipient)
+     );
+     CREATE INDEX receipts_by_key ON receipts(key);
+     CREATE TRIGGER receipts_are_kept_update BEFORE UPDATE ON receipts
+        BEGIN SELECT RAISE(ABORT, 'receipts are never changed'); END;
+     CREATE TRIGGER receipts_are_kept_delete BEFORE DELETE ON receipts
+        BEGIN SELECT RAISE(ABORT, 'receipts are never deleted'); END;",
 ];
 
 /// Where a recipient stands.
@@ -73,16 +96,20 @@ pub enum State {
     FailedTemporary,
     FailedPermanent,
     Unknown,
+    /// Accepted by the relay, then reported back as failed by the municipality's side. Counts
+    /// as failed; sent again only by `resend --failed`, to a corrected address.
+    Bounced,
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Pending,
         State::Sending,
         State::Delivered,
         State::FailedTemporary,
         State::FailedPermanent,
         State::Unknown,
+        State::Bounced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +120,7 @@ impl State {
             State::FailedTemporary => "failed-temporary",
             State::FailedPermanent => "failed-permanent",
             State::Unknown => "unknown",
+            State::Bounced => "bounced",
         }
     }
 
@@ -101,7 +129,10 @@ impl State {
     }
 
     pub fn is_failed(self) -> bool {
-        matches!(self, State::FailedTemporary | State::FailedPermanent)
+        matches!(
+            self,
+            State::FailedTemporary | State::FailedPermanent | State::Bounced
+        )
     }
 }
 
@@ -154,6 +185,8 @@ pub struct Recorded {
     pub row_hash: Option<String>,
     /// The row as changed after the letter went out, when the change was accepted.
     pub accepted_row_hash: Option<String>,
+    /// The address the letter last went to (or will go to, when not attempted yet).
+    pub address: String,
 }
 
 /// The start of one hand-over, for `start_batch`.
@@ -467,7 +500,8 @@ impl Ledger {
     /// One recipient's state and frozen stamps.
     pub fn lookup(&self, key: &str) -> Result<Option<Recorded>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash, accepted_row_hash
+            "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash, accepted_row_hash,
+                    address
              FROM recipients WHERE key = ?1",
         )?;
         let found = stmt
@@ -493,6 +527,7 @@ impl Ledger {
                     stamp,
                     row_hash: r.get(6)?,
                     accepted_row_hash: r.get(7)?,
+                    address: r.get(8)?,
                 })
             })
             .optional()?;
@@ -771,6 +806,125 @@ impl Ledger {
             now,
         )
     }
+}
+
+impl Ledger {
+    /// Stores one receipt, once, and in the same transaction moves the letter from `settle.0`
+    /// to `settle.1` if it is still in `settle.0` (the state follows the facts: a receipt stored
+    /// while a run was sending the letter takes effect when it is read again). Receipts are never
+    /// changed or deleted afterwards.
+    pub fn add_receipt(&mut self, r: &NewReceipt<'_>, now: &str) -> Result<Added> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO receipts (digest, key, recipient, origin, kind, action, status,
+                 diagnostic, reporter, reported_at, matched_by, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                r.digest,
+                r.key,
+                r.recipient,
+                r.origin,
+                r.kind,
+                r.action,
+                r.status,
+                r.diagnostic,
+                r.reporter,
+                r.reported_at,
+                r.matched_by,
+                now
+            ],
+        )?;
+        let mut changed = false;
+        if let Some((from, to)) = r.settle {
+            changed = tx.execute(
+                "UPDATE recipients SET state = ?3, updated_at = ?4,
+                     delivered_at = CASE WHEN ?3 = 'delivered' THEN COALESCE(delivered_at, ?5, ?4)
+                                         ELSE delivered_at END
+                 WHERE key = ?1 AND state = ?2",
+                params![r.key, from.as_str(), to.as_str(), now, r.reported_at],
+            )? == 1;
+        }
+        tx.commit()?;
+        Ok(if changed {
+            Added::Changed
+        } else if inserted == 0 {
+            Added::AlreadyStored
+        } else {
+            Added::Stored
+        })
+    }
+
+    /// Every receipt, oldest first.
+    pub fn receipts(&self) -> Result<Vec<Receipt>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, recipient, origin, kind, action, status, diagnostic, reporter, reported_at,
+                    matched_by, recorded_at
+             FROM receipts ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Receipt {
+                key: r.get(0)?,
+                recipient: r.get(1)?,
+                origin: r.get(2)?,
+                kind: r.get(3)?,
+                action: r.get(4)?,
+                status: r.get(5)?,
+                diagnostic: r.get(6)?,
+                reporter: r.get(7)?,
+                reported_at: r.get(8)?,
+                matched_by: r.get(9)?,
+                recorded_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A receipt to store, for `add_receipt`.
+pub struct NewReceipt<'a> {
+    /// A digest of the message's raw bytes: the same message read twice is stored once.
+    pub digest: &'a str,
+    pub key: &'a str,
+    pub recipient: &'a str,
+    /// Where the message was read: a file, or an IMAP folder, UIDVALIDITY and UID.
+    pub origin: &'a str,
+    pub kind: &'a str,
+    pub action: &'a str,
+    pub status: Option<&'a str>,
+    pub diagnostic: Option<&'a str>,
+    pub reporter: Option<&'a str>,
+    pub reported_at: Option<&'a str>,
+    /// Which key matched the message to the letter (ENVID, Message-ID, queue id, address).
+    pub matched_by: &'a str,
+    /// The change of state the receipt makes, if the letter is still in the first state.
+    pub settle: Option<(State, State)>,
+}
+
+/// What `add_receipt` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Stored; the letter's state is as it was.
+    Stored,
+    /// Stored, and the letter's state changed.
+    Changed,
+    /// The same message was stored before, and the state is as it was.
+    AlreadyStored,
+}
+
+/// One stored receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub key: String,
+    pub recipient: String,
+    pub origin: String,
+    pub kind: String,
+    pub action: String,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub reporter: Option<String>,
+    pub reported_at: Option<String>,
+    pub matched_by: String,
+    pub recorded_at: String,
 }
 
 fn lock_path(ledger: &Path) -> PathBuf {

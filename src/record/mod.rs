@@ -5,6 +5,7 @@
 //! writing methods. Nothing here sends or prints.
 
 pub(crate) mod explain;
+pub(crate) mod fact;
 pub(crate) mod ledger;
 pub(crate) mod report;
 pub(crate) mod status;
