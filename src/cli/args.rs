@@ -89,6 +89,14 @@ pub enum Command {
     )]
     Report(ReportArgs),
 
+    /// Read what came back after sending (bounces, delivery reports, read receipts, replies) into
+    /// the record, or show what such messages say.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rundbrev receipts import ~/Downloads/bounces\n  rundbrev receipts import indbakke.mbox\n  rundbrev receipts inspect returned.eml"
+    )]
+    Receipts(ReceiptsCommand),
+
     /// Start a new campaign in DIR (default: this folder): a commented config.toml, a letter
     /// template and a small recipients file. Never overwrites anything.
     #[command(after_help = "Examples:\n  rundbrev init kampagne\n  cd kampagne && rundbrev check")]
@@ -119,6 +127,42 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// `json` also prints the report (counts and every recipient) on standard output.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// Read bounces, delivery reports, read receipts and replies from .eml files, folders of them,
+    /// mbox files and Maildir folders, and record each against its letter. Messages that cannot
+    /// be matched to a letter are listed and change nothing; the same message read twice is
+    /// recorded once.
+    #[command(
+        after_help = "Examples:\n  rundbrev receipts import returned/\n  rundbrev receipts import Bounces.mbox ~/Maildir/.Bounces"
+    )]
+    Import(ReceiptsImportArgs),
+
+    /// Show what messages say (kind, recipients, status codes, the letter they return), without
+    /// touching any ledger.
+    #[command(
+        after_help = "Examples:\n  rundbrev receipts inspect returned.eml\n  rundbrev receipts inspect --format json returned/*.eml"
+    )]
+    Inspect(ReceiptsInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsImportArgs {
+    /// Message files (.eml), folders of them, mbox files or Maildir folders.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsInspectArgs {
+    /// Message files (.eml), folders of them, mbox files or Maildir folders.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// `json` prints one object per message, for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -203,11 +247,13 @@ pub enum StateFilter {
     Pending,
     Sending,
     Delivered,
-    /// failed-temporary and failed-permanent
+    /// failed-temporary, failed-permanent and bounced
     Failed,
     FailedTemporary,
     FailedPermanent,
     Unknown,
+    /// Accepted by the relay, then reported back as not delivered.
+    Bounced,
 }
 
 #[derive(Debug, Args)]

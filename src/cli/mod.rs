@@ -8,7 +8,7 @@
 use anyhow::Result;
 use clap::Parser as _;
 
-use crate::cli::args::{Cli, Command, OutputFormat};
+use crate::cli::args::{Cli, Command, OutputFormat, ReceiptsCommand};
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
 use crate::cli::terminal::{Stream, Tone};
@@ -25,6 +25,7 @@ mod output;
 mod preview;
 mod progress;
 mod prompt;
+mod receipts;
 mod report;
 mod send;
 mod status;
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> Result<Exit> {
     let json_run = match &cli.command {
         Command::Send(a) => a.run.format == OutputFormat::Json,
         Command::Resend(a) => a.run.format == OutputFormat::Json,
+        Command::Receipts(ReceiptsCommand::Inspect(a)) => a.format == OutputFormat::Json,
         _ => false,
     };
     let out = Output {
@@ -70,6 +72,9 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Init(args) => return init::run(&out, &args.dir),
         Command::Completions(args) => return manual::completions(args.shell),
         Command::Man => return manual::man(),
+        Command::Receipts(ReceiptsCommand::Inspect(args)) => {
+            return receipts::inspect(&cli, &out, args)
+        }
         _ => {}
     }
     let config = workspace::load_config(&cli)?;
@@ -87,6 +92,10 @@ fn run(cli: Cli) -> Result<Exit> {
         }
         Command::CheckSmtp => check_smtp::run(&config, &out),
         Command::Report(args) => report::run(&config, args, &out),
+        Command::Receipts(ReceiptsCommand::Import(args)) => receipts::import(&config, &out, args),
+        Command::Receipts(ReceiptsCommand::Inspect(_)) => {
+            unreachable!("handled before the campaign is loaded")
+        }
         Command::Init(_) | Command::Completions(_) | Command::Man => {
             unreachable!("handled before the campaign is loaded")
         }

@@ -45,7 +45,11 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
             shown(&ledger_path)
         );
     };
-    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&ledger_path));
+    let rows = status::rows(
+        &ledger.records()?,
+        &ledger.receipts()?,
+        Ledger::is_locked(&ledger_path),
+    );
     let frozen = ledger.frozen()?;
     let facts = Facts {
         campaign: config.campaign.id.clone(),

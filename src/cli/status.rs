@@ -25,7 +25,11 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<Exit> {
         );
         return Ok(Exit::Done);
     };
-    let rows = status::rows(&ledger.records()?, Ledger::is_locked(&path));
+    let rows = status::rows(
+        &ledger.records()?,
+        &ledger.receipts()?,
+        Ledger::is_locked(&path),
+    );
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| match args.state {
@@ -57,5 +61,6 @@ fn matches_filter(f: StateFilter, s: State) -> bool {
         StateFilter::FailedTemporary => s == State::FailedTemporary,
         StateFilter::FailedPermanent => s == State::FailedPermanent,
         StateFilter::Unknown => s == State::Unknown,
+        StateFilter::Bounced => s == State::Bounced,
     }
 }

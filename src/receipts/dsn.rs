@@ -169,6 +169,8 @@ pub fn xtext_decode(s: &str) -> String {
 }
 
 /// Encodes text as xtext (RFC 3461): printable ASCII except '+' and '=' stays, the rest is "+XX".
+/// The sending side writes each letter's ENVID with it: its Message-ID without angle brackets.
+#[allow(dead_code)]
 pub fn xtext_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {

@@ -26,7 +26,7 @@ pub mod parse;
 pub mod source;
 pub mod text;
 
-pub use parse::{Kind, Reported, Understood};
+pub use parse::{Kind, Reported};
 
 use matching::{By, Letters, Match, Sent};
 
@@ -37,7 +37,8 @@ pub enum Origin {
     File { path: PathBuf },
     /// The n-th message (from 1) of an mbox file.
     Mbox { path: PathBuf, number: usize },
-    /// A message in an IMAP folder.
+    /// A message in an IMAP folder (made by `receipts fetch`).
+    #[allow(dead_code)]
     Imap {
         folder: String,
         uid_validity: u32,
@@ -69,20 +70,13 @@ pub struct Recorded {
     pub entries: Vec<Entry>,
 }
 
-impl Recorded {
-    /// Whether anything in the ledger changed state.
-    pub fn changed(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| matches!(e.outcome, Outcome::Changed { .. }))
-    }
-}
-
 /// What happened for one reported recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The address the message reports on.
     pub address: String,
+    /// The enhanced status code reported for it, if any ("5.1.1").
+    pub status: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -251,6 +245,7 @@ pub(crate) fn record_message(
         };
         entries.push(Entry {
             address: r.address.clone(),
+            status: r.status.clone(),
             outcome,
         });
     }

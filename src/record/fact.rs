@@ -16,6 +16,10 @@ pub struct Fact {
     pub words: String,
     /// When it was reported (the message's date), or recorded.
     pub at: String,
+    /// Who it came from: the address reported on, or the sender of a reply.
+    pub from: String,
+    /// The status code reported, if any ("5.1.1").
+    pub status: Option<String>,
 }
 
 /// The strongest fact among the receipts of one letter. Reports about another address than the
@@ -36,6 +40,8 @@ pub fn strongest(state: State, address: &str, receipts: &[&Receipt]) -> Option<F
             word: "bounced",
             words: bounce_words(r.status.as_deref()),
             at: when(r),
+            from: r.recipient.clone(),
+            status: r.status.clone(),
         });
     }
     let best = relevant
@@ -84,7 +90,13 @@ pub fn strongest(state: State, address: &str, receipts: &[&Receipt]) -> Option<F
             ),
         ),
     };
-    Some(Fact { word, words, at })
+    Some(Fact {
+        word,
+        words,
+        at,
+        from: from.to_string(),
+        status: best.status.clone(),
+    })
 }
 
 /// How strong a receipt is as proof of arrival; 0 for failures (handled as bounces).
@@ -107,7 +119,7 @@ fn when(r: &Receipt) -> String {
 }
 
 /// "2020-06-29 10:03:00+02:00" → "10:03 on 2020-06-29".
-fn short(at: &str) -> String {
+pub fn short(at: &str) -> String {
     match (at.get(..10), at.get(11..16)) {
         (Some(date), Some(time)) if at.len() >= 16 => format!("{time} on {date}"),
         _ => at.to_string(),

@@ -57,6 +57,7 @@ pub fn write_csv(out: &mut dyn std::io::Write, key_header: &str, rows: &[StatusR
             &r.time,
             &r.last_reply,
             &r.message_id,
+            &r.fact.as_ref().map(wording::receipt).unwrap_or_default(),
         ])?;
     }
     w.flush()?;
@@ -91,7 +92,7 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
         .iter()
         .map(|r| {
             format!(
-                "<tr class=\"{state}\"><td class=\"nw\">{}</td><td>{}</td><td class=\"w\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"w\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr class=\"{state}\"><td class=\"nw\">{}</td><td>{}</td><td class=\"w\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"w\">{}</td><td>{}</td><td class=\"w\">{}</td><td>{}</td></tr>\n",
                 cell(&r.key),
                 cell(&r.name),
                 cell(&r.address),
@@ -99,6 +100,7 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
                 wording::state_named(r.state),
                 cell(&r.time),
                 cell(&r.last_reply),
+                cell(&r.fact.as_ref().map(wording::receipt).unwrap_or_default()),
                 cell(&r.message_id),
                 state = r.state,
             )
@@ -126,7 +128,7 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
 <tr><th>Modtagere</th><td>{n}</td></tr>\n</table>\n\
 <h2>Status</h2>\n<table class=\"counts\">\n{count_rows}</table>\n\
 {letter}\
-<h2>Modtagere</h2>\n<table class=\"rows\">\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Status</th><th>Tid</th><th>Serverens svar</th><th>Message-ID</th></tr>\n{table}</table>\n</body>\n</html>\n",
+<h2>Modtagere</h2>\n<table class=\"rows\">\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Status</th><th>Tid</th><th>Serverens svar</th><th>Kvittering</th><th>Message-ID</th></tr>\n{table}</table>\n</body>\n</html>\n",
         campaign = cell(&facts.campaign),
         sags = cell(&facts.sags_nr),
         date = escape_html(&date),
@@ -141,7 +143,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-w
 table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.25em .5em;border-bottom:1px solid #ccc;text-align:left;vertical-align:top}\
 .facts th{font-weight:normal;color:#555}.n{text-align:right}\
 .rows{font-size:.85em;width:100%}.rows td{overflow-wrap:anywhere}.rows .nw{white-space:nowrap}.rows .w{overflow-wrap:break-word}\
-.failed-permanent td,.failed-temporary td,.unknown td{background:#fdecea}.pending td{background:#fff8e1}\
+.failed-permanent td,.failed-temporary td,.unknown td,.bounced td{background:#fdecea}.pending td{background:#fff8e1}\
 .letter{border:1px solid #ccc;padding:1.5em 2em;font-family:Georgia,serif;line-height:1.45;overflow-wrap:anywhere}.note{color:#555}\
 @media print{body{margin:0;max-width:none}.letter{page-break-inside:avoid}}";
 
@@ -161,6 +163,9 @@ mod tests {
             time: "2020-06-29 10:00:00+02:00".into(),
             akt_id: "0101".into(),
             message_id: format!("{key}@uim.dk"),
+            receipt: None,
+            receipt_detail: String::new(),
+            fact: None,
         }
     }
 

@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::record::ledger::{Record, State};
+use crate::record::fact;
+use crate::record::ledger::{Receipt, Record, State};
 use crate::sanitize::printable;
 
 /// One recipient as the status report shows it.
@@ -24,14 +25,34 @@ pub struct StatusRow {
     pub time: String,
     pub akt_id: String,
     pub message_id: String,
+    /// The strongest fact the receipts give (`record::fact`): "bounced", "confirmed", "delayed",
+    /// "replied", "read", "auto-reply", "relayed"; none when nothing came back.
+    pub receipt: Option<&'static str>,
+    /// The same in plain words, with its time ("" when nothing came back).
+    pub receipt_detail: String,
+    /// The fact itself, for the Danish words of the case report.
+    #[serde(skip)]
+    pub fact: Option<crate::record::fact::Fact>,
 }
 
-/// Turns ledger records into report rows. A letter left `sending` by a run that is no longer
-/// going is shown as `unknown`: it may have been delivered.
-pub fn rows(records: &[Record], run_going: bool) -> Vec<StatusRow> {
+/// Turns ledger records and their receipts into report rows. A letter left `sending` by a run
+/// that is no longer going is shown as `unknown`: it may have been delivered.
+pub fn rows(records: &[Record], receipts: &[Receipt], run_going: bool) -> Vec<StatusRow> {
+    let mut by_key: BTreeMap<&str, Vec<&Receipt>> = BTreeMap::new();
+    for r in receipts {
+        by_key.entry(r.key.as_str()).or_default().push(r);
+    }
     records
         .iter()
-        .map(|r| StatusRow {
+        .map(|r| {
+            let fact = fact::strongest(
+                r.state,
+                &r.address,
+                by_key.get(r.key.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+            );
+            (r, fact)
+        })
+        .map(|(r, fact)| StatusRow {
             key: r.key.clone(),
             name: r.name.clone(),
             address: r.address.clone(),
@@ -45,6 +66,9 @@ pub fn rows(records: &[Record], run_going: bool) -> Vec<StatusRow> {
                 .unwrap_or_else(|| r.updated_at.clone()),
             akt_id: r.akt_id.clone().unwrap_or_default(),
             message_id: r.message_id.clone().unwrap_or_default(),
+            receipt: fact.as_ref().map(|f| f.word),
+            receipt_detail: fact.as_ref().map(|f| f.words.clone()).unwrap_or_default(),
+            fact,
         })
         .collect()
 }
@@ -94,8 +118,9 @@ pub fn write_table(out: &mut dyn Write, rows: &[StatusRow]) -> io::Result<()> {
         "last reply",
         "time",
         "Akt-id",
+        "receipt",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -107,6 +132,7 @@ pub fn write_table(out: &mut dyn Write, rows: &[StatusRow]) -> io::Result<()> {
                 shorten(&printable(&r.last_reply), 48),
                 r.time.clone(),
                 printable(&r.akt_id),
+                shorten(&printable(&r.receipt_detail), 72),
             ]
         })
         .collect();
@@ -160,6 +186,8 @@ pub fn write_csv(out: &mut dyn Write, rows: &[StatusRow]) -> anyhow::Result<()> 
         "time",
         "akt_id",
         "message_id",
+        "receipt",
+        "receipt_detail",
     ])?;
     for r in rows {
         w.write_record([
@@ -173,6 +201,8 @@ pub fn write_csv(out: &mut dyn Write, rows: &[StatusRow]) -> anyhow::Result<()> 
             &r.time,
             &r.akt_id,
             &r.message_id,
+            r.receipt.unwrap_or_default(),
+            &r.receipt_detail,
         ])?;
     }
     w.flush()?;
@@ -225,9 +255,9 @@ mod tests {
 
     #[test]
     fn a_letter_left_sending_shows_as_unknown_when_no_run_is_going() {
-        let r = rows(&[record("1", State::Sending)], false);
+        let r = rows(&[record("1", State::Sending)], &[], false);
         assert_eq!(r[0].state, "unknown");
-        let r = rows(&[record("1", State::Sending)], true);
+        let r = rows(&[record("1", State::Sending)], &[], true);
         assert_eq!(r[0].state, "sending");
     }
 
@@ -238,6 +268,7 @@ mod tests {
                 record("1", State::Delivered),
                 record("2", State::FailedPermanent),
             ],
+            &[],
             false,
         );
         let mut out = Vec::new();
@@ -249,5 +280,45 @@ mod tests {
         );
         assert!(text.contains("Ærø\\u{202e} Kommune"), "{text}");
         assert!(text.contains("0007"));
+    }
+
+    #[test]
+    fn a_bounced_letter_carries_its_reason_and_is_never_delivered() {
+        let mut bounced = record("1", State::Bounced);
+        bounced.address = "post@laesoe.dk".into();
+        let receipt = Receipt {
+            key: "1".into(),
+            recipient: "post@laesoe.dk".into(),
+            origin: "b.eml".into(),
+            kind: "bounce".into(),
+            action: "failed".into(),
+            status: Some("5.1.1".into()),
+            diagnostic: Some("550 5.1.1 User unknown".into()),
+            reporter: Some("relay.uim.dk".into()),
+            reported_at: Some("2020-06-29 10:03:00+02:00".into()),
+            matched_by: "envid".into(),
+            recorded_at: "2020-06-29 11:00:00+02:00".into(),
+        };
+        let r = rows(&[bounced, record("2", State::Delivered)], &[receipt], false);
+        assert_eq!((r[0].state, r[0].receipt), ("bounced", Some("bounced")));
+        assert!(r[0]
+            .receipt_detail
+            .contains("mailbox does not exist (5.1.1)"));
+        assert_eq!(
+            r[1].receipt, None,
+            "a receipt counts only for its own letter"
+        );
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &r).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",receipt,receipt_detail"));
+        assert!(
+            csv.contains(",bounced,the municipality's mail server says"),
+            "{csv}"
+        );
     }
 }
