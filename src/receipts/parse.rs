@@ -153,8 +153,25 @@ pub fn understand(raw: &[u8]) -> Understood {
         reporter: from_address(&msg),
         ..Understood::default()
     };
-    if let Some(block) = find_part(&msg, &["delivery-status", "global-delivery-status"]) {
-        read_dsn(&msg, &dsn::read(&part_text(block)), &mut u);
+    let blocks: Vec<String> = msg
+        .parts
+        .iter()
+        .filter(|p| is_part(p, &["delivery-status", "global-delivery-status"]))
+        .map(part_text)
+        .collect();
+    if !blocks.is_empty() {
+        let mut block = dsn::StatusBlock::default();
+        for text in &blocks {
+            let b = dsn::read(text);
+            if block.recipients.is_empty() {
+                block.message = b.message;
+            }
+            block.recipients.extend(b.recipients);
+        }
+        read_dsn(&msg, &block, &mut u);
+    } else if let Some(block) = status_block_in_text(&msg) {
+        // A status block in the body of a message whose MIME header was lost.
+        read_dsn(&msg, &block, &mut u);
     } else if let Some(part) = find_part(
         &msg,
         &[
@@ -240,21 +257,56 @@ fn multipart_chain(msg: &Message<'_>) -> usize {
     chain(msg, 0, 0)
 }
 
-/// The first part (searching enclosed messages too) of type message/<subtype> or
-/// text/<subtype>, for one of the subtypes.
+/// The first part of type message/<subtype> or text/<subtype>, for one of the subtypes.
 fn find_part<'a>(msg: &'a Message<'a>, subtypes: &[&str]) -> Option<&'a MessagePart<'a>> {
-    for part in &msg.parts {
-        if let Some(ct) = part.content_type() {
-            let is = matches!(ct.ctype().to_ascii_lowercase().as_str(), "message" | "text")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| subtypes.iter().any(|w| s.eq_ignore_ascii_case(w)));
-            if is {
-                return Some(part);
-            }
-        }
+    msg.parts.iter().find(|p| is_part(p, subtypes))
+}
+
+fn is_part(part: &MessagePart<'_>, subtypes: &[&str]) -> bool {
+    part.content_type().is_some_and(|ct| {
+        matches!(ct.ctype().to_ascii_lowercase().as_str(), "message" | "text")
+            && ct
+                .subtype()
+                .is_some_and(|s| subtypes.iter().any(|w| s.eq_ignore_ascii_case(w)))
+    })
+}
+
+/// A status block written in the text itself (a multipart/report whose MIME header was lost, or
+/// a notice that quotes one): from its per-message group to the next MIME boundary or returned
+/// header.
+fn status_block_in_text(msg: &Message<'_>) -> Option<dsn::StatusBlock> {
+    let raw = msg.raw_message();
+    let body_start = msg.parts.first().map(|p| p.offset_body as usize)?;
+    let body = String::from_utf8_lossy(raw.get(body_start..)?);
+    let starts = |l: &str, f: &str| l.get(..f.len()).is_some_and(|h| h.eq_ignore_ascii_case(f));
+    let blank = |l: &str| l.trim().is_empty();
+    let lines: Vec<&str> = body.lines().collect();
+    let first = lines.iter().position(|l| starts(l, "Final-Recipient:"))?;
+    // The recipient's group starts after a blank line; the per-message group is the one before.
+    let mut start = first;
+    while start > 0 && !blank(lines[start - 1]) {
+        start -= 1;
     }
-    None
+    let mut before = start;
+    while before > 0 && blank(lines[before - 1]) {
+        before -= 1;
+    }
+    let mut group = before;
+    while group > 0 && !blank(lines[group - 1]) {
+        group -= 1;
+    }
+    if lines[group..before]
+        .iter()
+        .any(|l| starts(l, "Reporting-MTA:") || starts(l, "Original-Envelope-Id:"))
+    {
+        start = group;
+    }
+    let end = lines[first..]
+        .iter()
+        .position(|l| l.starts_with("--") || starts(l, "Return-Path:") || starts(l, "Received:"))
+        .map_or(lines.len(), |n| first + n);
+    let block = dsn::read(&lines[start..end].join("\n"));
+    (!block.recipients.is_empty()).then_some(block)
 }
 
 /// A part's body as text, decoded.
@@ -296,6 +348,12 @@ fn read_dsn(msg: &Message<'_>, block: &dsn::StatusBlock, u: &mut Understood) {
             .or_else(|| {
                 diagnostic
                     .as_deref()
+                    .and_then(text::cause_code)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                diagnostic
+                    .as_deref()
                     .and_then(dsn::reply_code)
                     .map(|c| format!("{}.0.0", c / 100))
             });
@@ -307,10 +365,27 @@ fn read_dsn(msg: &Message<'_>, block: &dsn::StatusBlock, u: &mut Understood) {
                     .unwrap_or_default()
                     .to_ascii_lowercase()
             })
+            .map(|a| match a.as_str() {
+                // Words some servers use instead of RFC 3464's.
+                "expired" | "failure" | "bounced" => "failed".to_string(),
+                "deliverable" | "success" => "delivered".to_string(),
+                _ => a,
+            })
             .filter(|a| {
                 ["failed", "delayed", "delivered", "relayed", "expanded"].contains(&a.as_str())
             })
             .unwrap_or_else(|| action_from_status(status.as_deref()).to_string());
+        // A report without a code still has a class: its action's.
+        let status = status.or_else(|| {
+            Some(
+                match action.as_str() {
+                    "failed" => "5.0.0",
+                    "delayed" => "4.0.0",
+                    _ => "2.0.0",
+                }
+                .to_string(),
+            )
+        });
         // Some servers say "failed" with a 2.x.x code: the code is the fact, the action wins only
         // where the code does not disagree.
         let action = match (
@@ -452,8 +527,10 @@ pub fn returned_message_id(msg: &Message<'_>) -> Option<String> {
 /// "<a@b>" → "a@b"; a value without brackets is taken as it is if it looks like an id.
 pub fn bracketed_id(value: &str) -> Option<String> {
     let v = value.trim();
-    let inner = match (v.find('<'), v.find('>')) {
+    let inner = match (v.find('<'), v.rfind('>')) {
         (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        // A bracket opened and never closed: cut off (a folded or quoted line).
+        (Some(_), _) => return None,
         _ => v,
     };
     let inner = inner.trim();

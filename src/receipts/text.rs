@@ -65,6 +65,64 @@ const SENDERS: &[&str] = &[
     "nobody",
 ];
 
+/// Local parts that are the mail system itself, never a recipient named as failed.
+const SYSTEM: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "mail-daemon",
+    "maildaemon",
+];
+
+/// Subjects that say "bounce" on their own, without a matching phrase in the text.
+const STRONG_SUBJECTS: &[&str] = &[
+    "undeliver",
+    "returned mail",
+    "delivery status notification",
+    "failure notice",
+    "mail delivery failed",
+    "delivery failure",
+    "returned to sender",
+    "nondeliverable",
+    "mail system error",
+    "delivery has failed",
+    "unzustellbar",
+    "nicht zustellbar",
+    "kunne ikke leveres",
+];
+
+/// Words that name a cause when a notice gives no code, with the code (RFC 3463) they mean.
+const CAUSES: &[(&str, &str)] = &[
+    ("retry timeout exceeded", "4.4.7"),
+    ("dns lookup failure", "5.1.2"),
+    ("host not found", "5.1.2"),
+    ("host unknown", "5.1.2"),
+    ("domain not found", "5.1.2"),
+    ("no such domain", "5.1.2"),
+    ("user unknown", "5.1.1"),
+    ("unknown user", "5.1.1"),
+    ("no such user", "5.1.1"),
+    ("does not exist", "5.1.1"),
+    ("mailbox not found", "5.1.1"),
+    ("recipient not found", "5.1.1"),
+    ("no mailbox", "5.1.1"),
+    ("mailbox full", "5.2.2"),
+    ("mailbox is full", "5.2.2"),
+    ("over quota", "5.2.2"),
+    ("quota exceeded", "5.2.2"),
+    ("too large", "5.3.4"),
+    ("too big", "5.3.4"),
+    ("size limit", "5.3.4"),
+];
+
+/// A status code inferred from the words of a notice, when it gives none.
+pub fn cause_code(text: &str) -> Option<&'static str> {
+    let lower = text.to_lowercase();
+    CAUSES
+        .iter()
+        .find(|(words, _)| lower.contains(words))
+        .map(|(_, code)| *code)
+}
+
 const PHRASES: &[&str] = &[
     "could not be delivered",
     "was not delivered",
@@ -87,6 +145,11 @@ const PHRASES: &[&str] = &[
     "does not exist",
     "returned to you",
     "delivery failed",
+    "error delivering",
+    "failure reason",
+    "was rejected",
+    "not able to be delivered",
+    "could not be sent",
 ];
 
 const DELAY: &[&str] = &[
@@ -151,12 +214,12 @@ pub fn read(msg: &Message<'_>) -> Option<TextBounce> {
         .to_lowercase();
     let text = notice_text(msg);
     let lower = text.to_lowercase();
-    let looks_like = !failed_header.is_empty()
-        || SUBJECTS.iter().any(|w| subject.contains(w))
+    let strong = !failed_header.is_empty() || STRONG_SUBJECTS.iter().any(|w| subject.contains(w));
+    let looks_like = SUBJECTS.iter().any(|w| subject.contains(w))
         || SENDERS
             .iter()
             .any(|w| from.split('@').next().unwrap_or("").contains(w));
-    if !looks_like || !(PHRASES.iter().any(|p| lower.contains(p)) || !failed_header.is_empty()) {
+    if !strong && !(looks_like && PHRASES.iter().any(|p| lower.contains(p))) {
         return None;
     }
     let delay = (DELAY
@@ -176,7 +239,7 @@ pub fn read(msg: &Message<'_>) -> Option<TextBounce> {
         for a in line_addresses(&text) {
             let l = a.to_lowercase();
             let local = l.split('@').next().unwrap_or("");
-            if own.contains(&l) || SENDERS.iter().any(|s| local == *s) {
+            if own.contains(&l) || SYSTEM.contains(&local) {
                 continue;
             }
             if !candidates.iter().any(|c| c.eq_ignore_ascii_case(&a)) {
@@ -201,6 +264,7 @@ pub fn read(msg: &Message<'_>) -> Option<TextBounce> {
             .unwrap_or(text.len());
         let part = text.get(start..end).unwrap_or("");
         let status = dsn::status_code(part)
+            .or_else(|| cause_code(part).map(str::to_string))
             .or_else(|| dsn::reply_code(part).map(|c| format!("{}.0.0", c / 100)))
             .or_else(|| overall.clone())
             .unwrap_or_else(|| if delay { "4.0.0" } else { "5.0.0" }.to_string());
@@ -291,10 +355,19 @@ fn strip_tags(html: &str) -> String {
 fn line_addresses(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for line in text.lines() {
-        let t = line.trim_start_matches([' ', '\t', '"', '\'', '<', '*', '-', '>']);
+        let t = skip_codes(line.trim_start_matches([' ', '\t', '"', '\'', '*', '-', '>']));
+        let t = t.trim_start_matches(['<', '"', '\'']);
         if let Some(a) = address_at(t) {
             found.push(a);
             continue;
+        }
+        // "Delivery failed 20 attempts: a@b.dk": an address that ends the line.
+        if let Some(last) = line.split_whitespace().last() {
+            let last = last.trim_matches(['<', '>', '"', '\'', '.', ',', ';', ':', '(', ')']);
+            if let Some(a) = address_at(last).filter(|a| a.len() == last.len()) {
+                found.push(a);
+                continue;
+            }
         }
         let lower = line.to_lowercase();
         for marker in [
@@ -316,6 +389,22 @@ fn line_addresses(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `s` without the SMTP reply code and status code it starts with ("554 5.3.4 <a@b>" → "<a@b>").
+fn skip_codes(s: &str) -> &str {
+    let mut rest = s.trim_start();
+    for _ in 0..2 {
+        let word = rest.split_whitespace().next().unwrap_or("");
+        let bare = word.trim_end_matches([':', ',']);
+        let is_code = (bare.len() == 3 && bare.bytes().all(|b| b.is_ascii_digit()))
+            || dsn::status_code(bare).is_some_and(|c| c.len() == bare.len());
+        if !is_code || word.is_empty() {
+            break;
+        }
+        rest = rest[word.len()..].trim_start();
+    }
+    rest
 }
 
 /// An address at the very start of `s`.
