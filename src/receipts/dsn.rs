@@ -213,24 +213,26 @@ fn unescape_utf8_addr(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const POSTFIX: &str = "Reporting-MTA: dns; relay.uim.dk\n\
-X-Postfix-Queue-ID: 4dLx7Q2kQfz9vB\n\
-X-Postfix-Sender: rfc822; rundbrev@uim.dk\n\
-Arrival-Date: Mon, 29 Jun 2020 10:00:01 +0200 (CEST)\n\
-Original-Envelope-Id: rundbrev.c.1.101.ab@uim.dk\n\
-\n\
-Final-Recipient: rfc822; post@laesoe.dk\n\
-Original-Recipient: rfc822;post@laesoe.dk\n\
-Action: failed\n\
-Status: 5.1.1\n\
-Remote-MTA: dns; mx.laesoe.dk\n\
-Diagnostic-Code: smtp; 550 5.1.1 <post@laesoe.dk>: Recipient address rejected:\n\
-    User unknown in virtual mailbox table\n\
-\n\
-Final-Recipient: rfc822; kommune@aeroe.dk\n\
-Action: delayed\n\
-Status: 4.4.1\n\
-Diagnostic-Code: X-Postfix; connect to mx.aeroe.dk[192.0.2.1]:25: Connection refused\n";
+    const POSTFIX: &str = concat!(
+        "Reporting-MTA: dns; relay.uim.dk\n",
+        "X-Postfix-Queue-ID: 4dLx7Q2kQfz9vB\n",
+        "X-Postfix-Sender: rfc822; rundbrev@uim.dk\n",
+        "Arrival-Date: Mon, 29 Jun 2020 10:00:01 +0200 (CEST)\n",
+        "Original-Envelope-Id: rundbrev.c.1.101.ab@uim.dk\n",
+        "\n",
+        "Final-Recipient: rfc822; post@laesoe.dk\n",
+        "Original-Recipient: rfc822;post@laesoe.dk\n",
+        "Action: failed\n",
+        "Status: 5.1.1\n",
+        "Remote-MTA: dns; mx.laesoe.dk\n",
+        "Diagnostic-Code: smtp; 550 5.1.1 <post@laesoe.dk>: Recipient address rejected:\n",
+        "    User unknown in virtual mailbox table\n",
+        "\n",
+        "Final-Recipient: rfc822; kommune@aeroe.dk\n",
+        "Action: delayed\n",
+        "Status: 4.4.1\n",
+        "Diagnostic-Code: X-Postfix; connect to mx.aeroe.dk[192.0.2.1]:25: Connection refused\n",
+    );
 
     #[test]
     fn a_postfix_status_block_gives_each_recipient_with_its_fields() {

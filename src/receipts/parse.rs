@@ -169,9 +169,6 @@ pub fn understand(raw: &[u8]) -> Understood {
             block.recipients.extend(b.recipients);
         }
         read_dsn(&msg, &block, &mut u);
-    } else if let Some(block) = status_block_in_text(&msg) {
-        // A status block in the body of a message whose MIME header was lost.
-        read_dsn(&msg, &block, &mut u);
     } else if let Some(part) = find_part(
         &msg,
         &[
@@ -183,6 +180,9 @@ pub fn understand(raw: &[u8]) -> Understood {
     } else if find_part(&msg, &["feedback-report"]).is_some() {
         u.kind = Some(Kind::Feedback);
         u.original_message_id = returned_message_id(&msg);
+    } else if let Some(block) = status_block_in_text(&msg) {
+        // A status block in the body of a message whose MIME header was lost.
+        read_dsn(&msg, &block, &mut u);
     } else if let Some(t) = text::read(&msg) {
         u.kind = Some(t.kind);
         u.recipients = t.recipients;
