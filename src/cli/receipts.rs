@@ -21,6 +21,7 @@ use crate::record::ledger::{Ledger, State};
 
 /// Reads every message under the paths into the ledger, and says what each did.
 pub fn import(config: &Config, out: &Output, args: &ReceiptsImportArgs) -> Result<Exit> {
+    source::all_exist(&args.paths)?;
     let path = ledger_path(config);
     if !path.exists() {
         bail!(

@@ -134,8 +134,14 @@ pub fn too_large(size: usize, max: u64) -> Option<String> {
     })
 }
 
+/// "12.0 MB", or "4.9 KB" below a megabyte.
 fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    let kb = bytes as f64 / 1024.0;
+    if kb < 1024.0 {
+        format!("{kb:.1} KB")
+    } else {
+        format!("{:.1} MB", kb / 1024.0)
+    }
 }
 
 /// Reads one message and records what it says about this campaign's letters: each receipt once,

@@ -27,6 +27,15 @@ pub fn read_all(
     max_size: u64,
     each: &mut dyn FnMut(Found) -> Result<()>,
 ) -> Result<()> {
+    all_exist(paths)?;
+    for p in paths {
+        read_path(p, max_size, each)?;
+    }
+    Ok(())
+}
+
+/// An error naming the first path that does not exist.
+pub fn all_exist(paths: &[PathBuf]) -> Result<()> {
     for p in paths {
         if !p.exists() {
             bail!(
@@ -34,9 +43,6 @@ pub fn read_all(
                 p.display()
             );
         }
-    }
-    for p in paths {
-        read_path(p, max_size, each)?;
     }
     Ok(())
 }

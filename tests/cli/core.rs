@@ -363,7 +363,7 @@ fn status_filters_by_state_and_writes_csv_for_the_case_file() {
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "kommunekode,name,address,state,attempts,last_code,last_reply,time,akt_id,message_id"
+        "kommunekode,name,address,state,attempts,last_code,last_reply,time,akt_id,message_id,receipt,receipt_detail"
     );
     assert_eq!(lines.len(), 2, "{}", run.stdout);
     assert!(

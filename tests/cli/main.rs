@@ -7,6 +7,7 @@ mod clerks;
 mod core;
 mod edges;
 mod harness;
+mod receipts;
 mod servers;
 mod smtp;
 mod tls;
