@@ -222,7 +222,8 @@ pub fn read(msg: &Message<'_>) -> Option<TextBounce> {
         || SENDERS
             .iter()
             .any(|w| from.split('@').next().unwrap_or("").contains(w));
-    if !strong && !(looks_like && PHRASES.iter().any(|p| lower.contains(p))) {
+    let says_so = looks_like && PHRASES.iter().any(|p| lower.contains(p));
+    if !(strong || says_so) {
         return None;
     }
     let delay = (DELAY
