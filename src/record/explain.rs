@@ -16,6 +16,9 @@ pub fn reason(state: State, reply: &str) -> &'static str {
     let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     let enhanced = enhanced_code(reply);
     let detail = enhanced.map(|(_, subject, detail)| (subject, detail));
+    if state == State::Bounced {
+        return "the relay accepted the letter, but the municipality's mail server reported it back as not delivered";
+    }
     if state == State::Unknown || state == State::Sending {
         return "the connection broke after the letter was sent, so it may have arrived";
     }
