@@ -748,5 +748,14 @@ Subject: Rundbrev\r\n\
                 .is_some_and(|w| w.contains("nested")),
             "{u:?}"
         );
+        // Messages enclosed in messages, as deep: read without trouble, and nothing in them.
+        let mut inner = String::from("From: x@y.dk\nSubject: innermost\n\nx\n");
+        for _ in 0..30 {
+            inner = format!(
+                "From: MAILER-DAEMON@y.dk\nSubject: Undelivered Mail\nContent-Type: message/rfc822\n\n{inner}"
+            );
+        }
+        let u = understand(inner.as_bytes());
+        assert!(u.unreadable.is_some() || u.recipients.is_empty(), "{u:?}");
     }
 }

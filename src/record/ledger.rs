@@ -996,6 +996,65 @@ mod tests {
         })
     }
 
+    fn receipt<'a>(digest: &'a str, settle: Option<(State, State)>) -> NewReceipt<'a> {
+        NewReceipt {
+            digest,
+            key: "101",
+            recipient: "a@kk.dk",
+            origin: "b.eml",
+            kind: "bounce",
+            action: "failed",
+            status: Some("5.1.1"),
+            diagnostic: Some("550 5.1.1 no such user"),
+            reporter: Some("relay.uim.dk"),
+            reported_at: Some("2020-06-29 10:03:00+02:00"),
+            matched_by: "envid",
+            settle,
+        }
+    }
+
+    #[test]
+    fn a_receipt_is_stored_once_and_moves_the_state_only_from_the_state_it_names() {
+        let mut l = memory();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "outbox", "t1")
+            .unwrap();
+        l.finish(id, "101", State::Delivered, Some(250), "250 ok", "t2")
+            .unwrap();
+        let bounce = Some((State::Delivered, State::Bounced));
+        assert_eq!(
+            l.add_receipt(&receipt("d1", bounce), "t3").unwrap(),
+            Added::Changed
+        );
+        assert_eq!(l.lookup("101").unwrap().unwrap().state, State::Bounced);
+        assert_eq!(
+            l.add_receipt(&receipt("d1", bounce), "t4").unwrap(),
+            Added::AlreadyStored
+        );
+        // A report that expects another state than the letter has changes nothing.
+        let settle = Some((State::Unknown, State::Delivered));
+        assert_eq!(
+            l.add_receipt(&receipt("d2", settle), "t5").unwrap(),
+            Added::Stored
+        );
+        assert_eq!(l.lookup("101").unwrap().unwrap().state, State::Bounced);
+        assert_eq!(l.receipts().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn receipts_can_be_neither_changed_nor_deleted() {
+        let mut l = memory();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
+        l.add_receipt(&receipt("d1", None), "t1").unwrap();
+        assert!(l
+            .conn
+            .execute("UPDATE receipts SET status = '2.0.0'", [])
+            .is_err());
+        assert!(l.conn.execute("DELETE FROM receipts", []).is_err());
+        assert_eq!(l.receipts().unwrap()[0].status.as_deref(), Some("5.1.1"));
+    }
+
     #[test]
     fn migrations_run_twice_are_harmless() {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -581,3 +581,39 @@ fn import_before_anything_was_sent_says_so() {
         .expect(2)
         .stderr_has("nowhere: there is no such file or folder");
 }
+
+#[test]
+fn a_reply_and_a_read_receipt_are_shown_with_sender_and_date() {
+    let c = Campaign::small();
+    c.run(&["send"]).expect(0);
+    let l = letters(&c);
+    let (_, kk_id) = &l["101"];
+    let (aeroe, aeroe_id) = &l["492"];
+    c.write(
+        "in/reply.eml",
+        format!("From: Jens Hansen <jens.hansen@kk.dk>\r\nTo: uim@uim.dk\r\nSubject: SV: Øget opmærksomhed\r\nDate: Tue, 30 Jun 2020 09:15:00 +0200\r\nMessage-ID: <svar1@kk.dk>\r\nIn-Reply-To: <{kk_id}>\r\nReferences: <{kk_id}>\r\n\r\nTak for brevet.\r\n"),
+    );
+    c.write(
+        "in/read.eml",
+        format!("From: {aeroe}\r\nTo: uim@uim.dk\r\nSubject: Læst: Øget opmærksomhed\r\nDate: Mon, 29 Jun 2020 11:00:00 +0200\r\nMessage-ID: <mdn1@aeroe>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=\"M\"\r\n\r\n--M\r\nContent-Type: text/plain\r\n\r\nLæst.\r\n--M\r\nContent-Type: message/disposition-notification\r\n\r\nReporting-UA: mail.aeroe.dk; Outlook\r\nFinal-Recipient: rfc822;{aeroe}\r\nOriginal-Message-ID: <{aeroe_id}>\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n\r\n--M--\r\n"),
+    );
+    c.run(&["receipts", "import", "in"])
+        .expect(0)
+        .stdout_has("Read 2 messages: 0 bounced, 2 recorded");
+    let kk = row(&c, "101");
+    assert_eq!(
+        (kk["state"].as_str(), kk["receipt"].as_str()),
+        (Some("delivered"), Some("replied"))
+    );
+    assert_eq!(
+        kk["receipt_detail"],
+        "replied by jens.hansen@kk.dk at 09:15 on 2020-06-30"
+    );
+    let aeroe = row(&c, "492");
+    assert_eq!(aeroe["receipt"], "read");
+    assert!(aeroe["receipt_detail"]
+        .as_str()
+        .unwrap()
+        .contains("11:00 on 2020-06-29"));
+    assert_eq!(row(&c, "607")["receipt"], Value::Null);
+}
