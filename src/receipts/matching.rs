@@ -204,7 +204,7 @@ impl<'a> Letters<'a> {
 
 /// The queue id in a relay's reply: Postfix's "250 2.0.0 Ok: queued as 4dLx7Q2kQfz9vB".
 pub fn queue_id(reply: &str) -> Option<String> {
-    let lower = reply.to_lowercase();
+    let lower = reply.to_ascii_lowercase();
     let at = lower.find("queued as ")? + "queued as ".len();
     let id: String = reply[at..]
         .chars()

@@ -319,7 +319,7 @@ fn notice_text(msg: &Message<'_>) -> String {
         }
     }
     let mut cut = text.len();
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let mut offset = 0;
     for line in lower.split_inclusive('\n') {
         let t = line.trim();
@@ -373,10 +373,9 @@ fn line_addresses(text: &str) -> Vec<String> {
                 continue;
             }
         }
-        let lower = line.to_lowercase();
+        let lower = line.to_ascii_lowercase();
         for marker in [
             "rcpt to:",
-            "rcpt to: ",
             "rcpt: ",
             "to <",
             "recipient: ",
@@ -432,8 +431,8 @@ fn address_at(s: &str) -> Option<String> {
 
 /// Where an address is first named in the text: the full address, or else its local part.
 fn locate(text: &str, address: &str) -> usize {
-    let lower = text.to_lowercase();
-    let a = address.to_lowercase();
+    let lower = text.to_ascii_lowercase();
+    let a = address.to_ascii_lowercase();
     lower
         .find(&a)
         .or_else(|| {
@@ -498,6 +497,14 @@ mod tests {
         let b = read_raw("From: MAILER-DAEMON@x.dk\nTo: rundbrev@uim.dk\nSubject: Warning: could not send message for past 4 hours\n\n    **********************************************\n    **      THIS IS A WARNING MESSAGE ONLY      **\n    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n    **********************************************\n\nThe original message was received at Mon, 29 Jun 2020\n\n----- Transcript -----\n<post@laesoe.dk>... Deferred: Connection timed out\n").unwrap();
         assert_eq!(b.kind, Kind::Delay);
         assert_eq!(b.recipients[0].action, "delayed");
+    }
+
+    #[test]
+    fn text_whose_lower_case_is_longer_is_read_without_trouble() {
+        // 'İ' and 'ẞ' change length when lower-cased; positions must still fall on characters.
+        let b = read_raw("From: MAILER-DAEMON@x.dk\nTo: rundbrev@uim.dk\nSubject: Undelivered Mail\n\nİİİİ ẞẞẞ İstanbul could not be delivered İİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİ\nİİİ RCPT TO:<post@laesoe.dk> İİ\n550 5.1.1 İİİ\n---- copy of the message ----\nTo: a@b.dk\n").unwrap();
+        assert_eq!(b.recipients[0].address, "post@laesoe.dk");
+        assert_eq!(b.recipients[0].status.as_deref(), Some("5.1.1"));
     }
 
     #[test]

@@ -617,3 +617,40 @@ fn a_reply_and_a_read_receipt_are_shown_with_sender_and_date() {
         .contains("11:00 on 2020-06-29"));
     assert_eq!(row(&c, "607")["receipt"], Value::Null);
 }
+
+#[test]
+fn cut_off_and_garbled_messages_are_read_without_crashing() {
+    let dir = fixtures();
+    let c = Campaign::empty();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "eml") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        // Cut off in the middle of the headers, of a MIME part, and near the end.
+        for (i, cut) in [raw.len() / 7, raw.len() / 2, raw.len() - raw.len() / 20]
+            .into_iter()
+            .enumerate()
+        {
+            c.write(&format!("bad/{name}-cut{i}.eml"), &raw[..cut]);
+            n += 1;
+        }
+        // Every boundary line broken.
+        let garbled = String::from_utf8_lossy(&raw).replace("\n--", "\n-\u{0}-");
+        c.write(&format!("bad/{name}-garbled.eml"), garbled);
+        n += 1;
+    }
+    let run = c
+        .run(&["receipts", "inspect", "--format", "json", "bad"])
+        .expect(0);
+    let messages: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    // Every file is answered for (an mbox file may hold more than one message).
+    let files: std::collections::BTreeSet<&str> = messages
+        .iter()
+        .map(|m| m["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), n);
+}
