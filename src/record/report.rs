@@ -181,7 +181,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(
-                "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id\n"
+                "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id;kvittering\n"
             ),
             "{text}"
         );

@@ -223,6 +223,7 @@ fn the_report_shows_every_state_for_the_case_file() {
             "adresse",
             "akt_id",
             "kommunekode",
+            "kvittering",
             "message_id",
             "navn",
             "serverens_svar",
@@ -233,7 +234,7 @@ fn the_report_shows_every_state_for_the_case_file() {
     assert!(c
         .read("report/leveringsrapport-uim-2020-aeresrelaterede-konflikter.csv")
         .starts_with(
-            "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id\n"
+            "\u{feff}kommunekode;navn;adresse;akt_id;status;tidspunkt;serverens_svar;message_id;kvittering\n"
         ));
     let kk = &rows[0];
     assert_eq!(kk["navn"], "Københavns Kommune");
