@@ -8,6 +8,8 @@
 //!   │
 //! delivery/   the send loop: mark `sending`, hand over (outbox or smtp/), archive, record the outcome
 //!   │
+//! receipts/   what comes back (bounces, delivery reports, replies): read, matched, recorded
+//!   │
 //! campaign/   config + recipients file → checked letters, the guard, and the plan for a run
 //!   │
 //! record/     the ledger (read first: frozen stamps and states; written last: outcomes),

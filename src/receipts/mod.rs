@@ -2,9 +2,9 @@
 //! read receipts, automatic and genuine replies — read and recorded against the letters.
 //!
 //! `source` reads messages from files, folders, mbox files and Maildir folders; `parse` (with
-//! `dsn` and `text`) says what a message means; `matching` finds its letter (`record::fact` turns stored
-//! receipts into what a clerk sees). `record_message` is the one way a message enters the
-//! ledger, for `receipts import` and for `receipts fetch`. Nothing here prints, reads the network
+//! `dsn` and `text`) says what a message means; `matching` finds its letter. (`record::fact`
+//! turns stored receipts into what a clerk sees.) `record_message` is the one way a message
+//! enters the ledger, for `receipts import` and for `receipts fetch`. Nothing here prints, reads the network
 //! or guesses: a message that cannot be matched changes nothing, and only a failure report after
 //! the relay's 250 makes a letter bounced, which `resend --failed` sends again only once its
 //! address is corrected.

@@ -383,6 +383,30 @@ fn imported_reports_mark_letters_bounced_or_confirmed_and_resend_waits_for_a_cor
     };
     let stored = count(&c);
     assert_eq!(stored, 4, "four receipts matched a letter");
+    // Each by the strongest key it carried.
+    let matched: Vec<(String, String, String)> = {
+        let db = c.ledger();
+        let mut stmt = db
+            .prepare("SELECT key, kind, matched_by FROM receipts ORDER BY key, kind")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let matched: Vec<(&str, &str, &str)> = matched
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        matched,
+        [
+            ("492", "auto-reply", "message-id"),
+            ("492", "delivered", "message-id"),
+            ("563", "delay", "address"),
+            ("825", "bounce", "envid"),
+        ]
+    );
     let before = c.status_json();
     c.run(&["receipts", "import", "returned"])
         .expect(0)
@@ -656,4 +680,40 @@ fn cut_off_and_garbled_messages_are_read_without_crashing() {
         .map(|m| m["file"].as_str().unwrap())
         .collect();
     assert_eq!(files.len(), n);
+}
+
+#[test]
+fn a_report_is_matched_by_the_relays_queue_id_when_it_names_no_letter() {
+    let c = Campaign::small();
+    c.run(&["send"]).expect(0);
+    // As the relay answered the hand-over.
+    c.ledger()
+        .execute(
+            "UPDATE recipients SET last_reply = '250 2.0.0 Ok: queued as 4dLx7Q2kQfz9vB' WHERE key = '492'",
+            [],
+        )
+        .unwrap();
+    let (address, _) = &letters(&c)["492"];
+    let dsn = Dsn {
+        envid: None,
+        recipient: address,
+        action: "failed",
+        status: "5.2.2",
+        returned_id: None,
+        message_id: "q1@relay",
+    }
+    .text()
+    .replace(
+        "Reporting-MTA: dns; relay.uim.dk\r\n",
+        "Reporting-MTA: dns; relay.uim.dk\r\nX-Postfix-Queue-ID: 4dLx7Q2kQfz9vB\r\n",
+    );
+    c.write("in/full.eml", dsn);
+    c.run(&["receipts", "import", "in"])
+        .expect(0)
+        .stdout_has("now bounced (was delivered): the municipality's mail server says the mailbox is full (5.2.2)");
+    let by: String = c
+        .ledger()
+        .query_row("SELECT matched_by FROM receipts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(by, "queue-id");
 }
