@@ -129,6 +129,13 @@ impl Understood {
 
 /// Reads one raw message.
 pub fn understand(raw: &[u8]) -> Understood {
+    // Some programs save a message with a byte-order mark or blank lines before the headers.
+    let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
+    let start = raw
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(raw.len());
+    let raw = &raw[start..];
     if let Some(why) = junk(raw) {
         return Understood {
             unreadable: Some(why),
@@ -204,6 +211,11 @@ pub fn understand(raw: &[u8]) -> Understood {
 
 /// Binary junk: NUL bytes in the headers, or no header line at all at the start.
 fn junk(raw: &[u8]) -> Option<String> {
+    if raw.starts_with(&[0xd0, 0xcf, 0x11, 0xe0]) {
+        return Some(
+            "it is an Outlook .msg file, not an e-mail file; in Outlook save or drag the message as .eml and read that".into(),
+        );
+    }
     if raw.is_empty() {
         return Some("it is empty".into());
     }
@@ -724,8 +736,18 @@ Subject: Rundbrev\r\n\
     }
 
     #[test]
+    fn a_byte_order_mark_or_blank_lines_before_the_headers_are_skipped() {
+        let raw = format!("\u{feff}\r\n{}", postfix_dsn("failed", "5.1.1"));
+        let u = understand(raw.as_bytes());
+        assert_eq!(u.kind(), Kind::Bounce, "{u:?}");
+        assert_eq!(u.recipients[0].address, "post@laesoe.dk");
+    }
+
+    #[test]
     fn junk_and_deep_nesting_are_unreadable() {
         assert!(understand(b"").unreadable.is_some());
+        let msg = understand(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00");
+        assert!(msg.unreadable.is_some_and(|w| w.contains(".msg")));
         assert!(understand(b"\x00\x01\x02binary\xff\xfe")
             .unreadable
             .is_some());
