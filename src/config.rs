@@ -29,22 +29,8 @@ pub struct Config {
     /// Where every letter is kept, as the exact bytes handed over, for the case file.
     pub archive_dir: PathBuf,
     pub transport: Transport,
+    /// What the letters ask of the receiving side, and where its reports are fetched.
     pub receipts: Receipts,
-}
-
-/// How bounces, delivery reports and replies are read back (`[receipts]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipts {
-    /// A message larger than this many bytes is skipped with a note.
-    pub max_message_size: u64,
-}
-
-impl Default for Receipts {
-    fn default() -> Self {
-        Receipts {
-            max_message_size: 10 * 1024 * 1024,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +130,8 @@ pub struct Smtp {
     pub max_connection_failures: u32,
     /// How many connections send in parallel.
     pub connections: usize,
+    /// The delivery status notifications to ask for (from `[receipts]`) when the server offers DSN.
+    pub dsn: Option<DsnRequest>,
 }
 
 impl Smtp {
@@ -168,6 +156,56 @@ impl Smtp {
     }
 }
 
+/// The delivery status notifications to ask for: the SMTP client's own terms.
+pub use crate::smtp::dsn::{DsnRequest, Ret};
+
+/// The `[receipts]` section.
+#[derive(Debug, Clone)]
+pub struct Receipts {
+    /// Delivery status notifications to ask for when the server offers DSN; `None` asks for none.
+    pub dsn: Option<DsnRequest>,
+    /// Ask for a read receipt (`Disposition-Notification-To`) in every letter.
+    pub read_receipt: bool,
+    /// The mailbox the reports come back to, for `receipts fetch`.
+    pub imap: Option<Imap>,
+    /// A message larger than this many bytes is skipped with a note.
+    pub max_message_size: u64,
+}
+
+/// The largest message read back by default: 10 MB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 10 * 1024 * 1024;
+
+impl Default for Receipts {
+    /// What a config without a `[receipts]` section means.
+    fn default() -> Self {
+        Receipts {
+            dsn: Some(DsnRequest::default()),
+            read_receipt: false,
+            imap: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+/// The `[receipts.imap]` section: the mailbox that `receipts fetch` reads.
+#[derive(Debug, Clone)]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    /// StartTls or Tls; an IMAP login never goes unencrypted.
+    pub security: Security,
+    pub ca_file: Option<PathBuf>,
+    pub user: String,
+    /// The environment variable that holds the password.
+    pub password_env: String,
+    /// A command whose first line of output is the password.
+    pub password_command: Option<String>,
+    /// The folders to read, in order.
+    pub folders: Vec<String>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
 // ---- what the TOML file may say -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -189,13 +227,6 @@ struct RawConfig {
     transport: RawTransport,
     #[serde(default)]
     receipts: RawReceipts,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawReceipts {
-    /// Bytes.
-    max_message_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +393,57 @@ enum OneOrMany {
 
 fn default_true() -> bool {
     true
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawReceipts {
+    notify: Vec<String>,
+    ret: String,
+    read_receipt: bool,
+    imap: Option<RawImap>,
+    /// Bytes.
+    max_message_size: Option<u64>,
+}
+
+impl Default for RawReceipts {
+    fn default() -> Self {
+        RawReceipts {
+            notify: vec!["success".into(), "failure".into(), "delay".into()],
+            ret: "headers".into(),
+            read_receipt: false,
+            imap: None,
+            max_message_size: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawImap {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_security")]
+    security: String,
+    ca_file: Option<PathBuf>,
+    user: String,
+    #[serde(default = "default_imap_password_env")]
+    password_env: String,
+    password_command: Option<String>,
+    #[serde(default = "default_folders")]
+    folders: Vec<String>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_secs: u64,
+    #[serde(default = "default_command_timeout")]
+    command_timeout_secs: u64,
+    /// Refused with a clear message: secrets never go into config files.
+    password: Option<toml::Value>,
+}
+
+fn default_imap_password_env() -> String {
+    "RUNDBREV_IMAP_PASSWORD".into()
+}
+fn default_folders() -> Vec<String> {
+    vec!["INBOX".into()]
 }
 
 fn default_security() -> String {
@@ -605,6 +687,12 @@ fn validate(
         }
     };
 
+    let receipts = validate_receipts(raw.receipts, base, &mut bad);
+    let mut transport = transport;
+    if let Transport::Smtp(smtp) = &mut transport {
+        smtp.dsn = receipts.dsn;
+    }
+
     Config {
         path: path.to_path_buf(),
         base: base.to_path_buf(),
@@ -641,12 +729,104 @@ fn validate(
         preview_dir: base.join(&raw.preview.dir),
         archive_dir: base.join(&raw.archive.dir),
         transport,
-        receipts: Receipts {
-            max_message_size: raw
-                .receipts
-                .max_message_size
-                .unwrap_or(Receipts::default().max_message_size),
-        },
+        receipts,
+    }
+}
+
+fn validate_receipts(
+    raw: RawReceipts,
+    base: &Path,
+    bad: &mut impl FnMut(&str, String),
+) -> Receipts {
+    let ret = match raw.ret.to_ascii_lowercase().as_str() {
+        "headers" | "hdrs" => Ret::Headers,
+        "full" => Ret::Full,
+        other => {
+            bad(
+                "receipts.ret",
+                format!("`{other}` is not supported; use \"headers\" (only the letter's headers come back in a report) or \"full\""),
+            );
+            Ret::Headers
+        }
+    };
+    let mut dsn = DsnRequest {
+        success: false,
+        failure: false,
+        delay: false,
+        ret,
+    };
+    let words: Vec<String> = raw.notify.iter().map(|w| w.to_ascii_lowercase()).collect();
+    for word in &words {
+        match word.as_str() {
+            "success" => dsn.success = true,
+            "failure" => dsn.failure = true,
+            "delay" => dsn.delay = true,
+            "never" if words.len() == 1 => {}
+            "never" => bad(
+                "receipts.notify",
+                "\"never\" cannot go with other notifications".into(),
+            ),
+            other => bad(
+                "receipts.notify",
+                format!("`{other}` is not a notification; use \"success\", \"failure\", \"delay\", or \"never\" alone (or [] to ask for nothing)"),
+            ),
+        }
+    }
+    let imap = raw.imap.map(|imap| {
+        if imap.password.is_some() {
+            bad(
+                "receipts.imap.password",
+                "a password must never be written in the config file; remove it and set the environment variable named by password_env, use password_command, or type it when asked".into(),
+            );
+        }
+        let security = match imap.security.to_ascii_lowercase().as_str() {
+            "starttls" => Security::StartTls,
+            "tls" => Security::Tls,
+            other => {
+                bad(
+                    "receipts.imap.security",
+                    format!("`{other}` is not supported; use \"starttls\" (usually port 143) or \"tls\" (usually port 993)"),
+                );
+                Security::StartTls
+            }
+        };
+        let host = imap.host.trim().to_string();
+        if host.is_empty() {
+            bad("receipts.imap.host", "the host is empty".into());
+        }
+        if imap.user.trim().is_empty() {
+            bad("receipts.imap.user", "the user is empty".into());
+        }
+        if imap.folders.is_empty() || imap.folders.iter().any(|f| f.trim().is_empty()) {
+            bad(
+                "receipts.imap.folders",
+                "name at least one folder, e.g. [\"INBOX\"], and no empty names".into(),
+            );
+        }
+        if imap.connect_timeout_secs == 0 || imap.command_timeout_secs == 0 {
+            bad("receipts.imap", "timeouts must be at least 1 second".into());
+        }
+        Imap {
+            port: imap.port.unwrap_or(match security {
+                Security::Tls => 993,
+                _ => 143,
+            }),
+            host,
+            security,
+            ca_file: imap.ca_file.map(|p| base.join(p)),
+            user: imap.user,
+            password_env: imap.password_env,
+            password_command: imap.password_command,
+            folders: imap.folders,
+            connect_timeout: Duration::from_secs(imap.connect_timeout_secs),
+            command_timeout: Duration::from_secs(imap.command_timeout_secs),
+        }
+    });
+    Receipts {
+        dsn: (!words.is_empty()).then_some(dsn),
+        read_receipt: raw.read_receipt,
+        imap,
+        max_message_size: raw.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
     }
 }
 
@@ -790,6 +970,7 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         rate_per_minute: raw.rate_per_minute,
         max_connection_failures: raw.max_connection_failures.max(1),
         connections: raw.connections.clamp(1, 64),
+        dsn: None,
     }
 }
 
@@ -890,13 +1071,18 @@ fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
 /// Stamps are left out on purpose: they are frozen in the ledger and cannot change a sent letter.
 pub fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)> {
     let s = &config.sender;
-    vec![
+    let mut parts = vec![
         ("campaign.subject", config.campaign.subject.clone()),
         ("sender.from", s.from.clone()),
         ("sender.reply_to", s.reply_to.clone().unwrap_or_default()),
         ("sender.cc", s.cc.join(",")),
         ("sender.bcc", s.bcc.join(",")),
-    ]
+    ];
+    // Only when on, so that the fingerprint of a campaign without it stays what it was.
+    if config.receipts.read_receipt {
+        parts.push(("receipts.read_receipt", "true".into()));
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -979,6 +1165,57 @@ akt_id_first = "0099"
         assert!(parse_str(&smtp("127.0.0.1", "")).is_ok());
         assert!(parse_str(&smtp("smtp.example.dk", "")).is_err());
         assert!(parse_str(&smtp("smtp.example.dk", "allow_insecure = true")).is_ok());
+    }
+
+    #[test]
+    fn reports_are_asked_for_by_default_and_the_receipts_section_can_change_that() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.receipts.dsn, Some(DsnRequest::default()));
+        assert!(!c.receipts.read_receipt);
+        assert!(c.receipts.imap.is_none());
+
+        let c = parse_str(&format!(
+            "{MINIMAL}\n[receipts]\nnotify = [\"failure\"]\nret = \"full\"\nread_receipt = true\n"
+        ))
+        .unwrap();
+        let dsn = c.receipts.dsn.unwrap();
+        assert_eq!((dsn.notify(), dsn.ret), ("FAILURE".to_string(), Ret::Full));
+        assert!(c.receipts.read_receipt);
+
+        let c = parse_str(&format!("{MINIMAL}\n[receipts]\nnotify = []\n")).unwrap();
+        assert_eq!(c.receipts.dsn, None);
+        let c = parse_str(&format!("{MINIMAL}\n[receipts]\nnotify = [\"never\"]\n")).unwrap();
+        assert_eq!(c.receipts.dsn.unwrap().notify(), "NEVER");
+    }
+
+    #[test]
+    fn the_imap_section_gets_defaults_and_never_a_password() {
+        let c = parse_str(&format!(
+            "{MINIMAL}\n[receipts.imap]\nhost = \"imap.uim.dk\"\nuser = \"rundbrev\"\nca_file = \"ca.pem\"\n"
+        ))
+        .unwrap();
+        let imap = c.receipts.imap.unwrap();
+        assert_eq!((imap.port, imap.security), (143, Security::StartTls));
+        assert_eq!(imap.folders, ["INBOX"]);
+        assert_eq!(imap.password_env, "RUNDBREV_IMAP_PASSWORD");
+        assert_eq!(imap.ca_file.unwrap(), Path::new("camp/ca.pem"));
+
+        let text = format!(
+            "{MINIMAL}\n[receipts.imap]\nhost = \"imap.uim.dk\"\nuser = \"r\"\nsecurity = \"none\"\npassword = \"hemmeligt\"\nfolders = []\n"
+        );
+        let shown: String = parse_str(&text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        for key in [
+            "receipts.imap.password",
+            "receipts.imap.security",
+            "receipts.imap.folders",
+        ] {
+            assert!(shown.contains(key), "{key}: {shown}");
+        }
+        assert!(!shown.contains("hemmeligt"), "{shown}");
     }
 
     #[test]

@@ -338,7 +338,8 @@ pub fn prepare_seeing(
         }
     };
     let envelope = Envelope::new(&config.sender)
-        .map_err(|msg| vec![Problem::new(&shown(&config.path), msg).at_key("sender")])?;
+        .map_err(|msg| vec![Problem::new(&shown(&config.path), msg).at_key("sender")])?
+        .asking_read_receipt(config.receipts.read_receipt);
     let akt_column = match &config.stamps.akt_id {
         AktIdSource::Column(c) => Some(c.as_str()),
         _ => None,

@@ -93,7 +93,7 @@ pub enum Command {
     /// the record, or show what such messages say.
     #[command(
         subcommand,
-        after_help = "Examples:\n  rundbrev receipts import ~/Downloads/bounces\n  rundbrev receipts import indbakke.mbox\n  rundbrev receipts inspect returned.eml"
+        after_help = "Examples:\n  rundbrev receipts import ~/Downloads/bounces\n  rundbrev receipts import indbakke.mbox\n  rundbrev receipts inspect returned.eml\n  rundbrev receipts fetch"
     )]
     Receipts(ReceiptsCommand),
 
@@ -148,6 +148,13 @@ pub enum ReceiptsCommand {
         after_help = "Examples:\n  rundbrev receipts inspect returned.eml\n  rundbrev receipts inspect --format json returned/*.eml"
     )]
     Inspect(ReceiptsInspectArgs),
+
+    /// Read the new messages in the [receipts.imap] mailbox and record what they say. Read-only:
+    /// nothing in the mailbox is deleted, moved or marked as read.
+    #[command(
+        after_help = "Examples:\n  rundbrev receipts fetch\n  RUNDBREV_IMAP_PASSWORD=... rundbrev receipts fetch"
+    )]
+    Fetch,
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,5 @@
-//! `rundbrev check-smtp`: connects to the mail server, starts TLS and logs in, then says goodbye.
+//! `rundbrev check-smtp`: connects to the mail server, starts TLS and logs in, then says goodbye,
+//! listing the server's extensions and whether it offers DSN (delivery reports).
 //!
 //! Nothing is sent and the ledger is not touched. The password is read as for sending and never
 //! shown.
@@ -39,6 +40,7 @@ pub fn run(config: &Config, out: &Output) -> Result<Exit> {
         }
     }
     let conn = opened.map_err(|f| anyhow::anyhow!("{}", smtp::plain(&f, s)))?;
+    let extensions = conn.extensions().clone();
     runtime.block_on(conn.quit());
     let verified = if s.tls_pins.is_empty() {
         "the certificate verified"
@@ -59,5 +61,26 @@ pub fn run(config: &Config, out: &Output) -> Result<Exit> {
             None => ", no login".to_string(),
         }
     ));
+    out.always(format!(
+        "It offers: {}.",
+        if extensions.lines().is_empty() {
+            "no extensions".to_string()
+        } else {
+            extensions.lines().join(", ")
+        }
+    ));
+    out.always(if extensions.offers("DSN") {
+        match &s.dsn {
+            Some(dsn) => format!(
+                "It offers DSN: each letter asks for delivery reports (NOTIFY={}).",
+                dsn.notify()
+            ),
+            None => "It offers DSN, but [receipts] notify = [] asks for no delivery reports."
+                .to_string(),
+        }
+    } else {
+        "It does not offer DSN: letters cannot ask it for delivery reports; bounces may still come back."
+            .to_string()
+    });
     Ok(Exit::Done)
 }

@@ -23,7 +23,10 @@ pub fn default_filter(quiet: bool, verbose: bool) -> &'static str {
 /// Installs the subscriber for this process. Call once, first thing.
 pub fn init(quiet: bool, verbose: bool) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default_filter(quiet, verbose)));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(quiet, verbose)))
+        // The IMAP library traces every command it writes, the login with its password among
+        // them: never shown, whatever RUST_LOG says.
+        .add_directive("async_imap=off".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

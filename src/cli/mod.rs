@@ -26,6 +26,7 @@ mod preview;
 mod progress;
 mod prompt;
 mod receipts;
+mod receipts_fetch;
 mod report;
 mod send;
 mod status;
@@ -96,6 +97,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Receipts(ReceiptsCommand::Inspect(_)) => {
             unreachable!("handled before the campaign is loaded")
         }
+        Command::Receipts(ReceiptsCommand::Fetch) => receipts_fetch::run(&config, &out),
         Command::Init(_) | Command::Completions(_) | Command::Man => {
             unreachable!("handled before the campaign is loaded")
         }

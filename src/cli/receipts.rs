@@ -51,6 +51,12 @@ pub fn import(config: &Config, out: &Output, args: &ReceiptsImportArgs) -> Resul
         },
     )?;
     out.always(tally.line());
+    advise(config, out, &tally);
+    Ok(Exit::Done)
+}
+
+/// After bounces: how to see them, and how to send again once the address is corrected.
+pub(super) fn advise(config: &Config, out: &Output, tally: &Tally) {
     if tally.bounced > 0 {
         out.say(format!(
             "See who bounced with: rundbrev status --state bounced{}. Correct their address in {}, then send again with: rundbrev resend --failed --accept-changes",
@@ -58,13 +64,12 @@ pub fn import(config: &Config, out: &Output, args: &ReceiptsImportArgs) -> Resul
             shown(config, &config.recipients.file)
         ));
     }
-    Ok(Exit::Done)
 }
 
-/// What an import did, counted.
+/// What an import (or a fetch) did, counted.
 #[derive(Default)]
-struct Tally {
-    messages: usize,
+pub(super) struct Tally {
+    pub(super) messages: usize,
     bounced: usize,
     settled: usize,
     recorded: usize,
@@ -74,7 +79,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         let mut parts = vec![
             format!("{} bounced", self.bounced),
             format!("{} recorded", self.recorded),
@@ -97,7 +102,8 @@ impl Tally {
     }
 }
 
-fn tell(out: &Output, origin: &str, recorded: &Recorded, tally: &mut Tally) {
+/// Says what recording one message did, and counts it.
+pub(super) fn tell(out: &Output, origin: &str, recorded: &Recorded, tally: &mut Tally) {
     if let Some(why) = &recorded.skipped {
         tally.skipped += 1;
         out.note(format!("{origin}: {why}"));

@@ -122,6 +122,7 @@ mod tests {
             bytes: bytes.to_vec(),
             envelope_from: "a@b.dk".into(),
             envelope_to: vec!["c@d.dk".into()],
+            message_id: "m@b.dk".into(),
         }
     }
 

@@ -6,14 +6,14 @@
 //! prompt, and never printed, logged, stored or put into an error. This module does not decide
 //! who gets a letter and does not touch the ledger.
 
-use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
 use crate::config::{Security, Smtp};
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
+use crate::smtp::dsn::DsnRequest;
 use crate::smtp::{self, Connection, Failure, Login, Settings};
 
 /// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"; who logs in, not who the letter is from.
@@ -29,41 +29,14 @@ fn secret(s: &Smtp) -> Result<Option<String>> {
     let Some(user) = &s.user else {
         return Ok(None);
     };
-    if let Some(cmd) = &s.password_command {
-        let output = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("cannot run transport.smtp.password_command")?;
-        if !output.status.success() {
-            bail!(
-                "transport.smtp.password_command failed ({}); no password, nothing was sent",
-                output.status
-            );
-        }
-        let text = String::from_utf8(output.stdout)
-            .context("transport.smtp.password_command printed something that is not UTF-8")?;
-        let first = text.lines().next().unwrap_or("").to_string();
-        if first.is_empty() {
-            bail!("transport.smtp.password_command printed no password");
-        }
-        return Ok(Some(first));
-    }
-    if let Ok(value) = std::env::var(&s.password_env) {
-        if !value.is_empty() {
-            return Ok(Some(value));
-        }
-    }
-    if std::io::stdin().is_terminal() {
-        let value = rpassword::prompt_password(format!("Password for {user} at {}: ", s.host))
-            .context("cannot read the password")?;
-        return Ok(Some(value));
-    }
-    bail!(
-        "no password for {user}: set the environment variable {}, set transport.smtp.password_command, or run rundbrev on a terminal to be asked",
-        s.password_env
-    )
+    crate::secret::read(crate::secret::Source {
+        section: "transport.smtp",
+        user,
+        host: &s.host,
+        password_env: &s.password_env,
+        password_command: s.password_command.as_deref(),
+    })
+    .map(Some)
 }
 
 pub fn settings(s: &Smtp) -> Result<Settings> {
@@ -96,6 +69,8 @@ pub struct SmtpTransport {
     /// Connection failures and drops since the last letter that went through.
     breaks_in_a_row: u32,
     max_breaks: u32,
+    /// Delivery status notifications to ask for, when the server offers DSN.
+    dsn: Option<DsnRequest>,
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -132,6 +107,7 @@ pub fn connect(s: &Smtp) -> Result<SmtpTransport> {
         conn: Some(conn),
         breaks_in_a_row: 0,
         max_breaks: s.max_connection_failures,
+        dsn: s.dsn,
     })
 }
 
@@ -152,6 +128,7 @@ pub fn connect_all(s: &Smtp, letters: usize) -> Result<Vec<Box<dyn Transport + S
             conn: Some(conn),
             breaks_in_a_row: 0,
             max_breaks: s.max_connection_failures,
+            dsn: s.dsn,
         }));
     }
     Ok(all)
@@ -236,6 +213,8 @@ impl Transport for SmtpTransport {
             &message.envelope_from,
             &message.envelope_to,
             &message.bytes,
+            self.dsn.as_ref(),
+            &message.message_id,
         ));
         if conn.is_usable() {
             self.breaks_in_a_row = 0;

@@ -1,7 +1,8 @@
 //! The e-mail: a merged letter becomes a MIME message (multipart/alternative, text and HTML).
 //!
 //! Headers: From, To with the recipient's name, Date (the moment of hand-over, given by the
-//! caller), the frozen Message-ID, Reply-To, Cc and Bcc. lettre does the RFC 2047 and
+//! caller), the frozen Message-ID, Reply-To, Cc and Bcc, and when asked a read-receipt request
+//! (`Disposition-Notification-To`, RFC 8098) to the sender. lettre does the RFC 2047 and
 //! quoted-printable work; the multipart boundary is derived from the Message-ID so the same letter
 //! composed at the same moment is the same bytes. This module is pure: it never reads the clock.
 
@@ -30,6 +31,8 @@ pub struct Composed {
     pub envelope_from: String,
     /// The recipient first, then Cc and Bcc copies.
     pub envelope_to: Vec<String>,
+    /// The Message-ID without angle brackets; it names the letter in delivery reports (ENVID).
+    pub message_id: String,
 }
 
 /// The sender's mailboxes, parsed once for a whole campaign.
@@ -39,6 +42,7 @@ pub struct Envelope {
     reply_to: Option<Mailbox>,
     cc: Vec<Mailbox>,
     bcc: Vec<Mailbox>,
+    read_receipt: bool,
 }
 
 impl Envelope {
@@ -60,7 +64,16 @@ impl Envelope {
                 .iter()
                 .map(|s| parse(s))
                 .collect::<Result<_, _>>()?,
+            read_receipt: false,
         })
+    }
+
+    /// The same sender, asking (or not) for a read receipt in every letter.
+    pub fn asking_read_receipt(self, on: bool) -> Envelope {
+        Envelope {
+            read_receipt: on,
+            ..self
+        }
     }
 
     /// The same sender, without Cc and Bcc copies (for a test letter).
@@ -114,6 +127,12 @@ pub fn compose(
     for m in &envelope.bcc {
         builder = builder.bcc(m.clone());
     }
+    if envelope.read_receipt {
+        builder = builder.raw_header(header::HeaderValue::new(
+            header::HeaderName::new_from_ascii_str("Disposition-Notification-To"),
+            format!("<{}>", envelope.from.email),
+        ));
+    }
     let body = MultiPart::alternative()
         .boundary(boundary(&stamp.message_id))
         .singlepart(SinglePart::plain(letter.text.clone()))
@@ -135,6 +154,7 @@ pub fn compose(
         bytes,
         envelope_from: env.from().map(|a| a.to_string()).unwrap_or_default(),
         envelope_to: env.to().iter().map(|a| a.to_string()).collect(),
+        message_id: stamp.message_id.clone(),
     })
 }
 
@@ -265,6 +285,24 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("its To header would have a line of"), "{err}");
         assert!(err.contains("more than the 998"), "{err}");
+    }
+
+    #[test]
+    fn a_read_receipt_is_asked_of_the_sender_only_when_switched_on() {
+        let (env, to, letter, stamp) = sample();
+        let t = at("2020-06-29T10:00:00+02:00");
+        let plain = compose(&env, &to, &letter, &stamp, t).unwrap();
+        let text = String::from_utf8(plain.bytes).unwrap();
+        assert!(!text.contains("Disposition-Notification-To"), "{text}");
+        assert_eq!(plain.message_id, "rundbrev.x@uim.dk");
+
+        let asking = env.asking_read_receipt(true);
+        let c = compose(&asking, &to, &letter, &stamp, t).unwrap();
+        let text = String::from_utf8(c.bytes).unwrap();
+        assert!(
+            text.contains("\r\nDisposition-Notification-To: <uim@uim.dk>\r\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::letter::stamp;
 use crate::record::ledger::{Added, Ledger, NewReceipt, State};
 
 pub mod dsn;
+pub mod fetch;
 pub mod matching;
 pub mod parse;
 pub mod source;

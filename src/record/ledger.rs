@@ -927,6 +927,76 @@ pub struct Receipt {
     pub recorded_at: String,
 }
 
+/// How far `receipts fetch` has read one IMAP folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderProgress {
+    pub uid_validity: u32,
+    /// The highest UID read and recorded; 0 before the first.
+    pub last_uid: u32,
+}
+
+/// The IMAP reading position, kept beside the receipts. A table of its own, made when first
+/// needed, so that a ledger that never fetched is not changed.
+const IMAP_PROGRESS: &str = "CREATE TABLE IF NOT EXISTS imap_progress (
+    account      TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    uid_validity INTEGER NOT NULL,
+    last_uid     INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (account, folder)
+)";
+
+impl Ledger {
+    /// Where `receipts fetch` stopped in this folder of this account ("user@host:port").
+    pub fn folder_progress(
+        &mut self,
+        account: &str,
+        folder: &str,
+    ) -> Result<Option<FolderProgress>> {
+        self.conn.execute_batch(IMAP_PROGRESS)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT uid_validity, last_uid FROM imap_progress WHERE account = ?1 AND folder = ?2",
+                params![account, folder],
+                |r| {
+                    Ok(FolderProgress {
+                        uid_validity: r.get(0)?,
+                        last_uid: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Remembers that everything in the folder up to `progress.last_uid` has been recorded.
+    pub fn set_folder_progress(
+        &mut self,
+        account: &str,
+        folder: &str,
+        progress: FolderProgress,
+        now: &str,
+    ) -> Result<()> {
+        self.conn.execute_batch(IMAP_PROGRESS)?;
+        self.conn.execute(
+            "INSERT INTO imap_progress (account, folder, uid_validity, last_uid, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (account, folder) DO UPDATE SET
+                uid_validity = excluded.uid_validity,
+                last_uid = excluded.last_uid,
+                updated_at = excluded.updated_at",
+            params![
+                account,
+                folder,
+                progress.uid_validity,
+                progress.last_uid,
+                now
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 fn lock_path(ledger: &Path) -> PathBuf {
     let mut p = ledger.as_os_str().to_owned();
     p.push(".lock");
@@ -1053,6 +1123,31 @@ mod tests {
             .is_err());
         assert!(l.conn.execute("DELETE FROM receipts", []).is_err());
         assert_eq!(l.receipts().unwrap()[0].status.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
+    fn the_imap_position_is_kept_per_account_and_folder() {
+        let mut l = memory();
+        assert_eq!(l.folder_progress("u@h:143", "INBOX").unwrap(), None);
+        let at = |v, u| FolderProgress {
+            uid_validity: v,
+            last_uid: u,
+        };
+        l.set_folder_progress("u@h:143", "INBOX", at(7, 3), "t1")
+            .unwrap();
+        l.set_folder_progress("u@h:143", "INBOX", at(7, 5), "t2")
+            .unwrap();
+        l.set_folder_progress("u@h:143", "Bounces", at(9, 1), "t2")
+            .unwrap();
+        assert_eq!(
+            l.folder_progress("u@h:143", "INBOX").unwrap(),
+            Some(at(7, 5))
+        );
+        assert_eq!(
+            l.folder_progress("u@h:143", "Bounces").unwrap(),
+            Some(at(9, 1))
+        );
+        assert_eq!(l.folder_progress("other@h:143", "INBOX").unwrap(), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! or `Debug` output, panic on anything the network sends, or retry on its
 //! own (retry and ledger decisions belong to the caller).
 
+pub mod dsn;
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism as SmtpMechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
@@ -36,6 +38,8 @@ use tokio::time::Sleep;
 
 mod trust;
 pub use trust::{CertificateInfo, Fingerprint, Trust};
+
+use self::dsn::{DsnRequest, Extensions};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +278,8 @@ pub struct Connection {
     probe: Arc<Probe>,
     usable: bool,
     command_timeout: Duration,
+    /// The keywords of the server's last EHLO reply (lettre keeps only those it knows).
+    extensions: Extensions,
 }
 
 impl fmt::Debug for Connection {
@@ -371,6 +377,13 @@ impl Connection {
         };
         let mut smtp = smtp;
 
+        // lettre's own EHLO reply is not kept whole: ask again (before the login, which a new
+        // EHLO could undo) to learn every keyword, DSN among them.
+        let extensions = match smtp.command(Ehlo::new(hello.clone())).await {
+            Ok(reply) => Extensions::from_ehlo_reply(reply.message()),
+            Err(e) => return Err(greeting_failure(&e, settings)),
+        };
+
         if let Some(login) = &settings.login {
             let encrypted = settings.security != Security::None;
             authenticate(&mut smtp, login, encrypted || loopback, settings).await?;
@@ -381,18 +394,30 @@ impl Connection {
             probe,
             usable: true,
             command_timeout: settings.command_timeout,
+            extensions,
         })
+    }
+
+    /// The service extensions the server listed in its EHLO reply (after STARTTLS, if used).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 
     /// Sends one message: MAIL FROM, RCPT TO for each address, DATA, the
     /// message text. `message` is the complete RFC 5322 message with CRLF
     /// line ends; dot-stuffing is done here. `from` may be empty (null sender).
+    /// When the server offers DSN, it also asks for delivery status notifications as `dsn` says,
+    /// with `envid` naming the message in them; without DSN in the server's EHLO reply nothing
+    /// extra is sent.
     pub async fn send(
         &mut self,
         from: &str,
         to: &[String],
         message: &[u8],
+        dsn: Option<&DsnRequest>,
+        envid: &str,
     ) -> Result<Reply, Failure> {
+        let dsn = dsn.filter(|_| self.extensions.offers("DSN"));
         if !self.is_usable() {
             return Err(Failure::Temporary {
                 phase: Phase::Mail,
@@ -440,13 +465,17 @@ impl Connection {
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
+        if let Some(dsn) = dsn {
+            parameters.extend(dsn.mail_parameters(envid));
+        }
 
         let sender_text = format!("sender <{from}>");
         self.step(Phase::Mail, Mail::new(sender, parameters), &sender_text)
             .await?;
         for (address, raw) in recipients.into_iter().zip(to) {
             let what = format!("recipient <{raw}>");
-            self.step(Phase::Rcpt, Rcpt::new(address, Vec::new()), &what)
+            let asked = dsn.map(|d| d.rcpt_parameters(raw)).unwrap_or_default();
+            self.step(Phase::Rcpt, Rcpt::new(address, asked), &what)
                 .await?;
         }
         let data = self.step(Phase::Data, Data, "DATA command").await?;

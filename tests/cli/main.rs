@@ -1,13 +1,16 @@
 //! Integration tests: the real `rundbrev` binary in a temporary folder, one test binary.
 //!
 //! The SMTP tests start Postfix's smtp-sink and Python's aiosmtpd on 127.0.0.1 themselves;
-//! `bash .ci/install-test-servers` installs both.
+//! `bash .ci/install-test-servers` installs both. The receipts tests (`relay.rs`) also start a
+//! Postfix relay and a Dovecot IMAP server of their own (`mailhost.rs`), which it installs too.
 
 mod clerks;
 mod core;
 mod edges;
 mod harness;
+mod mailhost;
 mod receipts;
+mod relay;
 mod servers;
 mod smtp;
 mod tls;

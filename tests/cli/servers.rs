@@ -40,6 +40,10 @@ pub struct Received {
     pub mail_from: String,
     /// Envelope recipients (RCPT TO) in the order sent, without angle brackets.
     pub rcpt_to: Vec<String>,
+    /// The parameters of MAIL FROM as sent after the address ("RET=HDRS ENVID=..."), or "".
+    pub mail_params: String,
+    /// The parameters of each accepted RCPT TO, in the order of `rcpt_to`.
+    pub rcpt_params: Vec<String>,
     /// The message (headers and body). Aiosmtpd: the exact DATA bytes. SmtpSink:
     /// the same up to line ends, which smtp-sink stores as LF and this restores to CRLF.
     pub raw: Vec<u8>,
@@ -278,7 +282,9 @@ impl Drop for SmtpSink {
 /// ```
 fn parse_sink_dump(data: &[u8], path: &Path) -> Option<Received> {
     let mut mail_from = None;
+    let mut mail_params = String::new();
     let mut rcpt_to = Vec::new();
+    let mut rcpt_params = Vec::new();
     let mut rest = data;
     let mut in_received = false;
     loop {
@@ -291,8 +297,10 @@ fn parse_sink_dump(data: &[u8], path: &Path) -> Option<Received> {
         }
         if let Some(args) = line.strip_prefix("X-Mail-Args: ") {
             mail_from = Some(envelope_address(args));
+            mail_params = envelope_params(args);
         } else if let Some(args) = line.strip_prefix("X-Rcpt-Args: ") {
             rcpt_to.push(envelope_address(args));
+            rcpt_params.push(envelope_params(args));
         } else if line.starts_with("Received: ") {
             in_received = true;
         }
@@ -309,8 +317,23 @@ fn parse_sink_dump(data: &[u8], path: &Path) -> Option<Received> {
     Some(Received {
         mail_from: mail_from.unwrap_or_else(|| panic!("{}: no X-Mail-Args", path.display())),
         rcpt_to,
+        mail_params,
+        rcpt_params,
         raw,
     })
+}
+
+/// "<a@b> SIZE=12 RET=HDRS" -> "SIZE=12 RET=HDRS"; "<a@b>" -> "".
+fn envelope_params(args: &str) -> String {
+    let args = args.trim();
+    match args.strip_prefix('<').and_then(|a| a.split_once('>')) {
+        Some((_addr, params)) => params.trim().to_owned(),
+        None => args
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, p)| p)
+            .trim()
+            .to_owned(),
+    }
 }
 
 /// "<a@b> SIZE=12" -> "a@b"; "<>" -> "".
@@ -408,6 +431,9 @@ pub struct AiosmtpdOptions {
     /// Require AUTH PLAIN or LOGIN with this user and password before MAIL (with
     /// STARTTLS, AUTH is only accepted after it).
     pub auth: Option<(String, String)>,
+    /// List DSN (RFC 3461) in the EHLO reply and accept its parameters; without it the
+    /// server refuses them with 555, as aiosmtpd does.
+    pub dsn: bool,
 }
 
 /// `smtpd.py` (aiosmtpd) on 127.0.0.1 with its own self-signed certificate,
@@ -455,6 +481,9 @@ impl Aiosmtpd {
         }
         if opts.require_starttls {
             cmd.arg("--require-starttls");
+        }
+        if opts.dsn {
+            cmd.arg("--dsn");
         }
         if let Some((user, password)) = &opts.auth {
             cmd.args(["--auth-user", user, "--auth-password", password]);
@@ -562,9 +591,23 @@ impl Aiosmtpd {
                 // {"mail_from": "<from>", "rcpt_tos": ["<to>", ...]}
                 assert_eq!(strings.first().map(String::as_str), Some("mail_from"));
                 assert_eq!(strings.get(2).map(String::as_str), Some("rcpt_tos"));
+                // "MAIL <from> PARAMS" then "RCPT <to> PARAMS" for each recipient
+                let args = fs::read_to_string(json.with_extension("params")).unwrap();
+                let mut lines = args.lines();
+                let mail_params = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("MAIL "))
+                    .map(envelope_params)
+                    .unwrap_or_default();
+                let rcpt_params = lines
+                    .filter_map(|l| l.strip_prefix("RCPT "))
+                    .map(envelope_params)
+                    .collect();
                 Received {
                     mail_from: strings[1].clone(),
                     rcpt_to: strings[3..].to_vec(),
+                    mail_params,
+                    rcpt_params,
                     raw: fs::read(json.with_extension("eml")).unwrap(),
                 }
             })

@@ -4,8 +4,13 @@
 Every message accepted is saved in --dump DIR as <n>.eml, holding exactly the
 DATA bytes the client sent (after dot-unstuffing, CRLF line ends, no header
 added), and <n>.json, holding the envelope ({"mail_from": ..., "rcpt_tos":
-[...]}). The .json file is written last, so its presence marks a complete
-message; both are in place before the client sees "250". TLS is off,
+[...]}), and <n>.params, holding the MAIL FROM and RCPT TO arguments as
+the client wrote them (one "MAIL <args>" line, then one "RCPT <args>" line
+per accepted recipient). The .json file is written last, so its presence
+marks a complete message; all are in place before the client sees "250".
+With --dsn the server lists DSN (RFC 3461) in its EHLO reply and accepts
+the RET, ENVID, NOTIFY and ORCPT parameters; without it, like aiosmtpd
+itself, it refuses them with 555. TLS is off,
 STARTTLS or implicit (--tls-mode); with --auth-user/--auth-password, AUTH
 PLAIN or LOGIN must succeed before MAIL. The password is compared as UTF-8
 text and never logged. With --port 0 the OS picks the port; --ready-file
@@ -19,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import signal
 import ssl
 import sys
@@ -39,19 +45,63 @@ def write_atomically(path, data):
     os.replace(tmp, path)
 
 
-class DumpHandler:
-    """Saves each message as <n>.eml plus its envelope as <n>.json."""
+DSN_PARAMETERS = ("RET", "ENVID", "NOTIFY", "ORCPT")
 
-    def __init__(self, dump_dir):
+
+def without_keyword(arg):
+    """"FROM:<a@b> RET=HDRS" -> "<a@b> RET=HDRS"."""
+    return re.sub(r"^(FROM|TO):\s*", "", arg or "", flags=re.IGNORECASE)
+
+
+class RecordingSMTP(SMTP):
+    """Keeps the MAIL and RCPT arguments as sent; with offer_dsn, takes DSN's parameters."""
+
+    def __init__(self, handler, *, offer_dsn=False, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.offer_dsn = offer_dsn
+
+    def _getparams(self, params):
+        result = super()._getparams(params)
+        if result is not None and self.offer_dsn:
+            for name in DSN_PARAMETERS:
+                result.pop(name, None)
+        return result
+
+    async def smtp_MAIL(self, arg):
+        await super().smtp_MAIL(arg)
+        if self.envelope is not None and self.envelope.mail_from:
+            if not getattr(self.envelope, "raw_args", None):
+                self.envelope.raw_args = ["MAIL " + without_keyword(arg)]
+
+    async def smtp_RCPT(self, arg):
+        before = len(self.envelope.rcpt_tos) if self.envelope is not None else 0
+        await super().smtp_RCPT(arg)
+        if self.envelope is not None and len(self.envelope.rcpt_tos) > before:
+            self.envelope.raw_args.append("RCPT " + without_keyword(arg))
+
+
+class DumpHandler:
+    """Saves each message as <n>.eml plus its envelope as <n>.json and <n>.params."""
+
+    def __init__(self, dump_dir, offer_dsn=False):
         self.dump_dir = dump_dir
+        self.offer_dsn = offer_dsn
         existing = [f for f in os.listdir(dump_dir) if f.endswith(".json")]
         self.counter = len(existing)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.offer_dsn:
+            responses.insert(len(responses) - 1, "250-DSN")  # before the last line, "250 HELP"
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         self.counter += 1
         base = os.path.join(self.dump_dir, f"{self.counter:06d}")
         # decode_data=False: original_content is the raw DATA payload as bytes.
         write_atomically(base + ".eml", envelope.original_content)
+        params = "".join(line + "\n" for line in getattr(envelope, "raw_args", []))
+        write_atomically(base + ".params", params.encode())
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)}
         write_atomically(base + ".json", json.dumps(meta, ensure_ascii=False).encode())
         log.info("saved message %d from %s to %s", self.counter, envelope.mail_from,
@@ -96,6 +146,7 @@ def parse_args(argv):
     p.add_argument("--auth-user")
     p.add_argument("--auth-password")
     p.add_argument("--ready-file", metavar="PATH")
+    p.add_argument("--dsn", action="store_true", help="offer DSN (RFC 3461)")
     args = p.parse_args(argv)
     if args.tls_mode != "none" and not (args.cert and args.key):
         p.error("--tls-mode starttls/implicit needs --cert and --key")
@@ -109,7 +160,7 @@ def parse_args(argv):
 async def serve(args):
     loop = asyncio.get_running_loop()
     os.makedirs(args.dump, exist_ok=True)
-    handler = DumpHandler(args.dump)
+    handler = DumpHandler(args.dump, offer_dsn=args.dsn)
 
     tls = None
     if args.tls_mode != "none":
@@ -133,7 +184,7 @@ async def serve(args):
         )
 
     server = await loop.create_server(
-        lambda: SMTP(handler, **smtp_kwargs),
+        lambda: RecordingSMTP(handler, offer_dsn=args.dsn, **smtp_kwargs),
         host=args.host,
         port=args.port,
         ssl=tls if args.tls_mode == "implicit" else None,

@@ -11,6 +11,7 @@ fn relay(cert: ServerCert, tls: TlsMode) -> Aiosmtpd {
         require_starttls: tls == TlsMode::StartTls,
         tls,
         auth: Some(("rundbrev@uim.dk".into(), PASSWORD.into())),
+        ..AiosmtpdOptions::default()
     })
 }
 
