@@ -17,16 +17,13 @@
 //! letter/     one recipient's letter: stamps → merged Markdown → MIME message; preview pages
 //!   │
 //! smtp/       the SMTP client on lettre: TLS, login, one envelope at a time
-//!
-//! receipts/   what comes back (bounces, reports, replies) read and recorded against the letters
-//!   │
 //! imap/       the read-only IMAP client on async-imap that `receipts fetch` reads a mailbox with
 //! ```
 //!
 //! Beneath them all: `config` (the campaign file), `problem` (input errors with their place),
-//! `clock` (the one place the time is read), `secret` (passwords), `sanitize` (the one place outside text is made safe
-//! to show), `digest` and `whole_file`. Arrows only point down: nothing imports a folder above it,
-//! and nothing below `cli/` prints.
+//! `clock` (the one place the time is read), `secret` (passwords for the mail servers), `sanitize`
+//! (the one place outside text is made safe to show), `digest` and `whole_file`. Arrows only
+//! point down: nothing imports a folder above it, and nothing below `cli/` prints.
 
 pub mod cli;
 
