@@ -272,7 +272,7 @@ fn a_real_relay_bounces_after_250_and_fetch_reads_its_reports_back_over_imap() {
             .all(|r| r.4.starts_with("IMAP INBOX (UIDVALIDITY ")),
         "{stored:?}"
     );
-    // A bounced letter counts as failed: resend --failed would include it.
+    // `status` shows it among the bounced.
     c.run(&["status"]).expect(0).stdout_has("bounced");
 
     // A second fetch reads nothing new and changes nothing.
