@@ -36,6 +36,9 @@ pub(crate) mod smtp;
 pub(crate) mod stop;
 pub(crate) mod transport;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use pace::Pace;
 
 /// How a run went.
