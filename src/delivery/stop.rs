@@ -68,3 +68,23 @@ impl fmt::Display for Stop {
 }
 
 impl std::error::Error for Stop {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ctrl_c_is_a_stop_with_nothing_to_fix() {
+        let failures = Stop::ConnectionFailures {
+            times: 3,
+            last: "cannot connect to the mail server: refused".into(),
+        };
+        assert!(Stop::Interrupted.is_interrupted());
+        assert!(!failures.is_interrupted());
+        assert_eq!(Stop::Interrupted.to_string(), "stopped by Ctrl-C");
+        assert_eq!(
+            failures.to_string(),
+            "the connection to the mail server failed 3 times in a row (last: cannot connect to the mail server: refused)"
+        );
+    }
+}

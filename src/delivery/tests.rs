@@ -699,8 +699,19 @@ fn ctrl_c_lets_the_letters_in_flight_finish_and_starts_no_new_one() {
 enum Session {
     /// Greets with 421 and hangs up: the connection cannot be opened.
     Busy,
-    /// Serves letters; after each one's final dot, accepts (true) or hangs up (false).
-    Serve(Vec<bool>),
+    /// Serves letters, each as the next `OnLetter` says.
+    Serve(Vec<OnLetter>),
+}
+
+/// What a scripted SMTP server does with one letter.
+#[derive(Clone, Copy, PartialEq)]
+enum OnLetter {
+    /// 250 after the final dot.
+    Accept,
+    /// Hangs up when asked for DATA, before any of the message was sent.
+    HangUpAtData,
+    /// Hangs up after the final dot, before replying.
+    HangUpAfterDot,
 }
 
 /// A scripted SMTP server on the loopback interface, one session after another; after the last
@@ -731,7 +742,7 @@ fn smtp_server(sessions: Vec<Session>) -> (u16, Arc<AtomicUsize>) {
 fn serve(stream: std::net::TcpStream, session: Session) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
-    let mut after_dot = match session {
+    let mut letters = match session {
         Session::Busy => {
             out.write_all(b"421 4.3.2 too busy, try later\r\n")?;
             return Ok(());
@@ -749,6 +760,10 @@ fn serve(stream: std::net::TcpStream, session: Session) -> std::io::Result<()> {
         match command.as_str() {
             "EHLO" | "HELO" => out.write_all(b"250 scripted\r\n")?,
             "DATA" => {
+                let letter = letters.next().unwrap_or(OnLetter::Accept);
+                if letter == OnLetter::HangUpAtData {
+                    return Ok(());
+                }
                 out.write_all(b"354 go ahead\r\n")?;
                 loop {
                     line.clear();
@@ -759,7 +774,7 @@ fn serve(stream: std::net::TcpStream, session: Session) -> std::io::Result<()> {
                         break;
                     }
                 }
-                if after_dot.next() == Some(true) {
+                if letter == OnLetter::Accept {
                     out.write_all(b"250 2.0.0 queued\r\n")?;
                 } else {
                     return Ok(());
@@ -774,14 +789,8 @@ fn serve(stream: std::net::TcpStream, session: Session) -> std::io::Result<()> {
     }
 }
 
-#[test]
-fn the_smtp_adapter_stops_after_connection_failures_in_a_row() {
-    let (port, opened) = smtp_server(vec![
-        Session::Serve(vec![false]),
-        Session::Busy,
-        Session::Serve(vec![true, false]),
-        Session::Busy,
-    ]);
+/// The SMTP adapter, connected to the scripted server on `port`.
+fn adapter(port: u16, max_connection_failures: u32) -> smtp::SmtpTransport {
     let text = format!(
         r#"
 [campaign]
@@ -802,24 +811,61 @@ kind = "smtp"
 host = "127.0.0.1"
 port = {port}
 security = "none"
-max_connection_failures = 3
+max_connection_failures = {max_connection_failures}
 connect_timeout_secs = 5
 command_timeout_secs = 5
 "#
     );
-    let config =
-        crate::config::parse(&text, std::path::Path::new("config.toml")).unwrap_or_else(|p| {
-            panic!("{}", shown(&p));
-        });
+    let config = crate::config::parse(&text, std::path::Path::new("config.toml"))
+        .unwrap_or_else(|p| panic!("{}", shown(&p)));
     let crate::config::Transport::Smtp(s) = &config.transport else {
         panic!("not smtp");
     };
-    let mut transport = smtp::connect(s).unwrap();
-    let letter = Composed {
+    smtp::connect(s).unwrap()
+}
+
+fn smtp_letter() -> Composed {
+    Composed {
         bytes: b"Subject: Brev\r\n\r\nEt brev.\r\n".to_vec(),
         envelope_from: "uim@uim.dk".into(),
         envelope_to: vec!["post@example.dk".into()],
-    };
+    }
+}
+
+#[test]
+fn the_smtp_adapter_tells_a_drop_before_the_final_dot_from_one_after_it() {
+    let (port, opened) = smtp_server(vec![
+        Session::Serve(vec![OnLetter::HangUpAtData]),
+        Session::Serve(vec![OnLetter::HangUpAfterDot]),
+    ]);
+    let mut transport = adapter(port, 3);
+    let letter = smtp_letter();
+    // Nothing of the message was sent: failed for now, worth a retry.
+    let before = transport.send(&letter, "brev");
+    assert!(
+        matches!(before, Ok(Outcome::Temporary { .. })),
+        "{before:?}"
+    );
+    // The whole message was sent: it may have arrived.
+    let after = transport.send(&letter, "brev");
+    assert!(matches!(after, Ok(Outcome::Unknown { .. })), "{after:?}");
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        2,
+        "reconnected after the drop"
+    );
+}
+
+#[test]
+fn the_smtp_adapter_stops_after_connection_failures_in_a_row() {
+    let (port, opened) = smtp_server(vec![
+        Session::Serve(vec![OnLetter::HangUpAfterDot]),
+        Session::Busy,
+        Session::Serve(vec![OnLetter::Accept, OnLetter::HangUpAfterDot]),
+        Session::Busy,
+    ]);
+    let mut transport = adapter(port, 3);
+    let letter = smtp_letter();
     let mut send = || transport.send(&letter, "brev");
     // Dropped after the dot: a first break.
     assert!(matches!(send(), Ok(Outcome::Unknown { .. })));
