@@ -77,11 +77,13 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
     }
     compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now)
         .err()
-        .map(|msg| {
+        .map(|e| {
+            // A bad address is the email column's problem; anything else the row's.
+            let column = e.is_bad_address().then_some(p.cols.email);
             MergeProblem::Other(p.table.at(
-                Problem::new(&p.table.file, format!("cannot build the e-mail: {msg}")),
+                Problem::new(&p.table.file, format!("cannot build the e-mail: {e}")),
                 letter.line,
-                None,
+                column,
             ))
         })
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::config::{self, AktIdSource, Config};
-use crate::letter::compose::{self, Addressee, Composed, Envelope};
+use crate::letter::compose::{self, Addressee, ComposeError, Composed, Envelope};
 use crate::letter::render::{Rendered, Renderer, TemplateError};
 use crate::letter::stamp::{self, Stamp};
 use crate::problem::{display_path, Problem};
@@ -114,8 +114,8 @@ impl Prepared {
         &self,
         letter: &Letter,
         date: DateTime<Utc>,
-    ) -> Result<(Rendered, Composed), String> {
-        let rendered = self.render(letter).map_err(|e| e.message)?;
+    ) -> Result<(Rendered, Composed), ComposeError> {
+        let rendered = self.render(letter)?;
         let composed =
             compose::compose(&self.envelope, &letter.to, &rendered, &letter.stamp, date)?;
         Ok((rendered, composed))

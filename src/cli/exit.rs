@@ -49,25 +49,31 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::stop::Stop;
+    use crate::smtp::Failure;
 
     #[test]
     fn a_run_summary_decides_the_exit_code() {
-        let s = |delivered, temporary, permanent, unknown, stopped: Option<&str>| Summary {
+        let s = |delivered, temporary, permanent, unknown, stopped: Option<Stop>| Summary {
             delivered,
             failed_temporary: temporary,
             failed_permanent: permanent,
             unknown,
-            stopped: stopped.map(String::from),
+            stopped,
             left: 0,
         };
+        let refused = Stop::ServerRefused(Failure::Login {
+            reply: None,
+            message: "login refused".into(),
+        });
         let table = [
             (s(98, 0, 0, 0, None), Exit::Done),
             (s(0, 0, 0, 0, None), Exit::Done),
             (s(97, 1, 0, 0, None), Exit::SomeFailed),
             (s(97, 0, 1, 0, None), Exit::SomeFailed),
             (s(97, 0, 0, 1, None), Exit::SomeFailed),
-            (s(50, 0, 0, 0, Some("login refused")), Exit::Error),
-            (s(50, 3, 0, 1, Some("stopped by Ctrl-C")), Exit::Error),
+            (s(50, 0, 0, 0, Some(refused)), Exit::Error),
+            (s(50, 3, 0, 1, Some(Stop::Interrupted)), Exit::Error),
         ];
         for (summary, want) in table {
             assert_eq!(Exit::of(&summary), want, "{summary:?}");

@@ -63,7 +63,7 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
     for letter in p.letters(ledger.as_ref())? {
         let letter = letter?;
         ticker.tick();
-        let (rendered, composed) = p.compose(&letter, now).map_err(anyhow::Error::msg)?;
+        let (rendered, composed) = p.compose(&letter, now)?;
         let stem = p.file_stem(&letter);
         whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
         let to = format!("{} <{}>", letter.to.name, letter.to.email);

@@ -61,7 +61,7 @@ struct JsonSummary<'a> {
     failed_permanent: usize,
     unknown: usize,
     /// Why the run stopped early, if it did.
-    stopped: Option<&'a str>,
+    stopped: Option<String>,
     /// Letters left pending because the run stopped.
     left: usize,
     /// The run's letters that were not delivered, with the server's reply and its plain meaning.
@@ -106,7 +106,7 @@ pub fn write_json(
         failed_temporary: summary.failed_temporary,
         failed_permanent: summary.failed_permanent,
         unknown: summary.unknown,
-        stopped: summary.stopped.as_deref(),
+        stopped: summary.stopped.as_ref().map(ToString::to_string),
         left: summary.left,
         not_delivered,
         ledger_counts,
@@ -154,8 +154,13 @@ pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &
         ));
     }
     if let Some(reason) = &s.stopped {
+        let next = if reason.is_interrupted() {
+            "Run the same command again to continue"
+        } else {
+            "Fix the cause and run the same command again to continue"
+        };
         out.always(format!(
-            "The run stopped: {reason}. {} letter{} were not sent and stay pending; nothing is lost. Fix the cause and run the same command again to continue.",
+            "The run stopped: {reason}. {} letter{} were not sent and stay pending; nothing is lost. {next}.",
             s.left,
             if s.left == 1 { "" } else { "s" }
         ));

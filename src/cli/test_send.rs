@@ -54,15 +54,12 @@ pub fn run(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> 
         &rendered,
         &stamp,
         clock::now(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     for warning in smtp::warnings(s) {
         out.note(warning);
     }
     let mut transport = smtp::connect(s)?;
-    let outcome = transport
-        .send(&composed, "test")
-        .map_err(|stop| anyhow::anyhow!("{stop}"))?;
+    let outcome = transport.send(&composed, "test")?;
     transport.close();
     match outcome {
         Outcome::Delivered { reply, .. } => {

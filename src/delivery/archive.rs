@@ -73,12 +73,12 @@ impl<T: Transport> Transport for Archiving<T> {
     }
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let (path, wrote, moved) = self.keep(name, &message.bytes).map_err(|e| {
-            Stop(format!(
-                "cannot keep the letter in the archive {}: {e}; it was not sent",
-                path_for(&self.dir, name).display()
-            ))
-        })?;
+        let (path, wrote, moved) =
+            self.keep(name, &message.bytes)
+                .map_err(|e| Stop::ArchiveUnwritable {
+                    path: path_for(&self.dir, name),
+                    error: e.to_string(),
+                })?;
         tracing::debug!(path = %path.display(), "archived before hand-over");
         let result = self.inner.send(message, name);
         let went_out = result.as_ref().is_ok_and(Outcome::data_went_out);

@@ -33,7 +33,11 @@ pub(crate) mod connections;
 pub(crate) mod outbox;
 pub(crate) mod pace;
 pub(crate) mod smtp;
+pub(crate) mod stop;
 pub(crate) mod transport;
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) use pace::Pace;
 
@@ -45,7 +49,7 @@ pub struct Summary {
     pub failed_permanent: usize,
     pub unknown: usize,
     /// Set when the run stopped early for a reason that concerns all letters.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stop>,
     /// Letters left for a later run because the run stopped.
     pub left: usize,
 }
@@ -179,12 +183,12 @@ fn work(
             Done::Skipped
         } else {
             match p.compose(&job.letter, clock::now()) {
-                Err(why) => {
+                Err(error) => {
                     halt.store(true, Ordering::SeqCst);
-                    Done::Stopped(Stop(format!(
-                        "cannot build the letter for {}: {why}",
-                        job.letter.key
-                    )))
+                    Done::Stopped(Stop::Unbuildable {
+                        key: job.letter.key.clone(),
+                        error,
+                    })
                 }
                 Ok((_, composed)) => match transport.send(&composed, &p.file_stem(&job.letter)) {
                     Ok(outcome) => Done::Handed(outcome),
@@ -246,7 +250,7 @@ impl Run<'_> {
                 self.record(finished)?;
             }
             if STOP.load(Ordering::SeqCst) && self.summary.stopped.is_none() {
-                self.summary.stopped = Some("stopped by Ctrl-C".into());
+                self.summary.stopped = Some(Stop::Interrupted);
             }
             let stopping = self.summary.stopped.is_some();
             if stopping {
@@ -439,7 +443,7 @@ impl Run<'_> {
                         self.summary.left += 1;
                     }
                     if let (Done::Stopped(stop), None) = (done, &self.summary.stopped) {
-                        self.summary.stopped = Some(stop.0);
+                        self.summary.stopped = Some(stop);
                     }
                 }
             }

@@ -29,11 +29,9 @@ impl Transport for Outbox {
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
         let path = self.dir.join(format!("{name}.eml"));
-        whole_file::write_durably(&path, &message.bytes).map_err(|e| {
-            Stop(format!(
-                "cannot write {} to the outbox: {e}",
-                path.display()
-            ))
+        whole_file::write_durably(&path, &message.bytes).map_err(|e| Stop::OutboxUnwritable {
+            path: path.clone(),
+            error: e.to_string(),
         })?;
         Ok(Outcome::Delivered {
             code: None,

@@ -173,11 +173,9 @@ impl SmtpTransport {
     }
 
     fn too_many_breaks(&self, last: &str) -> Option<Stop> {
-        (self.breaks_in_a_row >= self.max_breaks).then(|| {
-            Stop(format!(
-                "the connection to the mail server failed {} times in a row (last: {last})",
-                self.breaks_in_a_row
-            ))
+        (self.breaks_in_a_row >= self.max_breaks).then(|| Stop::ConnectionFailures {
+            times: self.breaks_in_a_row,
+            last: last.to_string(),
         })
     }
 }
@@ -197,7 +195,7 @@ impl Transport for SmtpTransport {
             match self.open() {
                 Ok(()) => {}
                 Err(f @ (Failure::Tls(_) | Failure::Login { .. })) => {
-                    return Err(Stop(f.to_string()))
+                    return Err(Stop::ServerRefused(f))
                 }
                 Err(f) => {
                     self.breaks_in_a_row += 1;
@@ -237,10 +235,10 @@ impl Transport for SmtpTransport {
                     ..
                 },
             ) => {
-                return Err(Stop(format!(
-                    "the server refused the sender {} ({f}); check sender.from and the login",
-                    message.envelope_from
-                )))
+                return Err(Stop::SenderRefused {
+                    sender: message.envelope_from.clone(),
+                    failure: f,
+                })
             }
             Err(f) => {
                 let code = f.reply().map(|r| r.code);

@@ -4,8 +4,7 @@
 //! failed for now, failed for good, or unknown (it may have arrived). An `Err` means the run must
 //! stop and that this message was *not* handed over. Transports never touch the ledger.
 
-use std::fmt;
-
+pub use crate::delivery::stop::Stop;
 use crate::letter::compose::Composed;
 use crate::record::ledger::State;
 
@@ -56,16 +55,6 @@ impl Outcome {
             }
             Outcome::Delivered { .. } | Outcome::Unknown { .. } => true,
         }
-    }
-}
-
-/// A reason to stop the whole run; the message in hand was not handed over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stop(pub String);
-
-impl fmt::Display for Stop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -6,6 +6,7 @@
 //! quoted-printable work; the multipart boundary is derived from the Message-ID so the same letter
 //! composed at the same moment is the same bytes. This module is pure: it never reads the clock.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
 use crate::config::Sender;
-use crate::letter::render::{html_document, Rendered};
+use crate::letter::render::{html_document, Rendered, TemplateError};
 use crate::letter::stamp::Stamp;
 
 /// Who one letter goes to.
@@ -34,6 +35,48 @@ pub struct Composed {
     /// The Message-ID without angle brackets; it names the letter in delivery reports (ENVID).
     pub message_id: String,
 }
+
+/// Why one letter could not become an e-mail. Callers ask what it concerns instead of reading
+/// the words: a bad recipient address belongs to the recipients file, the rest to the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeError {
+    kind: Kind,
+    message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// The recipient's address is not one an e-mail can go to.
+    Address,
+    /// The template could not be merged with the recipient's fields.
+    Merge,
+    /// lettre could not build the message.
+    Message,
+}
+
+impl ComposeError {
+    /// True when the recipient's e-mail address is the problem (the file's email column).
+    pub fn is_bad_address(&self) -> bool {
+        self.kind == Kind::Address
+    }
+}
+
+impl From<TemplateError> for ComposeError {
+    fn from(e: TemplateError) -> ComposeError {
+        ComposeError {
+            kind: Kind::Merge,
+            message: e.message,
+        }
+    }
+}
+
+impl fmt::Display for ComposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ComposeError {}
 
 /// The sender's mailboxes, parsed once for a whole campaign.
 #[derive(Debug, Clone)]
@@ -105,11 +148,11 @@ pub fn compose(
     letter: &Rendered,
     stamp: &Stamp,
     date: DateTime<Utc>,
-) -> Result<Composed, String> {
-    let address: Address = to
-        .email
-        .parse()
-        .map_err(|e| format!("`{}` is not a valid address ({e})", to.email))?;
+) -> Result<Composed, ComposeError> {
+    let address: Address = to.email.parse().map_err(|e| ComposeError {
+        kind: Kind::Address,
+        message: format!("`{}` is not a valid address ({e})", to.email),
+    })?;
     let name = (!to.name.is_empty()).then(|| to.name.clone());
     let mut builder = Message::builder()
         .from(envelope.from.clone())
@@ -140,15 +183,19 @@ pub fn compose(
             &letter.subject,
             &letter.html_body,
         )));
-    let message = builder
-        .multipart(body)
-        .map_err(|e| format!("cannot build the message: {e}"))?;
+    let message = builder.multipart(body).map_err(|e| ComposeError {
+        kind: Kind::Message,
+        message: format!("cannot build the message: {e}"),
+    })?;
     let env = message.envelope();
     let bytes = message.formatted();
     if let Some((header, octets)) = overlong_header_line(&bytes) {
-        return Err(format!(
-            "its {header} header would have a line of {octets} octets, more than the {MAX_LINE_OCTETS} that e-mail allows"
-        ));
+        return Err(ComposeError {
+            kind: Kind::Message,
+            message: format!(
+                "its {header} header would have a line of {octets} octets, more than the {MAX_LINE_OCTETS} that e-mail allows"
+            ),
+        });
     }
     Ok(Composed {
         bytes,
@@ -282,7 +329,8 @@ mod tests {
         to.name = "A".repeat(1000);
         let err = compose(&env, &to, &letter, &stamp, at("2020-06-29T10:00:00+02:00"))
             .map(|c| String::from_utf8_lossy(&c.bytes).into_owned())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("its To header would have a line of"), "{err}");
         assert!(err.contains("more than the 998"), "{err}");
     }
@@ -303,6 +351,21 @@ mod tests {
             text.contains("\r\nDisposition-Notification-To: <uim@uim.dk>\r\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_bad_recipient_address_is_told_apart_from_other_problems() {
+        let (env, mut to, letter, stamp) = sample();
+        to.email = "post at aeroe.dk".into();
+        let e = compose(&env, &to, &letter, &stamp, at("2020-06-29T10:00:00+02:00")).unwrap_err();
+        assert!(e.is_bad_address(), "{e}");
+        assert!(e.to_string().contains("`post at aeroe.dk`"), "{e}");
+        let merge = ComposeError::from(TemplateError {
+            which: "letter",
+            missing_variable: None,
+            message: "unexpected end of template".into(),
+        });
+        assert!(!merge.is_bad_address());
     }
 
     #[test]
