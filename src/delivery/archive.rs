@@ -62,7 +62,13 @@ impl<T: Transport> Archiving<T> {
         }
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-        crate::whole_file::write(&path, bytes, false)?;
+        if let Err(e) = crate::whole_file::write(&path, bytes, false) {
+            // The earlier copy goes back: the archive keeps holding what was handed over last.
+            if let Some(earlier) = moved {
+                let _ = std::fs::rename(earlier, &path);
+            }
+            return Err(e);
+        }
         Ok((path, true, moved))
     }
 }

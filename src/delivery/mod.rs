@@ -32,6 +32,7 @@ pub(crate) mod archive;
 pub(crate) mod connections;
 pub(crate) mod outbox;
 pub(crate) mod pace;
+pub(crate) mod settle;
 pub(crate) mod smtp;
 pub(crate) mod stop;
 pub(crate) mod transport;
