@@ -29,6 +29,7 @@ mod receipts;
 mod report;
 mod send;
 mod status;
+mod storage;
 mod summary;
 mod terminal;
 mod test_send;
