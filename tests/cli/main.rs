@@ -5,6 +5,7 @@
 
 mod clerks;
 mod core;
+mod disk;
 mod edges;
 mod harness;
 mod receipts;
