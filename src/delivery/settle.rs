@@ -1,5 +1,6 @@
-//! Settling, at the start of a run, the letters an earlier outbox run left `unknown`: the outbox
-//! is a folder the campaign owns, so it can say what happened to them.
+//! Settling, at the start of a run and before it is planned, the letters an earlier outbox run
+//! left `sending` (it stopped while handing them over) or `unknown`: the outbox is a folder the
+//! campaign owns, so it can say what happened to them.
 //!
 //! A letter is delivered only on proof: its outbox file holds exactly the bytes archived for it
 //! before hand-over. No file in the outbox (the folder is there) means it was never delivered, and
@@ -42,8 +43,8 @@ enum Verdict {
     Unknown(String),
 }
 
-/// Looks in `outbox` (and `archive`) for every letter left unknown by an outbox run, and records
-/// what it finds in one transaction.
+/// Looks in `outbox` (and `archive`) for every letter an outbox run left `sending` or unknown,
+/// and records what it finds in one transaction. Call it with the run lock held.
 pub fn from_outbox(
     ledger: &mut Ledger,
     outbox_dir: &Path,

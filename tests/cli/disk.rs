@@ -296,7 +296,7 @@ fn a_letter_marked_sending_but_not_in_the_outbox_goes_back_to_pending_and_is_sen
     .unwrap();
     drop(conn);
     let run = c.run(&["send"]).expect(0);
-    run.stderr_has("were being handed over when an earlier run stopped (492)")
+    run.stderr_has("an earlier run stopped before it recorded what became of 1 letter")
         .stdout_has(
             "Settled from the outbox: 1 letter not there, so never delivered; pending again (492).",
         )
