@@ -211,22 +211,22 @@ fn note_settled(out: &Output, outbox: &str, s: &Settled) {
         if total == 1 { "it" } else { "them" }
     ));
     if !s.delivered.is_empty() {
-        out.always(format!(
-            "Settled from the outbox: {} found there exactly as archived, now recorded as delivered ({}).",
+        out.note(format!(
+            "settled from the outbox: {} found there exactly as archived, now recorded as delivered ({}).",
             n(s.delivered.len()),
             s.delivered.join(", ")
         ));
     }
     if !s.pending.is_empty() {
-        out.always(format!(
-            "Settled from the outbox: {} not there, so never delivered; pending again ({}).",
+        out.note(format!(
+            "settled from the outbox: {} neither there nor in the archive, so never handed over; pending again ({}).",
             n(s.pending.len()),
             s.pending.join(", ")
         ));
     }
     for (key, why) in &s.unknown {
-        out.always(format!(
-            "Still unknown: {key}, because {why}. It is not sent again unless you run `rundbrev resend --failed --include-unknown`."
+        out.note(format!(
+            "still unknown: {key}, because {why}. It is not sent again unless you run `rundbrev resend --failed --include-unknown`."
         ));
     }
 }

@@ -3,9 +3,11 @@
 //! campaign owns, so it can say what happened to them.
 //!
 //! A letter is delivered only on proof: its outbox file holds exactly the bytes archived for it
-//! before hand-over. No file in the outbox (the folder is there) means it was never delivered, and
-//! it is pending again. Anything else (no archived copy to compare with, different bytes, a file
-//! that cannot be read, no outbox folder) leaves it unknown, with the reason. This module reads
+//! before hand-over. It is pending again only on proof too: neither the outbox nor the archive
+//! has it (the archive copy is written before hand-over and removed when the hand-over fails).
+//! Anything else leaves it unknown, with the reason: an outbox file with no archived copy to
+//! compare with or with other bytes, an archived copy with no outbox file (it may have been
+//! written and moved away since), a file that cannot be read, no outbox folder. This module reads
 //! files and asks the ledger to record what it found; it never writes, moves or removes a file,
 //! never sends, and never settles a letter whose last attempt went through SMTP.
 
@@ -129,9 +131,17 @@ fn compare(
     let sent = match sent {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Verdict::Pending(format!(
-                "not in the outbox ({sent_name}) when the next run looked, so it was not delivered; pending again"
-            ))
+            return match kept {
+                Err(e) if e.kind() == ErrorKind::NotFound => Verdict::Pending(format!(
+                    "neither in the outbox ({sent_name}) nor in the archive when the next run looked, so it was never handed over; pending again"
+                )),
+                Ok(_) => Verdict::Unknown(format!(
+                    "{sent_name} is not in the outbox, but the archive holds the copy made before hand-over ({kept_name}): it may have been written to the outbox and moved away since, so it may have been delivered"
+                )),
+                Err(e) => Verdict::Unknown(format!(
+                    "{sent_name} is not in the outbox and the archived copy {kept_name} cannot be read: {e}"
+                )),
+            };
         }
         Err(e) => return Verdict::Unknown(format!("cannot read {sent_name}: {e}")),
     };
@@ -179,10 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn a_letter_not_in_the_outbox_is_pending_again_with_or_without_an_archived_copy() {
+    fn a_letter_is_pending_again_only_when_neither_the_outbox_nor_the_archive_has_it() {
         let v = |kept| compare("o.eml", missing(), "a.eml", kept);
         assert!(matches!(v(missing()), Verdict::Pending(_)));
-        assert!(matches!(v(Ok(b"letter".to_vec())), Verdict::Pending(_)));
+        assert!(matches!(
+            v(Ok(b"letter".to_vec())),
+            Verdict::Unknown(r) if r.contains("may have been delivered")
+        ));
+        assert!(matches!(
+            v(Err(ErrorKind::PermissionDenied.into())),
+            Verdict::Unknown(_)
+        ));
     }
 
     #[test]

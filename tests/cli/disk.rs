@@ -258,11 +258,11 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
         hits.insert(hit);
         let rerun = assert_finishes(&moved(&c, disk), &ledger_rel);
         if hit == Hit::Outcome {
-            rerun.stdout_has(&format!(
-                "Settled from the outbox: {} letter",
+            rerun.stderr_has(&format!(
+                "settled from the outbox: {} letter",
                 sending.len()
             ));
-            rerun.stdout_has("found there exactly as archived, now recorded as delivered");
+            rerun.stderr_has("found there exactly as archived, now recorded as delivered");
         }
     }
     assert_eq!(
@@ -297,8 +297,8 @@ fn a_letter_marked_sending_but_not_in_the_outbox_goes_back_to_pending_and_is_sen
     drop(conn);
     let run = c.run(&["send"]).expect(0);
     run.stderr_has("an earlier run stopped before it recorded what became of 1 letter")
-        .stdout_has(
-            "Settled from the outbox: 1 letter not there, so never delivered; pending again (492).",
+        .stderr_has(
+            "settled from the outbox: 1 letter neither there nor in the archive, so never handed over; pending again (492).",
         )
         .stdout_has("Delivered 2 letters");
     let states = c.states();
@@ -323,9 +323,34 @@ fn a_letter_whose_outbox_file_differs_from_the_archive_stays_unknown_with_the_re
     .unwrap();
     drop(conn);
     let run = c.run(&["send"]).expect(0);
-    run.stdout_has("Still unknown: 101, because")
-        .stdout_has("differs from the copy archived before hand-over");
+    run.stderr_has("still unknown: 101, because")
+        .stderr_has("differs from the copy archived before hand-over");
     assert_eq!(c.states()["101"], "unknown");
+}
+
+#[test]
+fn a_letter_archived_but_gone_from_the_outbox_stays_unknown_and_is_not_sent_again() {
+    let c = Campaign::small();
+    c.run(&["send", "--limit", "1"]).expect(0);
+    let file = c.files("outbox").remove(0);
+    // Written to the outbox, then moved away (picked up?) before the outcome was recorded.
+    std::fs::remove_file(c.path(&format!("outbox/{file}"))).unwrap();
+    let conn = c.ledger();
+    conn.execute(
+        "UPDATE recipients SET state = 'sending' WHERE key = '101'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let run = c.run(&["send"]).expect(0);
+    run.stderr_has("still unknown: 101, because")
+        .stderr_has("the archive holds the copy made before hand-over")
+        .stdout_has("Delivered 2 letters");
+    assert_eq!(c.states()["101"], "unknown");
+    assert!(
+        !c.path(&format!("outbox/{file}")).exists(),
+        "not sent again"
+    );
 }
 
 #[test]
