@@ -93,10 +93,11 @@ fn letter_keys(c: &Campaign, folder: &str) -> BTreeSet<String> {
 /// with the same bytes; besides those, only letters whose outcome was not recorded (`sending`)
 /// may be there; no half-written file is anywhere.
 #[track_caller]
-fn assert_consistent(c: &Campaign, ledger: &Path) -> BTreeMap<String, String> {
+fn assert_consistent(c: &Campaign, home: &str, ledger: &Path) -> BTreeMap<String, String> {
+    let (outbox, archive) = (format!("{home}outbox"), format!("{home}archive"));
     let states = states(ledger);
     assert_eq!(states.len(), 98);
-    for folder in ["outbox", "archive"] {
+    for folder in [&outbox, &archive] {
         let partial: Vec<String> = c
             .files(folder)
             .into_iter()
@@ -104,17 +105,17 @@ fn assert_consistent(c: &Campaign, ledger: &Path) -> BTreeMap<String, String> {
             .collect();
         assert!(partial.is_empty(), "{folder} holds {partial:?}");
     }
-    assert_eq!(c.files("outbox"), c.files("archive"));
-    for f in c.files("outbox") {
+    assert_eq!(c.files(&outbox), c.files(&archive));
+    for f in c.files(&outbox) {
         assert_eq!(
-            std::fs::read(c.path(&format!("outbox/{f}"))).unwrap(),
-            std::fs::read(c.path(&format!("archive/{f}"))).unwrap(),
+            std::fs::read(c.path(&format!("{outbox}/{f}"))).unwrap(),
+            std::fs::read(c.path(&format!("{archive}/{f}"))).unwrap(),
             "{f} differs between the outbox and the archive"
         );
     }
     let delivered = keys_in(&states, "delivered");
     let sending = keys_in(&states, "sending");
-    let outbox = letter_keys(c, "outbox");
+    let outbox = letter_keys(c, &outbox);
     assert!(
         delivered.is_subset(&outbox),
         "a delivered letter is missing"
@@ -141,26 +142,32 @@ fn moved(c: &Campaign, disk: SmallDisk) -> Campaign {
 /// The same command delivers the rest: every letter once, none unknown, and no letter already
 /// in the outbox written again.
 #[track_caller]
-fn assert_finishes(roomy: &Campaign, ledger_rel: &str) -> Run {
+fn assert_finishes(roomy: &Campaign, home: &str, ledger_rel: &str) -> Run {
+    let outbox = format!("{home}outbox");
     let before: BTreeMap<String, u64> = roomy
-        .files("outbox")
+        .files(&outbox)
         .into_iter()
         .map(|f| {
-            let ino = std::fs::metadata(roomy.path(&format!("outbox/{f}")))
+            let ino = std::fs::metadata(roomy.path(&format!("{outbox}/{f}")))
                 .unwrap()
                 .ino();
             (f, ino)
         })
         .collect();
-    let run = roomy.run(&["send", "--yes"]).expect(0);
+    let config = format!("{home}config.toml");
+    let run = roomy.run(&["send", "--yes", "--config", &config]).expect(0);
     run.stdout_has("Delivered");
     let ledger = roomy.path(ledger_rel);
-    let states = assert_consistent(&roomy, &ledger);
+    let states = assert_consistent(roomy, home, &ledger);
     assert_eq!(keys_in(&states, "delivered").len(), 98, "{states:?}");
-    assert_eq!(roomy.files("outbox").len(), 98);
-    assert_eq!(roomy.files("archive").len(), 98, "no earlier copies either");
+    assert_eq!(roomy.files(&outbox).len(), 98);
+    assert_eq!(
+        roomy.files(&format!("{home}archive")).len(),
+        98,
+        "no earlier copies either"
+    );
     for (f, ino) in before {
-        let now = std::fs::metadata(roomy.path(&format!("outbox/{f}")))
+        let now = std::fs::metadata(roomy.path(&format!("{outbox}/{f}")))
             .unwrap()
             .ino();
         assert_eq!(now, ino, "{f} was written again");
@@ -186,11 +193,11 @@ fn a_full_archive_stops_the_run_in_plain_words_and_a_roomy_disk_finishes_it() {
     run.stdout_has("The run stopped: cannot keep the letter in the archive")
         .stdout_has("it was not sent")
         .stdout_has("stay pending; nothing is lost");
-    let states = assert_consistent(&c, &c.ledger_path());
+    let states = assert_consistent(&c, "", &c.ledger_path());
     let delivered = keys_in(&states, "delivered").len();
     assert!(delivered > 0 && delivered < 98, "{delivered} delivered");
     assert!(keys_in(&states, "sending").is_empty());
-    assert_finishes(&moved(&c, disk), LEDGER_FILE);
+    assert_finishes(&moved(&c, disk), "", LEDGER_FILE);
 }
 
 #[test]
@@ -201,11 +208,11 @@ fn a_full_outbox_stops_the_run_in_plain_words_and_a_roomy_disk_finishes_it() {
     run.stdout_has("The run stopped: cannot write")
         .stdout_has("to the outbox")
         .stdout_has("stay pending; nothing is lost");
-    let states = assert_consistent(&c, &c.ledger_path());
+    let states = assert_consistent(&c, "", &c.ledger_path());
     let delivered = keys_in(&states, "delivered").len();
     assert!(delivered > 0 && delivered < 98, "{delivered} delivered");
     assert!(keys_in(&states, "sending").is_empty());
-    assert_finishes(&moved(&c, disk), LEDGER_FILE);
+    assert_finishes(&moved(&c, disk), "", LEDGER_FILE);
 }
 
 /// Where the ledger's disk ran out.
@@ -240,7 +247,7 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
             "{context}"
         );
         assert!(!all.contains("Error code"), "{context}");
-        let states = assert_consistent(&c, &c.path(&ledger_rel));
+        let states = assert_consistent(&c, "", &c.path(&ledger_rel));
         let sending = keys_in(&states, "sending");
         let hit = if all.contains("No letter was sent in this run") {
             assert!(c.files("outbox").is_empty(), "{context}");
@@ -256,7 +263,7 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
             Hit::Outcome
         };
         hits.insert(hit);
-        let rerun = assert_finishes(&moved(&c, disk), &ledger_rel);
+        let rerun = assert_finishes(&moved(&c, disk), "", &ledger_rel);
         if hit == Hit::Outcome {
             rerun.stderr_has(&format!(
                 "settled from the outbox: {} letter",
@@ -270,6 +277,35 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
         BTreeSet::from([Hit::BeforeSending, Hit::SendingMark, Hit::Outcome]),
         "the sizes no longer hit every kind of ledger write; find new ones"
     );
+}
+
+#[test]
+fn a_whole_campaign_on_a_disk_that_fills_stops_in_plain_words_and_finishes_on_a_roomy_one() {
+    // As the problem was found: the campaign folder itself on a small disk.
+    for size in ["400k", "700k", "1500k"] {
+        let c = Campaign::shipped();
+        let disk = SmallDisk::mount(&c.path("disk"), size);
+        for f in [
+            "config.toml",
+            "templates/rundbrev.md",
+            "recipients/kommuner.csv",
+        ] {
+            c.write(&format!("disk/{f}"), c.read(f));
+        }
+        let run = c
+            .run(&["send", "--yes", "--config", "disk/config.toml"])
+            .expect(2);
+        let all = run.all();
+        assert!(
+            all.contains("the disk that holds it is full")
+                || all.contains("No space left on device"),
+            "with a {size} disk:\n{all}"
+        );
+        assert!(!all.contains("Error code"), "with a {size} disk:\n{all}");
+        let ledger = c.path(&format!("disk/{LEDGER_FILE}"));
+        assert_consistent(&c, "disk/", &ledger);
+        assert_finishes(&moved(&c, disk), "disk/", &format!("disk/{LEDGER_FILE}"));
+    }
 }
 
 #[test]
