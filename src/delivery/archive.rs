@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
+use crate::record::storage::Cause;
 
 /// The archive file of the letter with this file stem.
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
@@ -83,7 +84,7 @@ impl<T: Transport> Transport for Archiving<T> {
             self.keep(name, &message.bytes)
                 .map_err(|e| Stop::ArchiveUnwritable {
                     path: path_for(&self.dir, name),
-                    error: e.to_string(),
+                    error: Cause::describe(&e),
                 })?;
         tracing::debug!(path = %path.display(), "archived before hand-over");
         let result = self.inner.send(message, name);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
+use crate::record::storage::Cause;
 use crate::whole_file;
 
 /// The outbox file of the letter with this file stem.
@@ -36,7 +37,7 @@ impl Transport for Outbox {
         let path = path_for(&self.dir, name);
         whole_file::write_durably(&path, &message.bytes).map_err(|e| Stop::OutboxUnwritable {
             path: path.clone(),
-            error: e.to_string(),
+            error: Cause::describe(&e),
         })?;
         Ok(Outcome::Delivered {
             code: None,

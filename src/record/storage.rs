@@ -55,6 +55,15 @@ impl Cause {
         })
     }
 
+    /// An operating-system error with its cause in front when it is about the disk: "the disk is
+    /// full (No space left on device (os error 28))".
+    pub fn describe(e: &io::Error) -> String {
+        match Cause::of_io(e) {
+            Some(cause) => format!("{} ({e})", cause.as_str()),
+            None => e.to_string(),
+        }
+    }
+
     /// A few words for messages and logs: "the disk is full".
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,6 +159,9 @@ mod tests {
         assert_eq!(
             Cause::of_io(&io::Error::from(io::ErrorKind::NotFound)),
             None
+        );
+        assert!(
+            Cause::describe(&io::Error::from_raw_os_error(28)).starts_with("the disk is full (")
         );
     }
 

@@ -191,6 +191,7 @@ fn a_full_archive_stops_the_run_in_plain_words_and_a_roomy_disk_finishes_it() {
     let disk = SmallDisk::mount(&c.path("archive"), "64k");
     let run = c.run(&["send", "--yes"]).expect(2);
     run.stdout_has("The run stopped: cannot keep the letter in the archive")
+        .stdout_has("the disk is full (No space left on device")
         .stdout_has("it was not sent")
         .stdout_has("stay pending; nothing is lost");
     let states = assert_consistent(&c, "", &c.ledger_path());
@@ -206,7 +207,7 @@ fn a_full_outbox_stops_the_run_in_plain_words_and_a_roomy_disk_finishes_it() {
     let disk = SmallDisk::mount(&c.path("outbox"), "64k");
     let run = c.run(&["send", "--yes"]).expect(2);
     run.stdout_has("The run stopped: cannot write")
-        .stdout_has("to the outbox")
+        .stdout_has("to the outbox: the disk is full (No space left on device")
         .stdout_has("stay pending; nothing is lost");
     let states = assert_consistent(&c, "", &c.ledger_path());
     let delivered = keys_in(&states, "delivered").len();
