@@ -5,6 +5,11 @@
 //! anything is written; lock and update the ledger; say what is about to happen and ask; open the
 //! connections; freeze the stamps; only then hand letters over (see `delivery` for how each one is
 //! made durable). The decisions are made in `campaign`, `delivery` and `exit`.
+//!
+//! With the outbox, letters an earlier run left `sending` or unknown are first settled from the
+//! outbox (`delivery::settle`), with the lock held and before the run is planned. A ledger that
+//! cannot be written is told once, in plain words (`storage`): before the first hand-over as this
+//! command's error, during the run in its summary.
 
 use std::collections::HashSet;
 
