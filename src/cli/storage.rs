@@ -42,7 +42,7 @@ const MOVE: &str = "copy the campaign folder to a disk with more space and work 
 /// handed over.
 pub fn ledger_before_sending(config: &Config, e: &LedgerWriteError) -> String {
     format!(
-        "cannot write to the ledger {}: {}. No letter was sent in this run, and the ledger is as the last run left it; nothing is lost.\nWhat to do: {}.",
+        "cannot write to the ledger {}: {}. No letter was sent in this run; nothing is lost.\nWhat to do: {}.",
         shown(config, &e.path),
         why(e.cause),
         fix(e.cause, "the ledger", MOVE, "run the same command again")
