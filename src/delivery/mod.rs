@@ -11,8 +11,9 @@
 //! never lose a delivery: it can only leave letters `sending`, which the next run shows as
 //! `unknown` ("may have been delivered"). Batches are never held back waiting for more work: the
 //! coordinator commits what it has whenever it would otherwise wait. When the ledger cannot be
-//! written (a full disk), nothing more is handed over and the run ends with `Halt::Ledger`; a letter
-//! whose outcome could not be recorded stays `sending`, never `pending`.
+//! written (a full disk), nothing more is handed over and the run ends with
+//! `Stop::LedgerUnwritable`; a letter whose outcome could not be recorded stays `sending`, never
+//! `pending`.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
