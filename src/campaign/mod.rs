@@ -123,34 +123,7 @@ impl Prepared {
 
     /// A file name a person can find a letter by: Akt-id, key and name.
     pub fn file_stem(&self, letter: &Letter) -> String {
-        let mut name = String::new();
-        for c in letter.to.name.chars() {
-            match c {
-                'æ' => name.push_str("ae"),
-                'ø' => name.push_str("oe"),
-                'å' => name.push_str("aa"),
-                'Æ' => name.push_str("Ae"),
-                'Ø' => name.push_str("Oe"),
-                'Å' => name.push_str("Aa"),
-                c if c.is_ascii_alphanumeric() => name.push(c),
-                _ => {
-                    if !name.is_empty() && !name.ends_with('-') {
-                        name.push('-');
-                    }
-                }
-            }
-        }
-        let name = name.trim_end_matches('-');
-        let mut stem = format!(
-            "{}_{}",
-            stamp::safe_token(&letter.stamp.akt_id),
-            stamp::safe_token(&letter.key)
-        );
-        if !name.is_empty() {
-            stem.push('_');
-            stem.extend(name.chars().take(60));
-        }
-        stem
+        file_stem(&letter.stamp.akt_id, &letter.key, &letter.to.name)
     }
 
     /// The stamps to freeze in the ledger at this run: the campaign's own on the first run; after
@@ -247,6 +220,35 @@ impl Prepared {
             recorded,
         })
     }
+}
+
+/// The file stem of a letter with this Akt-id, key and name: `<Akt-id>_<key>_<name>`, the name
+/// spelt in ASCII. The archive and the outbox name a letter's files by it.
+pub fn file_stem(akt_id: &str, key: &str, to_name: &str) -> String {
+    let mut name = String::new();
+    for c in to_name.chars() {
+        match c {
+            'æ' => name.push_str("ae"),
+            'ø' => name.push_str("oe"),
+            'å' => name.push_str("aa"),
+            'Æ' => name.push_str("Ae"),
+            'Ø' => name.push_str("Oe"),
+            'Å' => name.push_str("Aa"),
+            c if c.is_ascii_alphanumeric() => name.push(c),
+            _ => {
+                if !name.is_empty() && !name.ends_with('-') {
+                    name.push('-');
+                }
+            }
+        }
+    }
+    let name = name.trim_end_matches('-');
+    let mut stem = format!("{}_{}", stamp::safe_token(akt_id), stamp::safe_token(key));
+    if !name.is_empty() {
+        stem.push('_');
+        stem.extend(name.chars().take(60));
+    }
+    stem
 }
 
 /// Hands out each row's Akt-id from the configured source.

@@ -50,6 +50,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
     use crate::delivery::stop::Stop;
+    use crate::record::storage::{Cause, LedgerWriteError};
     use crate::smtp::Failure;
 
     #[test]
@@ -60,8 +61,13 @@ mod tests {
             failed_permanent: permanent,
             unknown,
             stopped,
-            left: 0,
+            ..Summary::default()
         };
+        let full = Stop::LedgerUnwritable(LedgerWriteError {
+            path: "c.ledger.sqlite".into(),
+            cause: Cause::Full,
+            detail: "database or disk is full".into(),
+        });
         let refused = Stop::ServerRefused(Failure::Login {
             reply: None,
             message: "login refused".into(),
@@ -74,6 +80,7 @@ mod tests {
             (s(97, 0, 0, 1, None), Exit::SomeFailed),
             (s(50, 0, 0, 0, Some(refused)), Exit::Error),
             (s(50, 3, 0, 1, Some(Stop::Interrupted)), Exit::Error),
+            (s(2, 0, 0, 0, Some(full)), Exit::Error),
         ];
         for (summary, want) in table {
             assert_eq!(Exit::of(&summary), want, "{summary:?}");

@@ -30,6 +30,7 @@ mod receipts_fetch;
 mod report;
 mod send;
 mod status;
+mod storage;
 mod summary;
 mod terminal;
 mod test_send;

@@ -10,16 +10,18 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::campaign;
+use crate::campaign::{self, Prepared};
 use crate::cli::args::PreviewArgs;
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
+use crate::cli::storage;
 use crate::cli::workspace::{ledger_path, prepare, shown};
 use crate::cli::{browser, progress};
 use crate::clock;
 use crate::config::Config;
 use crate::letter::page;
 use crate::record::ledger::Ledger;
+use crate::record::storage::Cause;
 use crate::record::{status, wording};
 use crate::sanitize::printable;
 use crate::whole_file;
@@ -41,6 +43,57 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
         .unwrap_or_else(|| config.preview_dir.clone());
     clear_preview(&dir)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let index = dir.join("index.html");
+    let count = match write_preview(config, out, &p, ledger.as_ref(), &dir, &shown_key) {
+        Ok(count) => count,
+        Err(e) => {
+            // No preview is better than part of one that looks whole: this run's files go.
+            let _ = clear_preview(&dir);
+            let _ = std::fs::remove_file(dir.join("index.html.partial"));
+            return Err(match Cause::of(&e) {
+                Some(cause) => anyhow::anyhow!(
+                    "cannot write the preview to {}: {}. The letters written so far were removed again, so that no part of a preview is mistaken for a whole one. Nothing was sent and the ledger was not changed.\nWhat to do: {}.",
+                    shown(config, &dir),
+                    storage::why(cause),
+                    storage::fix(
+                        cause,
+                        "the preview folder",
+                        "write the preview elsewhere with `--out FOLDER`",
+                        "run `rundbrev preview` again"
+                    )
+                ),
+                None => e,
+            });
+        }
+    };
+    out.always(format!(
+        "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
+        shown(config, &dir),
+        shown(config, &index)
+    ));
+    if open {
+        match browser::open(&index) {
+            Ok(()) => out.say(format!("Opened {} in the browser.", shown(config, &index))),
+            Err(why) => out.always(format!(
+                "Could not open a browser: {why}. Open this file yourself: {}",
+                std::path::absolute(&index)
+                    .unwrap_or(index.clone())
+                    .display()
+            )),
+        }
+    }
+    Ok(Exit::Done)
+}
+
+/// Writes every letter's `.eml` and `.html` and, last, the index; returns how many letters.
+fn write_preview(
+    config: &Config,
+    out: &Output,
+    p: &Prepared,
+    ledger: Option<&Ledger>,
+    dir: &Path,
+    shown_key: &str,
+) -> Result<usize> {
     let now = clock::now();
     let local = now.with_timezone(&chrono_tz::Europe::Copenhagen);
     let date = local.to_rfc2822();
@@ -60,7 +113,7 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
         .write_all(page::index_head(&config.campaign.id, &wording::transport(config)).as_bytes())?;
     let mut count = 0usize;
     let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
-    for letter in p.letters(ledger.as_ref())? {
+    for letter in p.letters(ledger)? {
         let letter = letter?;
         ticker.tick();
         let (rendered, composed) = p.compose(&letter, now)?;
@@ -117,23 +170,7 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
         .sync_all()?;
     std::fs::rename(&partial, &index)?;
     drop(ticker);
-    out.always(format!(
-        "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
-        shown(config, &dir),
-        shown(config, &index)
-    ));
-    if open {
-        match browser::open(&index) {
-            Ok(()) => out.say(format!("Opened {} in the browser.", shown(config, &index))),
-            Err(why) => out.always(format!(
-                "Could not open a browser: {why}. Open this file yourself: {}",
-                std::path::absolute(&index)
-                    .unwrap_or(index.clone())
-                    .display()
-            )),
-        }
-    }
-    Ok(Exit::Done)
+    Ok(count)
 }
 
 /// Removes an earlier preview's letters so that none is left over from old data.

@@ -15,6 +15,7 @@ use crate::campaign;
 use crate::cli::args::{OutputFormat, ReportArgs};
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
+use crate::cli::storage;
 use crate::clock;
 use crate::config::Config;
 use crate::delivery::archive;
@@ -22,6 +23,7 @@ use crate::problem::display_path;
 use crate::record::ledger::{Ledger, State};
 use crate::record::report::{self, Facts, ShownLetter};
 use crate::record::status::{self, StatusRow};
+use crate::record::storage::Cause;
 use crate::sanitize::printable;
 
 #[derive(Serialize)]
@@ -85,13 +87,10 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
     let html_path = dir.join(format!("{stem}.html"));
     let mut csv = Vec::new();
     report::write_csv(&mut csv, &config.recipients.key, &rows)?;
-    crate::whole_file::write_durably(&csv_path, &csv)
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
-    crate::whole_file::write_durably(
-        &html_path,
-        report::html(&facts, &rows, letter.as_ref()).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", html_path.display()))?;
+    let html = report::html(&facts, &rows, letter.as_ref());
+    // Both files or neither: never a new table beside an old summary.
+    crate::whole_file::write_all_or_none(&[(&csv_path, &csv), (&html_path, html.as_bytes())])
+        .map_err(|e| cannot_write(&dir, &shown(&dir), e))?;
 
     if args.format == OutputFormat::Json {
         let report = JsonReport {
@@ -114,6 +113,26 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
         status::counts_line(&rows)
     ));
     Ok(Exit::Done)
+}
+
+/// A report that could not be written, in plain words when the disk is the reason.
+fn cannot_write(dir: &Path, shown_dir: &str, e: std::io::Error) -> anyhow::Error {
+    match Cause::of_io(&e) {
+        Some(cause) => anyhow::anyhow!(
+            "cannot write the delivery report to {shown_dir}: {}. No report file was changed: any earlier report there is as it was, and nothing half-written was kept.\nWhat to do: {}.",
+            storage::why(cause),
+            storage::fix(
+                cause,
+                "the report folder",
+                "write the report elsewhere with `--out FOLDER`",
+                "run `rundbrev report` again"
+            )
+        ),
+        None => anyhow::Error::new(e).context(format!(
+            "cannot write the delivery report to {}",
+            dir.display()
+        )),
+    }
 }
 
 /// The first delivered letter, merged again with its frozen stamps.

@@ -5,6 +5,11 @@
 //! anything is written; lock and update the ledger; say what is about to happen and ask; open the
 //! connections; freeze the stamps; only then hand letters over (see `delivery` for how each one is
 //! made durable). The decisions are made in `campaign`, `delivery` and `exit`.
+//!
+//! With the outbox, letters an earlier run left `sending` or unknown are first settled from the
+//! outbox (`delivery::settle`), with the lock held and before the run is planned. A ledger that
+//! cannot be written is told once, in plain words (`storage`): before the first hand-over as this
+//! command's error, during the run in its summary.
 
 use std::collections::HashSet;
 
@@ -18,12 +23,15 @@ use crate::cli::exit::Exit;
 use crate::cli::output::Output;
 use crate::cli::progress::{self, Lines};
 use crate::cli::prompt::{confirm, install_ctrl_c};
+use crate::cli::storage;
 use crate::cli::summary;
-use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepare_guarded};
+use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepare_guarded, shown};
 use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
+use crate::delivery::settle::{self, Settled};
 use crate::delivery::{self, connections, Observer, Pace, Summary};
 use crate::record::ledger::{Frozen, Ledger, Listed};
+use crate::record::storage::LedgerWriteError;
 
 pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
     debug_assert!(args.failed);
@@ -35,6 +43,15 @@ pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> 
 }
 
 pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
+    // A ledger that cannot be written during the run is told in the run's summary; before the
+    // first hand-over, here, in the same plain words.
+    send(config, out, mode, args).map_err(|e| match LedgerWriteError::find(&e) {
+        Some(failed) => anyhow::anyhow!(storage::ledger_before_sending(config, failed)),
+        None => e,
+    })
+}
+
+fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
     let path = ledger_path(config);
     std::fs::create_dir_all(&config.ledger_dir).with_context(|| {
         format!(
@@ -46,6 +63,11 @@ pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<
     let existed = path.exists();
     let mut ledger = Ledger::create_or_open(&path)?;
     let now = clock::stamp_time(clock::now());
+    if let TransportConfig::Outbox { dir } = &config.transport {
+        // Before the plan: a letter found not delivered goes out in this run.
+        let settled = settle::from_outbox(&mut ledger, dir, &config.archive_dir, &now)?;
+        note_settled(out, &shown(config, dir), &settled);
+    }
     let started = start(config, out, mode, args, &mut ledger, existed, &now);
     let (p, plan, frozen) = match started {
         Ok(started) => started,
@@ -179,6 +201,39 @@ fn nothing_to_send(
         summary::write_json(config, &Summary::default(), ledger, &HashSet::new())?;
     }
     Ok(Exit::Done)
+}
+
+/// What looking in the outbox settled about letters an earlier run left `sending` or unknown.
+fn note_settled(out: &Output, outbox: &str, s: &Settled) {
+    if s.is_empty() {
+        return;
+    }
+    let total = s.delivered.len() + s.pending.len() + s.unknown.len();
+    let n = |v: usize| format!("{v} letter{}", if v == 1 { "" } else { "s" });
+    out.note(format!(
+        "an earlier run stopped before it recorded what became of {}; rundbrev looked for {} in the outbox folder {outbox}.",
+        n(total),
+        if total == 1 { "it" } else { "them" }
+    ));
+    if !s.delivered.is_empty() {
+        out.note(format!(
+            "settled from the outbox: {} found there exactly as archived, now recorded as delivered ({}).",
+            n(s.delivered.len()),
+            s.delivered.join(", ")
+        ));
+    }
+    if !s.pending.is_empty() {
+        out.note(format!(
+            "settled from the outbox: {} neither there nor in the archive, so never handed over; pending again ({}).",
+            n(s.pending.len()),
+            s.pending.join(", ")
+        ));
+    }
+    for (key, why) in &s.unknown {
+        out.note(format!(
+            "still unknown: {key}, because {why}. It is not sent again unless you run `rundbrev resend --failed --include-unknown`."
+        ));
+    }
 }
 
 /// "About to send 98 letters via … from …", the copies, and who is left out and why.

@@ -10,10 +10,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::output::Output;
+use crate::cli::storage;
 use crate::cli::terminal::Tone;
 use crate::cli::workspace::{config_flag, shown};
 use crate::config::Config;
 use crate::config::Transport as TransportConfig;
+use crate::delivery::stop::Stop;
 use crate::delivery::Summary;
 use crate::record::explain;
 use crate::record::ledger::{Ledger, Record, State};
@@ -64,6 +66,9 @@ struct JsonSummary<'a> {
     stopped: Option<String>,
     /// Letters left pending because the run stopped.
     left: usize,
+    /// Letters whose outcome could not be recorded (the ledger could not be written); the next
+    /// run finds them unknown, or settles them from the outbox.
+    unrecorded: usize,
     /// The run's letters that were not delivered, with the server's reply and its plain meaning.
     not_delivered: Vec<NotDelivered>,
     /// The whole campaign after this run: how many recipients are in each state.
@@ -108,6 +113,7 @@ pub fn write_json(
         unknown: summary.unknown,
         stopped: summary.stopped.as_ref().map(ToString::to_string),
         left: summary.left,
+        unrecorded: summary.unrecorded,
         not_delivered,
         ledger_counts,
         ledger: ledger.path().display().to_string(),
@@ -153,7 +159,12 @@ pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &
             if s.unknown == 1 { "" } else { "s" }
         ));
     }
-    if let Some(reason) = &s.stopped {
+    if let Some(Stop::LedgerUnwritable(e)) = &s.stopped {
+        let outbox = matches!(config.transport, TransportConfig::Outbox { .. });
+        for line in storage::ledger_stopped(config, e, s.delivered, s.unrecorded, s.left, outbox) {
+            out.always(line);
+        }
+    } else if let Some(reason) = &s.stopped {
         let next = if reason.is_interrupted() {
             "Run the same command again to continue"
         } else {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
+use crate::record::storage::Cause;
 
 /// The archive file of the letter with this file stem.
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
@@ -62,7 +63,13 @@ impl<T: Transport> Archiving<T> {
         }
         // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
         // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-        crate::whole_file::write(&path, bytes, false)?;
+        if let Err(e) = crate::whole_file::write(&path, bytes, false) {
+            // The earlier copy goes back: the archive keeps holding what was handed over last.
+            if let Some(earlier) = moved {
+                let _ = std::fs::rename(earlier, &path);
+            }
+            return Err(e);
+        }
         Ok((path, true, moved))
     }
 }
@@ -77,7 +84,7 @@ impl<T: Transport> Transport for Archiving<T> {
             self.keep(name, &message.bytes)
                 .map_err(|e| Stop::ArchiveUnwritable {
                     path: path_for(&self.dir, name),
-                    error: e.to_string(),
+                    error: Cause::describe(&e),
                 })?;
         tracing::debug!(path = %path.display(), "archived before hand-over");
         let result = self.inner.send(message, name);

@@ -10,7 +10,10 @@
 //! one transaction, committed before any of them is reported or retried. A crash can therefore
 //! never lose a delivery: it can only leave letters `sending`, which the next run shows as
 //! `unknown` ("may have been delivered"). Batches are never held back waiting for more work: the
-//! coordinator commits what it has whenever it would otherwise wait.
+//! coordinator commits what it has whenever it would otherwise wait. When the ledger cannot be
+//! written (a full disk), nothing more is handed over and the run ends with
+//! `Stop::LedgerUnwritable`; a letter whose outcome could not be recorded stays `sending`, never
+//! `pending`.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,11 +30,13 @@ use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::record::ledger::{Finish, Ledger, Start, State};
+use crate::record::storage::LedgerWriteError;
 
 pub(crate) mod archive;
 pub(crate) mod connections;
 pub(crate) mod outbox;
 pub(crate) mod pace;
+pub(crate) mod settle;
 pub(crate) mod smtp;
 pub(crate) mod stop;
 pub(crate) mod transport;
@@ -52,6 +57,9 @@ pub struct Summary {
     pub stopped: Option<Stop>,
     /// Letters left for a later run because the run stopped.
     pub left: usize,
+    /// Letters marked `sending` whose outcome could not be recorded (the ledger could not be
+    /// written): the ledger keeps them `sending`, so the next run finds them unknown.
+    pub unrecorded: usize,
 }
 
 impl Summary {
@@ -146,6 +154,7 @@ pub fn execute(
         in_flight: 0,
         retries: BinaryHeap::new(),
         next_slot: Instant::now(),
+        open: 0,
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
@@ -154,14 +163,22 @@ pub fn execute(
         }
         drop(done_tx);
         let result = run.drive(reader, plan, &job_tx, &done_rx, workers, &halt);
+        if result.is_err() {
+            // Letters queued but not yet taken are not handed over.
+            halt.store(true, Ordering::SeqCst);
+        }
         drop(job_tx);
         // Whatever happened, let the workers end their sessions; record what they still return.
         let drained: Vec<(Job, Done)> = done_rx.iter().collect();
         (result, run.record(drained))
     });
-    result?;
-    tail?;
-    Ok(run.summary)
+    match result.err().or(tail.err()) {
+        None => Ok(run.summary),
+        Some(e) => match LedgerWriteError::find(&e) {
+            Some(failed) => Ok(run.stopped_by_ledger(failed.clone())),
+            None => Err(e),
+        },
+    }
 }
 
 fn work(
@@ -219,6 +236,8 @@ struct Run<'a> {
     retries: BinaryHeap<Reverse<Retry>>,
     /// The earliest moment the next letter may be handed over, with a rate limit.
     next_slot: Instant,
+    /// Letters marked `sending` in the ledger whose outcome is not recorded yet.
+    open: usize,
 }
 
 /// Why a run refuses to go on when the recipients file no longer matches the plan.
@@ -354,6 +373,7 @@ impl Run<'_> {
             .ledger
             .start_batch(&starts, self.kind, &clock::stamp_time(clock::now()))?;
         drop(starts);
+        self.open += ids.len();
         for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
             self.in_flight += 1;
             jobs.send(Job {
@@ -399,16 +419,42 @@ impl Run<'_> {
                 }
             }
         }
-        if !finishes.is_empty() {
-            self.ledger.finish_batch(&finishes, &now)?;
+        // A write that fails leaves those letters `sending` (the next run finds them unknown);
+        // the other batch is still recorded if it can be.
+        let mut failure = None;
+        let handed_recorded = finishes.is_empty()
+            || match self.ledger.finish_batch(&finishes, &now) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            };
+        let abandoned_recorded = abandoned.is_empty()
+            || match self.ledger.abandon_batch(&abandoned, &now) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = failure.or(Some(e));
+                    false
+                }
+            };
+        if handed_recorded {
+            self.open -= finishes.len().min(self.open);
         }
-        if !abandoned.is_empty() {
-            self.ledger.abandon_batch(&abandoned, &now)?;
+        if abandoned_recorded {
+            self.open -= abandoned.len().min(self.open);
         }
         drop(finishes);
         drop(abandoned);
         // Only now, with everything committed, is anything reported.
         for (job, done) in finished {
+            let recorded = match done {
+                Done::Handed(_) => handed_recorded,
+                Done::Stopped(_) | Done::Skipped => abandoned_recorded,
+            };
+            if !recorded {
+                continue;
+            }
             match done {
                 Done::Handed(outcome) => {
                     let (state, _, reply) = outcome.parts();
@@ -448,6 +494,23 @@ impl Run<'_> {
                 }
             }
         }
-        Ok(())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The summary of a run the ledger stopped: what was recorded, what it could not record
+    /// (left `sending`), and what was never handed over (pending).
+    fn stopped_by_ledger(mut self, failed: LedgerWriteError) -> Summary {
+        // Letters waiting for a retry stay failed-temporary, as recorded.
+        self.summary.failed_temporary += self.retries.len();
+        self.summary.unrecorded = self.open;
+        let s = &self.summary;
+        self.summary.left = self
+            .total
+            .saturating_sub(s.delivered + s.failed() + s.unrecorded);
+        self.summary.stopped = Some(Stop::LedgerUnwritable(failed));
+        self.summary
     }
 }

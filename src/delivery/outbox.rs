@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 
 use crate::delivery::transport::{Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
+use crate::record::storage::Cause;
 use crate::whole_file;
+
+/// The outbox file of the letter with this file stem.
+pub fn path_for(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.eml"))
+}
 
 /// Writes each message as an `.eml` file into a folder. Accepts any address, placeholders included.
 pub struct Outbox {
@@ -28,10 +34,10 @@ impl Transport for Outbox {
     }
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let path = self.dir.join(format!("{name}.eml"));
+        let path = path_for(&self.dir, name);
         whole_file::write_durably(&path, &message.bytes).map_err(|e| Stop::OutboxUnwritable {
             path: path.clone(),
-            error: e.to_string(),
+            error: Cause::describe(&e),
         })?;
         Ok(Outcome::Delivered {
             code: None,

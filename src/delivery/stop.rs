@@ -3,7 +3,7 @@
 //! A transport returns a `Stop` instead of an outcome when the letter in hand was not handed over
 //! and no later letter could be either (TLS or login refused, the connection broken again and
 //! again, the outbox or the archive unwritable); the send loop adds its own reasons (Ctrl-C, a
-//! letter that cannot be built). The `Display` is the reason in a clerk's words, as the summary
+//! letter that cannot be built, a ledger that cannot be written). The `Display` is the reason in a clerk's words, as the summary
 //! shows it after "The run stopped: ". A new reason is one more variant and one more arm below.
 //! This module decides and prints nothing.
 
@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::letter::compose::ComposeError;
+use crate::record::storage::LedgerWriteError;
 use crate::smtp::Failure;
 
 /// Why a run stopped early; the letter in hand when it stopped was not handed over.
@@ -30,6 +31,9 @@ pub enum Stop {
     ArchiveUnwritable { path: PathBuf, error: String },
     /// A letter could not be built (the recipients file changed since the check).
     Unbuildable { key: String, error: ComposeError },
+    /// The ledger could not be written (a full disk): nothing more was handed over, and a letter
+    /// whose outcome could not be recorded stays `sending`.
+    LedgerUnwritable(LedgerWriteError),
 }
 
 impl Stop {
@@ -63,6 +67,7 @@ impl fmt::Display for Stop {
             Stop::Unbuildable { key, error } => {
                 write!(f, "cannot build the letter for {key}: {error}")
             }
+            Stop::LedgerUnwritable(e) => e.fmt(f),
         }
     }
 }

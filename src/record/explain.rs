@@ -19,7 +19,10 @@ pub fn reason(state: State, reply: &str) -> &'static str {
     if state == State::Bounced {
         return "the relay accepted the letter, but the municipality's mail server reported it back as not delivered";
     }
-    if state == State::Unknown || state == State::Sending {
+    if state == State::Sending {
+        return "it was being handed over when the run stopped, and its outcome is not recorded, so it may have arrived";
+    }
+    if state == State::Unknown {
         return "the connection broke after the letter was sent, so it may have arrived";
     }
     if detail == Some((1, 1))

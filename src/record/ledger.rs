@@ -15,6 +15,7 @@ use anyhow::{bail, Context as _, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::letter::stamp::Stamp;
+use crate::record::storage::LedgerWriteError;
 
 /// Schema migrations, in order. `PRAGMA user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -209,6 +210,25 @@ pub struct Finish<'a> {
     pub reply: &'a str,
 }
 
+/// A letter left unknown, with its latest attempt, for `delivery::settle`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    pub key: String,
+    pub attempt: i64,
+    /// The name and Akt-id the letter went out with, which name its files.
+    pub name: String,
+    pub akt_id: Option<String>,
+}
+
+/// What became of a letter left unknown, for `settle`: delivered, pending again, or still
+/// unknown, with the reason in plain words.
+pub struct Settlement<'a> {
+    pub attempt: i64,
+    pub key: &'a str,
+    pub state: State,
+    pub reply: &'a str,
+}
+
 /// The campaign-wide facts frozen at the first send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frozen {
@@ -249,12 +269,19 @@ pub struct Enlisting<'a> {
     tx: rusqlite::Transaction<'a>,
     now: String,
     interrupted: Vec<String>,
+    /// The ledger's file, to name it when a write fails.
+    path: PathBuf,
 }
 
 impl Enlisting<'_> {
     /// Lists one recipient: a new one becomes pending; one not yet attempted takes the file's
     /// current address, name and position; an attempted one keeps its address and name.
     pub fn add(&mut self, l: &Listed<'_>) -> Result<()> {
+        self.add_inner(l)
+            .map_err(|e| LedgerWriteError::classify(&self.path, e))
+    }
+
+    fn add_inner(&mut self, l: &Listed<'_>) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO recipients (key, position, address, name, state, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)
@@ -269,7 +296,9 @@ impl Enlisting<'_> {
     /// Makes the start of the run take effect; returns the keys of the letters an earlier run
     /// left `sending`, which are now `unknown`.
     pub fn commit(self) -> Result<Vec<String>> {
-        self.tx.commit()?;
+        self.tx
+            .commit()
+            .map_err(|e| LedgerWriteError::classify(&self.path, e.into()))?;
         Ok(self.interrupted)
     }
 }
@@ -327,11 +356,14 @@ impl Ledger {
                 })?;
             }
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-        let mut ledger = Ledger::configure(conn, path)?;
-        migrate(&mut ledger.conn)?;
-        Ok(ledger)
+        let opened = (|| {
+            let conn = Connection::open(path)
+                .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+            let mut ledger = Ledger::configure(conn, path)?;
+            migrate(&mut ledger.conn)?;
+            Ok(ledger)
+        })();
+        opened.map_err(|e| LedgerWriteError::classify(path, e))
     }
 
     /// Opens an existing ledger without creating it or changing its schema (for preview, status).
@@ -373,6 +405,11 @@ impl Ledger {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A failed write told as a `LedgerWriteError` when the disk is the reason, naming the file.
+    fn written<T>(&self, result: Result<T>) -> Result<T> {
+        result.map_err(|e| LedgerWriteError::classify(&self.path, e))
     }
 
     /// Takes the campaign's run lock, or says that another run holds it.
@@ -453,6 +490,11 @@ impl Ledger {
 
     /// Freezes the campaign-wide stamps and fingerprints, once, before the first letter goes out.
     pub fn freeze(&mut self, f: &Frozen) -> Result<()> {
+        let result = self.freeze_inner(f);
+        self.written(result)
+    }
+
+    fn freeze_inner(&mut self, f: &Frozen) -> Result<()> {
         self.conn.execute(
             "INSERT INTO campaign (id, campaign_id, letter_date, sags_nr, template_hash, content_hash, content_desc, frozen_at)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -572,6 +614,12 @@ impl Ledger {
     /// delivered, so they become `unknown`; then `Enlisting::add` brings the recipient list in
     /// line with the file, one letter at a time.
     pub fn enlist(&mut self, now: &str) -> Result<Enlisting<'_>> {
+        let path = self.path.clone();
+        self.enlist_inner(now, &path)
+            .map_err(|e| LedgerWriteError::classify(&path, e))
+    }
+
+    fn enlist_inner(&mut self, now: &str, path: &Path) -> Result<Enlisting<'_>> {
         let tx = self.conn.transaction()?;
         let interrupted: Vec<String> = {
             let mut stmt = tx.prepare("SELECT key FROM recipients WHERE state = 'sending'")?;
@@ -596,12 +644,76 @@ impl Ledger {
             tx,
             now: now.to_string(),
             interrupted,
+            path: path.to_path_buf(),
         })
+    }
+
+    /// The letters an earlier run left `sending` or `unknown` whose latest attempt went through
+    /// `transport`, in file order. Call it only with the run lock held: then no letter is being
+    /// handed over now.
+    pub fn unsettled(&self, transport: &str) -> Result<Vec<Unsettled>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.key, a.id, r.name, r.akt_id FROM recipients r
+             JOIN attempts a ON a.id = (SELECT max(id) FROM attempts WHERE key = r.key)
+             WHERE r.state IN ('unknown', 'sending') AND a.transport = ?1
+             ORDER BY r.position, r.key",
+        )?;
+        let rows = stmt.query_map([transport], |r| {
+            Ok(Unsettled {
+                key: r.get(0)?,
+                attempt: r.get(1)?,
+                name: r.get(2)?,
+                akt_id: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Settles letters an earlier run left `sending` or `unknown`, in one transaction: each
+    /// becomes delivered (dated when its attempt started), pending again, or unknown with the
+    /// reason. Only a letter still `sending` or `unknown` is changed; its attempt keeps its place
+    /// in the history with what was found.
+    pub fn settle(&mut self, settled: &[Settlement<'_>], now: &str) -> Result<()> {
+        let result = self.settle_inner(settled, now);
+        self.written(result)
+    }
+
+    fn settle_inner(&mut self, settled: &[Settlement<'_>], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut history = tx.prepare_cached(
+                "UPDATE attempts SET state = ?2, reply = ?3, finished_at = ?4
+                 WHERE id = ?1 AND state IN ('unknown', 'sending')",
+            )?;
+            let mut record = tx.prepare_cached(
+                "UPDATE recipients SET state = ?2, last_code = NULL, last_reply = ?3, updated_at = ?4,
+                     delivered_at = CASE WHEN ?2 = 'delivered'
+                         THEN (SELECT started_at FROM attempts WHERE id = ?5) ELSE delivered_at END
+                 WHERE key = ?1 AND state IN ('unknown', 'sending')",
+            )?;
+            for s in settled {
+                let state = s.state.as_str();
+                history.execute(params![s.attempt, state, s.reply, now])?;
+                record.execute(params![s.key, state, s.reply, now, s.attempt])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records, durably and in one transaction, that these letters are about to be handed over,
     /// and freezes their stamps. Returns each attempt's id, in order, for `finish_batch`.
     pub fn start_batch(
+        &mut self,
+        starts: &[Start<'_>],
+        transport: &str,
+        now: &str,
+    ) -> Result<Vec<i64>> {
+        let result = self.start_batch_inner(starts, transport, now);
+        self.written(result)
+    }
+
+    fn start_batch_inner(
         &mut self,
         starts: &[Start<'_>],
         transport: &str,
@@ -660,6 +772,7 @@ impl Ledger {
     pub fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = self.finish_batch_inner(finishes, now);
+        let result = self.written(result);
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         result
     }
@@ -687,6 +800,11 @@ impl Ledger {
     /// Takes back attempts that never reached the transport (the run stopped first): each letter
     /// returns to the state it had, and the attempt leaves no trace in the history.
     pub fn abandon_batch(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
+        let result = self.abandon_batch_inner(abandoned, now);
+        self.written(result)
+    }
+
+    fn abandon_batch_inner(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
@@ -1247,6 +1365,71 @@ mod tests {
         let r = records.iter().find(|r| r.key == "101").unwrap();
         assert_eq!(r.state, State::Unknown);
         assert_eq!(l.attempts().unwrap()[0].state, State::Unknown);
+    }
+
+    #[test]
+    fn a_settled_letter_is_delivered_when_its_attempt_started_or_pending_again() {
+        let mut l = memory();
+        sync(
+            &mut l,
+            [
+                listed("101", "a@kk.dk"),
+                listed("147", "b@f.dk"),
+                listed("151", "c@b.dk"),
+            ],
+            "t0",
+        )
+        .unwrap();
+        for (key, akt) in [("101", "1"), ("147", "2"), ("151", "3")] {
+            l.start(key, State::Pending, &stamp(akt), "h", "outbox", "t1")
+                .unwrap();
+        }
+        let open = l.unsettled("outbox").unwrap();
+        assert_eq!(
+            open.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(),
+            ["101", "147", "151"]
+        );
+        assert!(l.unsettled("smtp").unwrap().is_empty());
+        l.settle(
+            &[
+                Settlement {
+                    attempt: open[0].attempt,
+                    key: "101",
+                    state: State::Delivered,
+                    reply: "found",
+                },
+                Settlement {
+                    attempt: open[1].attempt,
+                    key: "147",
+                    state: State::Pending,
+                    reply: "not found",
+                },
+                Settlement {
+                    attempt: open[2].attempt,
+                    key: "151",
+                    state: State::Unknown,
+                    reply: "differs",
+                },
+            ],
+            "t3",
+        )
+        .unwrap();
+        let records = l.records().unwrap();
+        assert_eq!(records[0].state, State::Delivered);
+        assert_eq!(records[0].delivered_at.as_deref(), Some("t1"));
+        assert_eq!(records[1].state, State::Pending);
+        assert_eq!(records[1].last_reply.as_deref(), Some("not found"));
+        assert_eq!(records[2].state, State::Unknown);
+        assert_eq!(records[2].last_reply.as_deref(), Some("differs"));
+        assert_eq!(
+            l.unsettled("outbox").unwrap().len(),
+            1,
+            "an unknown letter is looked at again next time"
+        );
+        // A pending letter starts again with the stamps frozen at its first attempt.
+        l.start("147", State::Pending, &stamp("9"), "h", "outbox", "t4")
+            .unwrap();
+        assert_eq!(l.lookup("147").unwrap().unwrap().stamp, Some(stamp("2")));
     }
 
     #[test]

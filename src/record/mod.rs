@@ -9,4 +9,5 @@ pub(crate) mod fact;
 pub(crate) mod ledger;
 pub(crate) mod report;
 pub(crate) mod status;
+pub(crate) mod storage;
 pub(crate) mod wording;

@@ -121,6 +121,17 @@ impl Campaign {
         }
     }
 
+    /// A copy of this campaign folder, everything in it, in a new temporary folder (with the
+    /// same environment): the campaign moved to another disk.
+    pub fn copy(&self) -> Campaign {
+        let c = Campaign {
+            dir: Campaign::empty().dir,
+            env: self.env.clone(),
+        };
+        copy_dir(self.root(), c.root());
+        c
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

@@ -6,6 +6,7 @@
 
 mod clerks;
 mod core;
+mod disk;
 mod edges;
 mod harness;
 mod mailhost;
