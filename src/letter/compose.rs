@@ -1,4 +1,5 @@
-//! The e-mail: a merged letter becomes a MIME message (multipart/alternative, text and HTML).
+//! The e-mail: a merged letter becomes a MIME message (multipart/alternative, text and HTML),
+//! inside multipart/mixed with the attached files when there are any.
 //!
 //! Headers: From, To with the recipient's name, Date (the moment of hand-over, given by the
 //! caller), the frozen Message-ID, Reply-To, Cc and Bcc, and when asked a read-receipt request
@@ -10,11 +11,12 @@ use std::fmt;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use lettre::message::{header, Mailbox, MultiPart, SinglePart};
+use lettre::message::{header, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
 use crate::config::Sender;
+use crate::letter::attachment::Attached;
 use crate::letter::render::{html_document, Rendered, TemplateError};
 use crate::letter::stamp::Stamp;
 
@@ -52,9 +54,20 @@ enum Kind {
     Merge,
     /// lettre could not build the message.
     Message,
+    /// What goes with the letter (its PDF, an attachment) could not be made or read, or makes
+    /// the message too large.
+    Files,
 }
 
 impl ComposeError {
+    /// A problem with what goes with the letter: its PDF, an attachment, the size limit.
+    pub fn files(message: String) -> ComposeError {
+        ComposeError {
+            kind: Kind::Files,
+            message,
+        }
+    }
+
     /// True when the recipient's e-mail address is the problem (the file's email column).
     pub fn is_bad_address(&self) -> bool {
         self.kind == Kind::Address
@@ -142,12 +155,26 @@ impl Envelope {
 }
 
 /// Builds the message for one letter, dated `date` (the moment it is handed to the transport).
+#[cfg(test)]
 pub fn compose(
     envelope: &Envelope,
     to: &Addressee,
     letter: &Rendered,
     stamp: &Stamp,
     date: DateTime<Utc>,
+) -> Result<Composed, ComposeError> {
+    compose_with(envelope, to, letter, stamp, date, &[])
+}
+
+/// Like `compose`, with files attached after the letter (multipart/mixed). Without files the
+/// message is exactly what `compose` makes.
+pub fn compose_with(
+    envelope: &Envelope,
+    to: &Addressee,
+    letter: &Rendered,
+    stamp: &Stamp,
+    date: DateTime<Utc>,
+    files: &[Attached],
 ) -> Result<Composed, ComposeError> {
     let address: Address = to.email.parse().map_err(|e| ComposeError {
         kind: Kind::Address,
@@ -183,6 +210,24 @@ pub fn compose(
             &letter.subject,
             &letter.html_body,
         )));
+    let body = if files.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed()
+            .boundary(format!("{}_mixed", boundary(&stamp.message_id)))
+            .multipart(body);
+        for file in files {
+            let content_type =
+                header::ContentType::parse(file.content_type).map_err(|e| ComposeError {
+                    kind: Kind::Message,
+                    message: format!("`{}`: {e}", file.content_type),
+                })?;
+            mixed = mixed.singlepart(
+                Attachment::new(file.name.clone()).body(file.bytes.to_vec(), content_type),
+            );
+        }
+        mixed
+    };
     let message = builder.multipart(body).map_err(|e| ComposeError {
         kind: Kind::Message,
         message: format!("cannot build the message: {e}"),
@@ -257,6 +302,7 @@ mod tests {
                 subject: "Æresrelaterede konflikter – Ærø Kommune".into(),
                 text: "Til samtlige kommuner\n".into(),
                 html_body: "<p>Til samtlige kommuner</p>\n".into(),
+                markdown: "Til samtlige kommuner\n".into(),
             },
             Stamp {
                 letter_date: NaiveDate::from_ymd_opt(2020, 6, 29).unwrap(),

@@ -5,7 +5,9 @@
 //! Everything here is a pure function of the config, the row, the stamps and a given time: no
 //! file, ledger, network or clock is touched.
 
+pub(crate) mod attachment;
 pub(crate) mod compose;
 pub(crate) mod page;
+pub(crate) mod pdf;
 pub(crate) mod render;
 pub(crate) mod stamp;

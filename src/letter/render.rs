@@ -28,6 +28,8 @@ pub struct Rendered {
     pub text: String,
     /// The letter body as an HTML fragment (no `<html>` wrapper).
     pub html_body: String,
+    /// The merged Markdown both parts were made from (the PDF letter is set from it too).
+    pub markdown: String,
 }
 
 /// Why a template could not be compiled or rendered.
@@ -90,14 +92,17 @@ impl Renderer {
             .map_err(|e| template_error("letter", &e))?;
         // Parsed once; both parts are made from the same events.
         let events: Vec<Event<'_>> = parser(&markdown).collect();
+        let (text, html_body) = (events_to_text(&events), events_to_html(events.iter().cloned()));
+        drop(events);
         let subject = self
             .tera
             .render(SUBJECT, &ctx)
             .map_err(|e| template_error("subject", &e))?;
         Ok(Rendered {
             subject: subject.trim().to_string(),
-            text: events_to_text(&events),
-            html_body: events_to_html(events.iter().cloned()),
+            text,
+            html_body,
+            markdown,
         })
     }
 }
@@ -147,7 +152,7 @@ fn escape_markdown(value: &str) -> String {
     out
 }
 
-fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
+pub(crate) fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
     // Raw HTML in the template or the data is shown as text, never passed through.
     Parser::new_ext(markdown, Options::empty()).map(|e| match e {
         Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
