@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::problem::Problem;
 
+mod letter;
+pub use letter::LetterSettings;
+
 /// The validated campaign.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -29,6 +32,8 @@ pub struct Config {
     /// Where every letter is kept, as the exact bytes handed over, for the case file.
     pub archive_dir: PathBuf,
     pub transport: Transport,
+    /// The PDF letter and the attachments (`[letter]`).
+    pub letter: LetterSettings,
     /// What the letters ask of the receiving side, and where its reports are fetched.
     pub receipts: Receipts,
 }
@@ -225,6 +230,8 @@ struct RawConfig {
     archive: RawArchive,
     #[serde(default)]
     transport: RawTransport,
+    #[serde(default)]
+    letter: letter::RawLetter,
     #[serde(default)]
     receipts: RawReceipts,
 }
@@ -693,7 +700,9 @@ fn validate(
         smtp.dsn = receipts.dsn;
     }
 
+    let letter = letter::validate(raw.letter, base, &mut bad);
     Config {
+        letter,
         path: path.to_path_buf(),
         base: base.to_path_buf(),
         campaign: Campaign {
@@ -1082,6 +1091,7 @@ pub fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)>
     if config.receipts.read_receipt {
         parts.push(("receipts.read_receipt", "true".into()));
     }
+    parts.extend(config.letter.fingerprint_parts());
     parts
 }
 

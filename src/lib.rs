@@ -14,7 +14,7 @@
 //!   │
 //! record/     the ledger (read first: frozen stamps and states; written last: outcomes),
 //!   │         and the status, explanations and case report made from it
-//! letter/     one recipient's letter: stamps → merged Markdown → MIME message; preview pages
+//! letter/     one recipient's letter: stamps → merged Markdown → MIME message and PDF; previews
 //!   │
 //! smtp/       the SMTP client on lettre: TLS, login, one envelope at a time
 //! imap/       the read-only IMAP client on async-imap that `receipts fetch` reads a mailbox with

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use crate::campaign::recipients::{self, RowChecker, Table};
 use crate::campaign::{AktIds, Letter, Prepared, MAX_PROBLEMS};
 use crate::config::AktIdSource;
-use crate::letter::compose;
 use crate::problem::Problem;
 use crate::record::ledger::Ledger;
 
@@ -75,17 +74,24 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
             None,
         )));
     }
-    compose::compose(&p.envelope, &letter.to, &rendered, &letter.stamp, now)
-        .err()
-        .map(|e| {
-            // A bad address is the email column's problem; anything else the row's.
-            let column = e.is_bad_address().then_some(p.cols.email);
-            MergeProblem::Other(p.table.at(
-                Problem::new(&p.table.file, format!("cannot build the e-mail: {e}")),
-                letter.line,
-                column,
-            ))
-        })
+    p.make_rendered(
+        letter,
+        rendered,
+        &p.envelope,
+        &letter.to,
+        &letter.stamp,
+        now,
+    )
+    .err()
+    .map(|e| {
+        // A bad address is the email column's problem; anything else the row's.
+        let column = e.is_bad_address().then_some(p.cols.email);
+        MergeProblem::Other(p.table.at(
+            Problem::new(&p.table.file, format!("cannot build the e-mail: {e}")),
+            letter.line,
+            column,
+        ))
+    })
 }
 
 /// Reads every row once: checks it, and merges and composes its letter in memory on every core,

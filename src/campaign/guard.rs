@@ -210,6 +210,15 @@ fn setting_changes(p: &Prepared, frozen: &Frozen) -> Vec<String> {
         for line in p.content_desc.lines() {
             if !before.contains(&line) {
                 let key = line.split(" = ").next().unwrap_or(line);
+                if let Some(file) = key.strip_prefix(crate::campaign::enclosures::FILE_KEY) {
+                    // A file first used now (a new recipient's attachment) is no change; one
+                    // whose content differs from what earlier letters carried is.
+                    let was = format!("{key} = ");
+                    if before.iter().any(|l| l.starts_with(&was)) {
+                        changes.push(format!("the file {file} has changed"));
+                    }
+                    continue;
+                }
                 changes.push(format!(
                     "the setting `{key}` has changed in {}",
                     p.shown(&p.config.path).display()

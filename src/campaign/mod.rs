@@ -15,17 +15,21 @@ use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::config::{self, AktIdSource, Config};
+use crate::letter::attachment::{self, Attached};
 use crate::letter::compose::{self, Addressee, ComposeError, Composed, Envelope};
+use crate::letter::pdf;
 use crate::letter::render::{Rendered, Renderer, TemplateError};
 use crate::letter::stamp::{self, Stamp};
 use crate::problem::{display_path, Problem};
 use crate::record::ledger::{Frozen, Ledger, Recorded, State};
+use enclosures::Enclosures;
 use recipients::{Columns, Row, Table};
 
 /// At most this many problems are listed; the rest are counted.
 pub(crate) const MAX_PROBLEMS: usize = 200;
 
 pub(crate) mod check;
+pub(crate) mod enclosures;
 pub(crate) mod guard;
 pub(crate) mod plan;
 pub(crate) mod recipients;
@@ -37,6 +41,8 @@ pub struct Prepared {
     pub table: Table,
     pub cols: Columns,
     pub renderer: Renderer,
+    /// The PDF letter, the cover text and the attachments.
+    pub enclosures: Enclosures,
     pub envelope: Envelope,
     /// How many letters (rows) the campaign has.
     pub count: usize,
@@ -48,6 +54,13 @@ pub struct Prepared {
     pub content_desc: String,
     /// Things the user should know that are not errors.
     pub notes: Vec<String>,
+}
+
+/// One letter made: the e-mail's text, the message, and the PDF letter when there is one.
+pub struct Made {
+    pub body: Rendered,
+    pub composed: Composed,
+    pub pdf: Option<Attached>,
 }
 
 /// One recipient's letter, before rendering.
@@ -109,16 +122,100 @@ impl Prepared {
         self.renderer.render(&self.fields(letter), &letter.stamp)
     }
 
-    /// Renders and composes a letter dated `date`.
+    /// Renders and composes a letter dated `date`: the e-mail's text and the message.
     pub fn compose(
         &self,
         letter: &Letter,
         date: DateTime<Utc>,
     ) -> Result<(Rendered, Composed), ComposeError> {
+        let made = self.make(letter, date)?;
+        Ok((made.body, made.composed))
+    }
+
+    /// Renders and composes a letter dated `date`, with its PDF and attachments.
+    pub fn make(&self, letter: &Letter, date: DateTime<Utc>) -> Result<Made, ComposeError> {
         let rendered = self.render(letter)?;
-        let composed =
-            compose::compose(&self.envelope, &letter.to, &rendered, &letter.stamp, date)?;
-        Ok((rendered, composed))
+        self.make_rendered(
+            letter,
+            rendered,
+            &self.envelope,
+            &letter.to,
+            &letter.stamp,
+            date,
+        )
+    }
+
+    /// The letter as a PDF on the letterhead, named "<Akt-id> <navn>.pdf", when the campaign
+    /// sends PDFs.
+    pub fn pdf(
+        &self,
+        letter: &Letter,
+        rendered: &Rendered,
+    ) -> Result<Option<Attached>, ComposeError> {
+        let Some(head) = &self.enclosures.letterhead else {
+            return Ok(None);
+        };
+        let recipient = self
+            .enclosures
+            .recipient_lines(&letter.to.name, &letter.fields);
+        let bytes = pdf::render(
+            head,
+            &pdf::Letter {
+                title: &rendered.subject,
+                recipient: &recipient,
+                stamp: &letter.stamp,
+                markdown: &rendered.markdown,
+            },
+        )
+        .map_err(ComposeError::files)?;
+        Ok(Some(Attached::new(
+            attachment::pdf_name(&letter.stamp.akt_id, &letter.to.name),
+            std::sync::Arc::new(bytes),
+        )))
+    }
+
+    /// Makes the message from a merged letter, to `to` with `stamp` (a test letter has its own).
+    /// A message larger than the campaign's limit is refused, naming the recipient.
+    pub fn make_rendered(
+        &self,
+        letter: &Letter,
+        rendered: Rendered,
+        envelope: &Envelope,
+        to: &Addressee,
+        stamp: &Stamp,
+        date: DateTime<Utc>,
+    ) -> Result<Made, ComposeError> {
+        let e = &self.enclosures;
+        let pdf = self.pdf(letter, &rendered)?;
+        let body = match &e.cover {
+            Some(cover) => cover
+                .render(&self.fields(letter), &letter.stamp)
+                .map_err(|e| {
+                    ComposeError::from(crate::letter::render::TemplateError {
+                        message: format!("the cover template: {}", e.message),
+                        ..e
+                    })
+                })?,
+            None => rendered,
+        };
+        let mut files: Vec<Attached> = pdf.iter().cloned().collect();
+        files.extend(e.files(&letter.fields).map_err(ComposeError::files)?);
+        let composed = compose::compose_with(envelope, to, &body, stamp, date, &files)?;
+        let size = composed.bytes.len() as u64;
+        if size > e.max_size {
+            return Err(ComposeError::files(format!(
+                "the letter to {} would be {:.1} MB with its attachments, more than the limit of {:.1} MB (letter.max_size_mb in {})",
+                crate::sanitize::printable(&letter.to.name),
+                size as f64 / 1e6,
+                e.max_size as f64 / 1e6,
+                self.shown(&self.config.path).display()
+            )));
+        }
+        Ok(Made {
+            body,
+            composed,
+            pdf,
+        })
     }
 
     /// A file name a person can find a letter by: Akt-id, key and name.
@@ -352,6 +449,7 @@ pub fn prepare_seeing(
         akt_column,
         &config.campaign.subject,
     )?;
+    let enclosures = enclosures::load(&config, &table)?;
     let frozen = ledger
         .map(Ledger::frozen)
         .transpose()
@@ -391,7 +489,7 @@ pub fn prepare_seeing(
             config.stamps.sags_nr.clone(),
         ),
     };
-    let (content_hash, content_desc) = content_fingerprint(&config);
+    let (content_hash, content_desc) = content_fingerprint(&config, &enclosures);
     let mut prepared = Prepared {
         template_hash: hex_digest(template_src.as_bytes()),
         content_hash,
@@ -400,6 +498,7 @@ pub fn prepare_seeing(
         table,
         cols,
         renderer,
+        enclosures,
         envelope,
         count: 0,
         letter_date,
@@ -451,9 +550,11 @@ fn row_hash(headers: &[String], fields: &[String]) -> String {
     crate::digest::hex(&h.finalize())
 }
 
-fn content_fingerprint(config: &Config) -> (String, String) {
+fn content_fingerprint(config: &Config, enclosures: &Enclosures) -> (String, String) {
     let desc: String = config::content_fingerprint_parts(config)
         .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .chain(enclosures.fingerprint.clone())
         .map(|(k, v)| format!("{k} = {v}\n"))
         .collect();
     (hex_digest(desc.as_bytes()), desc)

@@ -67,8 +67,13 @@ pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
         }
     };
     out.always(format!(
-        "Preview: wrote {count} letters to {} (an .eml and an .html each). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
+        "Preview: wrote {count} letters to {} (an .eml and an .html each{}). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
         shown(config, &dir),
+        if p.enclosures.letterhead.is_some() {
+            ", and the letter as a PDF"
+        } else {
+            ""
+        },
         shown(config, &index)
     ));
     if open {
@@ -116,9 +121,18 @@ fn write_preview(
     for letter in p.letters(ledger)? {
         let letter = letter?;
         ticker.tick();
-        let (rendered, composed) = p.compose(&letter, now)?;
+        let made = p.make(&letter, now)?;
+        let (rendered, composed) = (made.body, made.composed);
         let stem = p.file_stem(&letter);
         whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
+        let pdf_file = match &made.pdf {
+            Some(pdf) => {
+                let name = format!("{stem}.pdf");
+                whole_file::write(&dir.join(&name), &pdf.bytes, false)?;
+                Some(name)
+            }
+            None => None,
+        };
         let to = format!("{} <{}>", letter.to.name, letter.to.email);
         let shown_headers = page::Shown {
             from: &config.sender.from,
@@ -159,6 +173,7 @@ fn write_preview(
             akt_id: letter.stamp.akt_id,
             subject: rendered.subject,
             file_stem: stem,
+            pdf_file,
         };
         index_file.write_all(page::index_row(&entry).as_bytes())?;
         count += 1;
@@ -182,7 +197,7 @@ fn clear_preview(dir: &Path) -> Result<()> {
         let path = entry?.path();
         if matches!(
             path.extension().and_then(|e| e.to_str()),
-            Some("eml" | "html")
+            Some("eml" | "html" | "pdf")
         ) {
             std::fs::remove_file(&path).with_context(|| {
                 format!("cannot remove the old preview file {}", path.display())

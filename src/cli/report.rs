@@ -5,11 +5,13 @@
 //! made by `record::report`; this command gathers, writes and says where they are. It never
 //! changes the ledger and never sends anything.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::campaign;
 use crate::cli::args::{OutputFormat, ReportArgs};
@@ -21,7 +23,7 @@ use crate::config::Config;
 use crate::delivery::archive;
 use crate::problem::display_path;
 use crate::record::ledger::{Ledger, State};
-use crate::record::report::{self, Facts, ShownLetter};
+use crate::record::report::{self, Facts, PdfEntry, ShownLetter};
 use crate::record::status::{self, StatusRow};
 use crate::record::storage::Cause;
 use crate::sanitize::printable;
@@ -85,9 +87,16 @@ pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
     let stem = format!("leveringsrapport-{}", config.campaign.id);
     let csv_path = dir.join(format!("{stem}.csv"));
     let html_path = dir.join(format!("{stem}.html"));
+    let pdfs = match pdf_letters(config, &ledger) {
+        Ok(p) => p,
+        Err(e) => {
+            out.note(format!("the report leaves out the PDF letters: {e:#}"));
+            Default::default()
+        }
+    };
     let mut csv = Vec::new();
-    report::write_csv(&mut csv, &config.recipients.key, &rows)?;
-    let html = report::html(&facts, &rows, letter.as_ref());
+    report::write_csv(&mut csv, &config.recipients.key, &rows, &pdfs)?;
+    let html = report::html(&facts, &rows, letter.as_ref(), &pdfs);
     // Both files or neither: never a new table beside an old summary.
     crate::whole_file::write_all_or_none(&[(&csv_path, &csv), (&html_path, html.as_bytes())])
         .map_err(|e| cannot_write(&dir, &shown(&dir), e))?;
@@ -133,6 +142,40 @@ fn cannot_write(dir: &Path, shown_dir: &str, e: std::io::Error) -> anyhow::Error
             dir.display()
         )),
     }
+}
+
+/// The PDF of every letter that was handed over, by recipient key; empty when the campaign sends
+/// no PDFs. A PDF letter is a pure function of the letter and its frozen stamps, so it is made
+/// again here: the same bytes as went out (a changed template or file is refused at send unless
+/// accepted, and then the digest shown is the current one).
+fn pdf_letters(config: &Config, ledger: &Ledger) -> Result<BTreeMap<String, PdfEntry>> {
+    let mut out = BTreeMap::new();
+    if !config.letter.pdf {
+        return Ok(out);
+    }
+    let p = campaign::prepare(config.clone(), Some(ledger), clock::now())
+        .map_err(crate::problem::Problems)
+        .context("the campaign's files no longer check")?;
+    for letter in p.letters(Some(ledger))? {
+        let letter = letter?;
+        // Only a letter handed over has frozen stamps, and so a PDF that went out.
+        let handed_over = letter.recorded.as_ref().and_then(|r| r.stamp.as_ref());
+        if handed_over.is_none() {
+            continue;
+        }
+        let rendered = p.render(&letter).map_err(|e| anyhow::anyhow!(e.message))?;
+        if let Some(pdf) = p.pdf(&letter, &rendered).map_err(anyhow::Error::msg)? {
+            let sha256 = crate::digest::hex(&Sha256::digest(pdf.bytes.as_slice()));
+            out.insert(
+                letter.key.clone(),
+                PdfEntry {
+                    file: pdf.name,
+                    sha256,
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The first delivered letter, merged again with its frozen stamps.

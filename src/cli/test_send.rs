@@ -14,7 +14,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::delivery::smtp;
 use crate::delivery::transport::{Outcome, Transport as _};
-use crate::letter::compose::{self, Addressee};
+use crate::letter::compose::Addressee;
 use crate::problem::Problems;
 use crate::record::ledger::Ledger;
 
@@ -45,16 +45,20 @@ pub fn run(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> 
     let mut stamp = letter.stamp.clone();
     stamp.message_id = format!("test.{}", stamp.message_id);
     let envelope = p.envelope.without_copies();
-    let composed = compose::compose(
-        &envelope,
-        &Addressee {
-            name: String::new(),
-            email: to.to_string(),
-        },
-        &rendered,
-        &stamp,
-        clock::now(),
-    )?;
+    // The letter as the recipient would get it, PDF and attachments included.
+    let composed = p
+        .make_rendered(
+            letter,
+            rendered,
+            &envelope,
+            &Addressee {
+                name: String::new(),
+                email: to.to_string(),
+            },
+            &stamp,
+            clock::now(),
+        )?
+        .composed;
     for warning in smtp::warnings(s) {
         out.note(warning);
     }

@@ -16,6 +16,8 @@ pub struct Entry {
     /// Where the letter stands, in Danish words (the caller names it).
     pub state: String,
     pub file_stem: String,
+    /// The PDF letter's file in the preview folder, when letters go as PDFs.
+    pub pdf_file: Option<String>,
 }
 
 /// The headers shown above a letter.
@@ -70,7 +72,7 @@ pub fn index_head(campaign: &str, transport: &str) -> String {
 /// One letter's line in the index, linking to its page and its .eml.
 pub fn index_row(e: &Entry) -> String {
     format!(
-        "<tr><td class=\"key\">{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td class=\"addr\">{addr}</td><td class=\"akt\">{akt}</td><td class=\"subject\">{subject}</td><td class=\"state\">{state}</td><td class=\"file\"><a href=\"{stem}.eml\">.eml</a></td></tr>\n",
+        "<tr><td class=\"key\">{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td class=\"addr\">{addr}</td><td class=\"akt\">{akt}</td><td class=\"subject\">{subject}</td><td class=\"state\">{state}</td><td class=\"file\"><a href=\"{stem}.eml\">.eml</a>{pdf}</td></tr>\n",
         key = escape_html(&e.key),
         stem = escape_html(&e.file_stem),
         name = escape_html(&e.name),
@@ -78,6 +80,11 @@ pub fn index_row(e: &Entry) -> String {
         akt = escape_html(&e.akt_id),
         subject = escape_html(&e.subject),
         state = escape_html(&e.state),
+        pdf = e
+            .pdf_file
+            .as_deref()
+            .map(|f| format!(" · <a href=\"{}\">PDF</a>", escape_html(f)))
+            .unwrap_or_default(),
     )
 }
 

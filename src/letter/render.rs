@@ -92,7 +92,10 @@ impl Renderer {
             .map_err(|e| template_error("letter", &e))?;
         // Parsed once; both parts are made from the same events.
         let events: Vec<Event<'_>> = parser(&markdown).collect();
-        let (text, html_body) = (events_to_text(&events), events_to_html(events.iter().cloned()));
+        let (text, html_body) = (
+            events_to_text(&events),
+            events_to_html(events.iter().cloned()),
+        );
         drop(events);
         let subject = self
             .tera

@@ -7,6 +7,8 @@
 //! first delivered letter, merged again from the template with its frozen stamps. This module only
 //! reads the ledger; it never changes it and never sends anything.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -41,15 +43,35 @@ pub struct ShownLetter {
     pub archived: Option<String>,
 }
 
+/// One letter's PDF as the report lists it: the attached file's name and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PdfEntry {
+    pub file: String,
+    pub sha256: String,
+}
+
 /// The CSV for the case file: UTF-8 with a byte-order mark and `;` between fields, which is what
 /// Danish Excel opens without a question.
-pub fn write_csv(out: &mut dyn std::io::Write, key_header: &str, rows: &[StatusRow]) -> Result<()> {
+/// When the letters went as PDFs, two more columns name each letter's PDF and its SHA-256.
+pub fn write_csv(
+    out: &mut dyn std::io::Write,
+    key_header: &str,
+    rows: &[StatusRow],
+    pdfs: &BTreeMap<String, PdfEntry>,
+) -> Result<()> {
     out.write_all("\u{feff}".as_bytes())?;
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
-    w.write_record(std::iter::once(key_header).chain(wording::REPORT_COLUMNS))?;
+    let mut header: Vec<&str> = std::iter::once(key_header)
+        .chain(wording::REPORT_COLUMNS)
+        .collect();
+    if !pdfs.is_empty() {
+        header.extend(["pdf_file", "pdf_sha256"]);
+    }
+    w.write_record(&header)?;
     for r in rows {
-        w.write_record([
-            &r.key,
+        let receipt = r.fact.as_ref().map(wording::receipt).unwrap_or_default();
+        let mut record = vec![
+            r.key.as_str(),
             &r.name,
             &r.address,
             &r.akt_id,
@@ -57,8 +79,14 @@ pub fn write_csv(out: &mut dyn std::io::Write, key_header: &str, rows: &[StatusR
             &r.time,
             &r.last_reply,
             &r.message_id,
-            &r.fact.as_ref().map(wording::receipt).unwrap_or_default(),
-        ])?;
+            &receipt,
+        ];
+        if !pdfs.is_empty() {
+            let pdf = pdfs.get(&r.key);
+            record.push(pdf.map(|p| p.file.as_str()).unwrap_or(""));
+            record.push(pdf.map(|p| p.sha256.as_str()).unwrap_or(""));
+        }
+        w.write_record(&record)?;
     }
     w.flush()?;
     Ok(())
@@ -71,7 +99,12 @@ fn cell(s: &str) -> String {
 }
 
 /// The printable summary.
-pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> String {
+pub fn html(
+    facts: &Facts,
+    rows: &[StatusRow],
+    letter: Option<&ShownLetter>,
+    pdfs: &BTreeMap<String, PdfEntry>,
+) -> String {
     let date = facts
         .letter_date
         .parse()
@@ -119,6 +152,25 @@ pub fn html(facts: &Facts, rows: &[StatusRow], letter: Option<&ShownLetter>) -> 
             l.html_body
         ),
         None => "<h2>Brevet</h2>\n<p class=\"note\">Intet brev er leveret endnu, så brevets tekst vises ikke.</p>\n".into(),
+    };
+    let letter = if pdfs.is_empty() {
+        letter
+    } else {
+        let list: String = rows
+            .iter()
+            .filter_map(|r| pdfs.get(&r.key).map(|p| (r, p)))
+            .map(|(r, p)| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td class=\"mid\"><code>{}</code></td></tr>\n",
+                    cell(&r.key),
+                    cell(&p.file),
+                    cell(&p.sha256)
+                )
+            })
+            .collect();
+        format!(
+            "{letter}<h2>Brevene som PDF</h2>\n<p class=\"note\">Hvert brev blev vedhæftet som PDF/A. SHA-256 identificerer filen præcist.</p>\n<table class=\"rows\">\n<tr><th>Kode</th><th>Fil</th><th>SHA-256</th></tr>\n{list}</table>\n"
+        )
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Leveringsrapport: {campaign}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
@@ -176,6 +228,7 @@ mod tests {
             &mut out,
             "kommunekode",
             &[row("0101", "Ærø; Kommune", "delivered")],
+            &BTreeMap::new(),
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -201,7 +254,12 @@ mod tests {
             frozen_at: None,
             made_at: "now".into(),
         };
-        let page = html(&facts, &[row("1", "<b>\u{202E}x</b>", "delivered")], None);
+        let page = html(
+            &facts,
+            &[row("1", "<b>\u{202E}x</b>", "delivered")],
+            None,
+            &BTreeMap::new(),
+        );
         assert!(page.contains("&lt;b&gt;\\u{202e}x&lt;/b&gt;"), "{page}");
         assert!(page.contains("29. juni 2020"));
         assert!(page.contains("<tr><td>afvist</td><td class=\"n\">0</td></tr>"));

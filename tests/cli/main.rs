@@ -10,6 +10,7 @@ mod disk;
 mod edges;
 mod harness;
 mod mailhost;
+mod pdf;
 mod receipts;
 mod relay;
 mod servers;

@@ -66,7 +66,10 @@ pub enum Kind {
     Heading(u16),
     Paragraph,
     /// A list item; `list` tells which list it belongs to, `label` is its bullet or number.
-    Item { list: usize, label: Box<Piece> },
+    Item {
+        list: usize,
+        label: Box<Piece>,
+    },
 }
 
 /// A heading, paragraph or list item, in reading order, with its pieces.
@@ -176,10 +179,11 @@ fn blocks_of(events: &[Event<'_>]) -> Vec<Source> {
                     }
                 }
             }
-            Event::End(TagEnd::Paragraph | TagEnd::Heading(_)) => {
-                if !matches!(cur, Some(Source::Item { .. })) {
-                    flush(&mut cur, &mut out);
-                }
+            // A paragraph inside a list item does not end the item.
+            Event::End(TagEnd::Paragraph | TagEnd::Heading(_))
+                if !matches!(cur, Some(Source::Item { .. })) =>
+            {
+                flush(&mut cur, &mut out)
             }
             Event::Start(Tag::List(first)) => {
                 flush(&mut cur, &mut out);
@@ -252,9 +256,8 @@ fn blocks_of(events: &[Event<'_>]) -> Vec<Source> {
 }
 
 fn push_to(cur: &mut Option<Source>, span: Span) {
-    if let Some(
-        Source::Heading(_, spans) | Source::Paragraph(spans) | Source::Item { spans, .. },
-    ) = cur
+    if let Some(Source::Heading(_, spans) | Source::Paragraph(spans) | Source::Item { spans, .. }) =
+        cur
     {
         spans.push(span);
     }
@@ -318,7 +321,11 @@ fn tokens(spans: &[Span], force_bold: bool) -> Vec<Token> {
                         });
                     }
                     end_word(&mut word, &mut out);
-                    let token = if c == '\n' { Token::Break } else { Token::Space };
+                    let token = if c == '\n' {
+                        Token::Break
+                    } else {
+                        Token::Space
+                    };
                     if !(matches!(token, Token::Space) && matches!(out.last(), Some(Token::Space)))
                     {
                         out.push(token);
@@ -393,7 +400,10 @@ fn break_lines(tokens: &[Token], size: f32, width: f32) -> Vec<Line> {
                             let fits = fitting_prefix(rest, bit.style, size, width - used);
                             let take = if fits == 0 && line.is_empty() {
                                 // Not even one character fits an empty line: take one anyway.
-                                rest.chars().next().map(char::len_utf8).unwrap_or(rest.len())
+                                rest.chars()
+                                    .next()
+                                    .map(char::len_utf8)
+                                    .unwrap_or(rest.len())
                             } else {
                                 fits
                             };
@@ -745,7 +755,10 @@ mod tests {
             .flat_map(|b| &b.pieces)
             .filter(|p| p.link.is_some())
             .count();
-        assert!(link >= 2, "the long address is broken over lines, each part linked");
+        assert!(
+            link >= 2,
+            "the long address is broken over lines, each part linked"
+        );
     }
 
     #[test]
@@ -758,8 +771,14 @@ mod tests {
             assert!(p.y <= BODY_BOTTOM, "{p:?}");
         }
         let last = format!("Side {} af {}", l.pages, l.pages);
-        assert!(l.furniture.iter().any(|p| p.text == last && p.page == l.pages - 1));
-        assert!(l.furniture.iter().any(|p| p.text == "Side 1 af 3" || l.pages != 3));
+        assert!(l
+            .furniture
+            .iter()
+            .any(|p| p.text == last && p.page == l.pages - 1));
+        assert!(l
+            .furniture
+            .iter()
+            .any(|p| p.text == "Side 1 af 3" || l.pages != 3));
     }
 
     #[test]
@@ -768,7 +787,11 @@ mod tests {
         let r = vec!["Ærø Kommune".to_string(), "Vestergade 35".to_string()];
         let stamps = vec!["29. juni 2020".to_string(), "Akt-id 1".to_string()];
         let l = layout(&head(&r, &stamps, &[]), &events(md));
-        let heading = l.blocks.iter().find(|b| b.kind == Kind::Heading(3)).unwrap();
+        let heading = l
+            .blocks
+            .iter()
+            .find(|b| b.kind == Kind::Heading(3))
+            .unwrap();
         assert_eq!(heading.pieces[0].text, "Relevante links");
         assert_eq!(heading.pieces[0].style, Style::Bold);
         let items: Vec<&Block> = l
@@ -789,7 +812,10 @@ mod tests {
             .pieces
             .iter()
             .any(|p| p.text == "punkt" && p.style == Style::Bold));
-        assert_eq!(items[1].pieces[0].link.as_deref(), Some("https://red-center.dk/"));
+        assert_eq!(
+            items[1].pieces[0].link.as_deref(),
+            Some("https://red-center.dk/")
+        );
         // The recipient's block comes first in reading order, after the ministry's name.
         assert_eq!(l.blocks[1].pieces[0].text, "Ærø Kommune");
         assert_eq!(l.blocks[1].pieces[1].text, "Vestergade 35");

@@ -59,7 +59,7 @@ impl Logo {
                 .map_err(|e| format!("is not an SVG image that can be read ({e})"))?;
             Ok(Logo::Svg(Arc::new(tree)))
         } else if lower.ends_with(".png") {
-            Image::from_png(Data::from(bytes.clone()), true)
+            Image::from_png(Data::from(bytes.clone()), false)
                 .map_err(|e| format!("is not a PNG image that can be read ({e})"))?;
             Ok(Logo::Png(Arc::new(bytes)))
         } else {
@@ -71,7 +71,7 @@ impl Logo {
     fn aspect(&self) -> f32 {
         match self {
             Logo::Svg(tree) => tree.size().width() / tree.size().height(),
-            Logo::Png(bytes) => Image::from_png(Data::from(bytes.as_ref().clone()), true)
+            Logo::Png(bytes) => Image::from_png(Data::from(bytes.as_ref().clone()), false)
                 .map(|i| {
                     let (w, h) = i.size();
                     w as f32 / h.max(1) as f32
@@ -230,7 +230,8 @@ fn tag_tree(
                 } else {
                     ListNumbering::Decimal
                 };
-                let (_, group) = list.get_or_insert_with(|| (*id, TagGroup::new(Tag::L(numbering))));
+                let (_, group) =
+                    list.get_or_insert_with(|| (*id, TagGroup::new(Tag::L(numbering))));
                 group.push(item);
             }
         }
@@ -246,13 +247,13 @@ fn metadata(head: &Letterhead, letter: &Letter<'_>) -> Metadata {
     let date = s.letter_date;
     let recipient = letter.recipient.first().map(String::as_str).unwrap_or("");
     // The ID is the letter's own: the same letter, the same ID.
-    let id = crate::letter::stamp::hex(&Sha256::digest(s.message_id.as_bytes())[..16]);
+    let id = crate::digest::hex(&Sha256::digest(s.message_id.as_bytes())[..16]);
     Metadata::new()
         .title(letter.title.to_string())
         .authors(vec![head.author.clone()])
         .description(format!(
-            "{} – brev til {recipient}. Sags nr. {}, Akt-id {}",
-            letter.title, s.sags_nr, s.akt_id
+            "Brev til {recipient}. Sags nr. {}, Akt-id {}",
+            s.sags_nr, s.akt_id
         ))
         .keywords(vec![
             format!("Sags nr. {}", s.sags_nr),
@@ -286,7 +287,7 @@ fn draw_logo(surface: &mut Surface<'_>, logo: &Logo) {
             surface.draw_svg(tree, size, SvgSettings::default());
         }
         Logo::Png(bytes) => {
-            if let Ok(image) = Image::from_png(Data::from(bytes.as_ref().clone()), true) {
+            if let Ok(image) = Image::from_png(Data::from(bytes.as_ref().clone()), false) {
                 surface.draw_image(image, size);
             }
         }
@@ -398,5 +399,18 @@ mod tests {
         )
         .unwrap();
         assert!(pdf.starts_with(b"%PDF-1."));
+
+        // A PNG logo with transparency, 4 by 2 pixels: PDF/A-2b allows it.
+        let png = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x04\x00\x00\x00\x02\x08\x06\x00\x00\x00\x7f\xa8\x7d\x63\x00\x00\x00\x12\x49\x44\x41\x54\x78\x9c\x63\x38\xc1\xc0\xf0\x1f\x19\x33\xa0\x0b\x00\x00\xef\x46\x0e\x39\x5c\x93\xff\x87\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82";
+        let logo = Logo::from_bytes("logo.PNG", png.to_vec()).unwrap();
+        assert!((logo.aspect() - 2.0).abs() < 0.01);
+        h.logo = Some(logo);
+        let letter = Letter {
+            title: "x",
+            recipient: &r,
+            stamp: &s,
+            markdown: "Tekst\n",
+        };
+        assert!(render(&h, &letter).unwrap().starts_with(b"%PDF-1."));
     }
 }
