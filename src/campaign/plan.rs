@@ -77,12 +77,18 @@ impl<'a> Planner<'a> {
 
     /// Takes the next letter, in file order.
     pub fn add_letter(&mut self, letter: &Letter) {
+        self.add_letter_as(letter, letter.state());
+    }
+
+    /// `add_letter`, with the state the letter has now (the ledger being read may not show yet
+    /// how the start of the run settled a letter an earlier run left `sending`).
+    pub fn add_letter_as(&mut self, letter: &Letter, state: State) {
         let row = crate::digest::fingerprint(&letter.row_hash);
         self.add(
             letter.index,
             &letter.key,
             row,
-            letter.state(),
+            state,
             letter.address_corrected(),
         );
     }

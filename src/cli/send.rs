@@ -13,6 +13,8 @@
 
 use std::collections::HashSet;
 
+use std::collections::HashMap;
+
 use anyhow::{Context as _, Result};
 
 use crate::campaign::guard::Watch;
@@ -30,7 +32,7 @@ use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
 use crate::delivery::settle::{self, Settled};
 use crate::delivery::{self, connections, Observer, Pace, Summary};
-use crate::record::ledger::{Frozen, Ledger, Listed};
+use crate::record::ledger::{Frozen, Interrupted, Ledger, Listed, State};
 use crate::record::storage::LedgerWriteError;
 
 pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
@@ -146,6 +148,9 @@ fn start(
     };
     let mut planner = Planner::new(mode, &selection);
     let mut enlisting = ledger.enlist(now)?;
+    // Letters an earlier run left `sending` are settled in the same transaction; the reader
+    // still sees them `sending`. Those whose data never started go out as what they were.
+    let back: HashMap<String, State> = enlisting.interrupted().back.iter().cloned().collect();
     let mut unwritten = None;
     // Rows changed after their letter went out, accepted now: remembered, so that later runs
     // without --accept-changes do not refuse them again.
@@ -154,7 +159,13 @@ fn start(
         if args.accept_changes && letter.row_changed_since_sent() {
             accepted.push((letter.key.clone(), letter.row_hash.clone()));
         }
-        planner.add_letter(letter);
+        match letter.state() {
+            State::Sending => {
+                let settled = back.get(&letter.key).copied().unwrap_or(State::Unknown);
+                planner.add_letter_as(letter, settled);
+            }
+            _ => planner.add_letter(letter),
+        }
         let listed = Listed {
             key: letter.key.as_str().into(),
             position: letter.index as i64,
@@ -175,12 +186,18 @@ fn start(
     Ok((p, planner.finish(), frozen))
 }
 
-fn note_interrupted(out: &Output, interrupted: &[String]) {
-    if !interrupted.is_empty() {
+fn note_interrupted(out: &Output, interrupted: &Interrupted) {
+    if !interrupted.unknown.is_empty() {
         out.note(format!(
             "{} letter(s) were being handed over when an earlier run stopped ({}); they may have been delivered and are now marked unknown. They are not sent again unless you run `rundbrev resend --failed --include-unknown`.",
-            interrupted.len(),
-            interrupted.join(", ")
+            interrupted.unknown.len(),
+            interrupted.unknown.join(", ")
+        ));
+    }
+    if !interrupted.back.is_empty() {
+        out.note(format!(
+            "{} letter(s) had been taken by a connection when an earlier run stopped, but none of their text had gone out; they cannot have arrived and go out as usual.",
+            interrupted.back.len()
         ));
     }
 }

@@ -1,17 +1,18 @@
 //! The archive for the case file: every letter exactly as it was handed to the transport.
 //!
-//! `Archiving` wraps a transport. Right before it hands a message over, it writes the message's
-//! bytes atomically to `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`; if that fails, the
-//! message is not handed over and the run stops (a letter that cannot be archived is not sent).
+//! `Archiving` wraps a transport. Right before the message's data goes out (at the transport's
+//! gate, before the caller's own), it writes the message's bytes atomically to
+//! `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`; if that fails, the message is not handed
+//! over and the run stops (a letter that cannot be archived is not sent).
 //! When a letter is handed over again (a retry or a resend) and its bytes differ, the earlier
 //! file is kept as `….earlier-N.eml`: the case file loses nothing that may have arrived. A letter
-//! whose data never went out (the hand-over failed, or the server refused it at MAIL FROM or RCPT
-//! TO) is taken out again, so the archive holds exactly the letters whose data went out. It never
+//! whose data never went out (the hand-over failed, the gate stayed closed, or the server refused it
+//! at MAIL FROM or RCPT TO) is taken out again, so the archive holds exactly the letters whose data went out. It never
 //! touches the ledger and never changes the bytes it is given.
 
 use std::path::{Path, PathBuf};
 
-use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::delivery::transport::{Gate, Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
 use crate::record::storage::Cause;
 
@@ -35,43 +36,6 @@ impl<T: Transport> Archiving<T> {
             dir_made: false,
         }
     }
-
-    /// Writes the message; returns its path, whether this call wrote it (false: the same bytes
-    /// were there from an earlier hand-over) and where an earlier, different version was moved.
-    fn keep(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-    ) -> std::io::Result<(PathBuf, bool, Option<PathBuf>)> {
-        if !self.dir_made {
-            std::fs::create_dir_all(&self.dir)?;
-            self.dir_made = true;
-        }
-        let path = path_for(&self.dir, name);
-        let mut moved = None;
-        // Most letters are archived once: ask whether the file is there before reading it.
-        if path.try_exists()? {
-            if std::fs::read(&path)? == bytes {
-                return Ok((path, false, None));
-            }
-            let kept = (1..)
-                .map(|n| self.dir.join(format!("{name}.earlier-{n}.eml")))
-                .find(|p| !p.exists())
-                .expect("a free name");
-            std::fs::rename(&path, &kept)?;
-            moved = Some(kept);
-        }
-        // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
-        // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-        if let Err(e) = crate::whole_file::write(&path, bytes, false) {
-            // The earlier copy goes back: the archive keeps holding what was handed over last.
-            if let Some(earlier) = moved {
-                let _ = std::fs::rename(earlier, &path);
-            }
-            return Err(e);
-        }
-        Ok((path, true, moved))
-    }
 }
 
 impl<T: Transport> Transport for Archiving<T> {
@@ -80,18 +44,38 @@ impl<T: Transport> Transport for Archiving<T> {
     }
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
-        let (path, wrote, moved) =
-            self.keep(name, &message.bytes)
-                .map_err(|e| Stop::ArchiveUnwritable {
-                    path: path_for(&self.dir, name),
+        self.send_through(message, name, &mut || Ok(()))
+    }
+
+    fn send_through(
+        &mut self,
+        message: &Composed,
+        name: &str,
+        gate: &mut Gate<'_>,
+    ) -> Result<Outcome, Stop> {
+        let Archiving {
+            inner,
+            dir,
+            dir_made,
+        } = self;
+        let mut kept: Option<(PathBuf, bool, Option<PathBuf>)> = None;
+        let mut passed = false;
+        let result = inner.send_through(message, name, &mut || {
+            let written =
+                keep(dir, dir_made, name, &message.bytes).map_err(|e| Stop::ArchiveUnwritable {
+                    path: path_for(dir, name),
                     error: Cause::describe(&e),
                 })?;
-        tracing::debug!(path = %path.display(), "archived before hand-over");
-        let result = self.inner.send(message, name);
-        let went_out = result.as_ref().is_ok_and(Outcome::data_went_out);
+            tracing::debug!(path = %written.0.display(), "archived before hand-over");
+            kept = Some(written);
+            gate()?;
+            passed = true;
+            Ok(())
+        });
+        let went_out = passed && result.as_ref().is_ok_and(Outcome::data_went_out);
         // Not handed over after all, or refused before its data: the archive holds only what
         // went out. A copy from an earlier hand-over of the same bytes stays.
-        if !went_out && wrote {
+        if let Some((path, true, moved)) = kept.filter(|_| !went_out) {
             let _ = std::fs::remove_file(&path);
             if let Some(earlier) = moved {
                 let _ = std::fs::rename(earlier, &path);
@@ -103,6 +87,44 @@ impl<T: Transport> Transport for Archiving<T> {
     fn close(&mut self) {
         self.inner.close();
     }
+}
+
+/// Writes the message; returns its path, whether this call wrote it (false: the same bytes were
+/// there from an earlier hand-over) and where an earlier, different version was moved.
+fn keep(
+    dir: &Path,
+    dir_made: &mut bool,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<(PathBuf, bool, Option<PathBuf>)> {
+    if !*dir_made {
+        std::fs::create_dir_all(dir)?;
+        *dir_made = true;
+    }
+    let path = path_for(dir, name);
+    let mut moved = None;
+    // Most letters are archived once: ask whether the file is there before reading it.
+    if path.try_exists()? {
+        if std::fs::read(&path)? == bytes {
+            return Ok((path, false, None));
+        }
+        let kept = (1..)
+            .map(|n| dir.join(format!("{name}.earlier-{n}.eml")))
+            .find(|p| !p.exists())
+            .expect("a free name");
+        std::fs::rename(&path, &kept)?;
+        moved = Some(kept);
+    }
+    // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
+    // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
+    if let Err(e) = crate::whole_file::write(&path, bytes, false) {
+        // The earlier copy goes back: the archive keeps holding what was handed over last.
+        if let Some(earlier) = moved {
+            let _ = std::fs::rename(earlier, &path);
+        }
+        return Err(e);
+    }
+    Ok((path, true, moved))
 }
 
 #[cfg(test)]

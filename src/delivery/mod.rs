@@ -2,18 +2,29 @@
 //!
 //! One coordinator (the calling thread) reads the letters in file order, records them as
 //! `sending`, and hands them to workers; each worker owns one transport (one SMTP connection) on
-//! its own thread, composes the message (dated the moment of hand-over) and hands it over. Outcomes come back to the coordinator, which records them and
-//! only then reports them. This module decides nothing about who gets a letter (see `campaign`).
+//! its own thread, composes the message (dated the moment of hand-over) and hands it over.
+//! Outcomes come back to the coordinator, which records them and only then reports them. This
+//! module decides nothing about who gets a letter (see `campaign`).
 //!
-//! Durability, with batching: the coordinator marks a batch of letters `sending` in one
-//! transaction, committed before any of them is handed over, and records a batch of outcomes in
-//! one transaction, committed before any of them is reported or retried. A crash can therefore
-//! never lose a delivery: it can only leave letters `sending`, which the next run shows as
-//! `unknown` ("may have been delivered"). Batches are never held back waiting for more work: the
-//! coordinator commits what it has whenever it would otherwise wait. When the ledger cannot be
-//! written (a full disk), nothing more is handed over and the run ends with
-//! `Stop::LedgerUnwritable`; a letter whose outcome could not be recorded stays `sending`, never
-//! `pending`.
+//! Durability, with group commits. A letter goes through three marks, each for a whole batch in
+//! one transaction:
+//! 1. `sending` when it is queued for a connection (`Ledger::start_batch`, not forced to disk);
+//! 2. "data started" right before its message data goes out: the worker's transport stops at its
+//!    gate (SMTP: the envelope accepted, DATA not yet written; the archive copy written) and asks
+//!    the coordinator, which forces the marks of every worker waiting at that moment to disk in
+//!    one commit (`Ledger::data_started`, which forces the `sending` marks before it too), and only
+//!    then lets them go on;
+//! 3. the outcome (`Ledger::finish_batch`), committed before it is reported or retried.
+//!
+//! A crash can therefore never lose a delivery. It can leave letters `sending`: the next run
+//! shows those whose data had started as `unknown` ("may have been delivered"), at most one per
+//! connection (a gate opens only after the outcomes that came back before it are committed), and
+//! puts the others back as they were, since nothing of them can have arrived (`Ledger::enlist`).
+//! Batches are never held back waiting for more work: the coordinator commits what it has
+//! whenever it would otherwise wait. When the ledger cannot be written (a full disk), no gate
+//! opens, nothing more is handed over and the run ends with `Stop::LedgerUnwritable`; a letter
+//! whose outcome could not be recorded stays `sending` with its data mark, so it is never
+//! `pending` again.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -93,6 +104,14 @@ struct Job {
     tries: u32,
 }
 
+/// What a worker tells the coordinator.
+enum Event {
+    /// This attempt's data is about to go out: answer once that is durable (`Err`: do not send).
+    Gate(i64, mpsc::SyncSender<Result<(), Stop>>),
+    /// A letter is done with, one way or another.
+    Done(Job, Done),
+}
+
 enum Done {
     Handed(Outcome),
     /// The transport refused to go on; this letter was not handed over.
@@ -139,7 +158,7 @@ pub fn execute(
     let kind = transports.first().map(|t| t.kind()).unwrap_or("outbox");
     let workers = transports.len().max(1);
     let (job_tx, job_rx) = mpsc::channel::<Job>();
-    let (done_tx, done_rx) = mpsc::channel::<(Job, Done)>();
+    let (done_tx, done_rx) = mpsc::channel::<Event>();
     let job_rx = Mutex::new(job_rx);
     let halt = AtomicBool::new(false);
     let mut run = Run {
@@ -169,7 +188,15 @@ pub fn execute(
         }
         drop(job_tx);
         // Whatever happened, let the workers end their sessions; record what they still return.
-        let drained: Vec<(Job, Done)> = done_rx.iter().collect();
+        // A gate asked now stays closed (its answer is dropped): that letter does not go out.
+        halt.store(true, Ordering::SeqCst);
+        let drained: Vec<(Job, Done)> = done_rx
+            .iter()
+            .filter_map(|event| match event {
+                Event::Gate(..) => None,
+                Event::Done(job, done) => Some((job, done)),
+            })
+            .collect();
         (result, run.record(drained))
     });
     match result.err().or(tail.err()) {
@@ -185,9 +212,10 @@ fn work(
     p: &Prepared,
     mut transport: Box<dyn Transport + Send>,
     jobs: &Mutex<Receiver<Job>>,
-    done: &Sender<(Job, Done)>,
+    events: &Sender<Event>,
     halt: &AtomicBool,
 ) {
+    let (answer_tx, answer_rx) = mpsc::sync_channel::<Result<(), Stop>>(1);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -207,16 +235,33 @@ fn work(
                         error,
                     })
                 }
-                Ok((_, composed)) => match transport.send(&composed, &p.file_stem(&job.letter)) {
-                    Ok(outcome) => Done::Handed(outcome),
-                    Err(stop) => {
-                        halt.store(true, Ordering::SeqCst);
-                        Done::Stopped(stop)
+                Ok((_, composed)) => {
+                    // The coordinator answers once the data mark is on disk.
+                    let mut gate_closed = false;
+                    let mut gate = || {
+                        let asked = events.send(Event::Gate(job.attempt, answer_tx.clone()));
+                        let answer = match asked {
+                            Ok(()) => answer_rx.recv().unwrap_or(Err(Stop::Interrupted)),
+                            Err(_) => Err(Stop::Interrupted),
+                        };
+                        gate_closed = answer.is_err();
+                        answer
+                    };
+                    let sent =
+                        transport.send_through(&composed, &p.file_stem(&job.letter), &mut gate);
+                    match sent {
+                        Ok(outcome) => Done::Handed(outcome),
+                        // Held back at the gate: not handed over, and no reason of its own.
+                        Err(_) if gate_closed => Done::Skipped,
+                        Err(stop) => {
+                            halt.store(true, Ordering::SeqCst);
+                            Done::Stopped(stop)
+                        }
                     }
-                },
+                }
             }
         };
-        if done.send((job, result)).is_err() {
+        if events.send(Event::Done(job, result)).is_err() {
             break;
         }
     }
@@ -249,12 +294,14 @@ impl Run<'_> {
         reader: Option<&Ledger>,
         plan: &Plan,
         jobs: &Sender<Job>,
-        done: &Receiver<(Job, Done)>,
+        events: &Receiver<Event>,
         workers: usize,
         halt: &AtomicBool,
     ) -> Result<()> {
         // One letter per connection at a time: a letter is marked `sending` only when a worker is
-        // free to take it, so after a crash at most one letter per connection is `unknown`.
+        // free to take it, so that a failure that concerns every letter (a server that drops
+        // each connection) stops the run with the rest still pending. Only a letter past its gate
+        // can be left `unknown` by a crash: at most one per connection.
         let window = workers;
         let mut planned = plan.send.iter().peekable();
         // Letters never handed over have no frozen stamps: when the plan holds only those, the
@@ -263,14 +310,12 @@ impl Run<'_> {
         let mut letters = self.p.letters(if all_new { None } else { reader })?;
         let interval = self.pace.interval();
         loop {
-            // Record and report whatever has come back, without waiting.
-            let finished: Vec<(Job, Done)> = done.try_iter().collect();
-            if !finished.is_empty() {
-                self.record(finished)?;
-            }
             if STOP.load(Ordering::SeqCst) && self.summary.stopped.is_none() {
                 self.summary.stopped = Some(Stop::Interrupted);
             }
+            // Open the gates asked for, then record and report whatever has come back, without
+            // waiting.
+            self.take(events.try_iter().collect())?;
             let stopping = self.summary.stopped.is_some();
             if stopping {
                 halt.store(true, Ordering::SeqCst);
@@ -338,11 +383,11 @@ impl Run<'_> {
                 thread::sleep(wait);
                 continue;
             }
-            match done.recv_timeout(wait) {
+            match events.recv_timeout(wait) {
                 Ok(first) => {
-                    let mut finished = vec![first];
-                    finished.extend(done.try_iter());
-                    self.record(finished)?;
+                    let mut arrived = vec![first];
+                    arrived.extend(events.try_iter());
+                    self.take(arrived)?;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -350,6 +395,46 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Answers the gates (one forced commit for all of them), then records the outcomes.
+    fn take(&mut self, events: Vec<Event>) -> Result<()> {
+        let mut gates = Vec::new();
+        let mut finished = Vec::new();
+        for event in events {
+            match event {
+                Event::Gate(attempt, answer) => gates.push((attempt, answer)),
+                Event::Done(job, done) => finished.push((job, done)),
+            }
+        }
+        if !gates.is_empty() {
+            self.open_gates(gates)?;
+        }
+        self.record(finished)
+    }
+
+    /// Makes the data marks durable in one forced commit, and only then lets the letters go on.
+    /// While the run is stopping, no gate opens: those letters are not handed over.
+    fn open_gates(&mut self, gates: Vec<(i64, mpsc::SyncSender<Result<(), Stop>>)>) -> Result<()> {
+        let answer = if let Some(why) = &self.summary.stopped {
+            Err(why.clone())
+        } else {
+            let ids: Vec<i64> = gates.iter().map(|(id, _)| *id).collect();
+            let now = clock::stamp_time(clock::now());
+            match self.ledger.data_started(&ids, &now) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    for (_, tell) in gates {
+                        let _ = tell.send(Err(Stop::Interrupted));
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        for (_, tell) in gates {
+            let _ = tell.send(answer.clone());
+        }
+        Ok(())
     }
 
     /// Marks the letters `sending` in one transaction, then hands them to the workers.

@@ -2,7 +2,8 @@
 //!
 //! Wraps the client in `smtp` as a `Transport`: a session is opened (TLS, login) before the first
 //! letter is marked, reused for every letter, and reopened when the server drops it. Connection
-//! failures in a row stop the run. The password is read from the environment, a command or a
+//! failures in a row stop the run. The gate is passed once the server has accepted the envelope
+//! and before DATA, so a letter refused at MAIL or RCPT never counts as possibly delivered. The password is read from the environment, a command or a
 //! prompt, and never printed, logged, stored or put into an error. This module does not decide
 //! who gets a letter and does not touch the ledger.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::config::{Security, Smtp};
-use crate::delivery::transport::{Outcome, Stop, Transport};
+use crate::delivery::transport::{Gate, Outcome, Stop, Transport};
 use crate::letter::compose::Composed;
 use crate::smtp::dsn::DsnRequest;
 use crate::smtp::{self, Connection, Failure, Login, Settings};
@@ -185,7 +186,16 @@ impl Transport for SmtpTransport {
         "smtp"
     }
 
-    fn send(&mut self, message: &Composed, _name: &str) -> Result<Outcome, Stop> {
+    fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
+        self.send_through(message, name, &mut || Ok(()))
+    }
+
+    fn send_through(
+        &mut self,
+        message: &Composed,
+        _name: &str,
+        gate: &mut Gate<'_>,
+    ) -> Result<Outcome, Stop> {
         // (Re)open the session. Refused TLS or login stops at once; a broken connection is tried
         // again until `max_connection_failures` breaks in a row.
         while !self.conn.as_ref().is_some_and(Connection::is_usable) {
@@ -207,13 +217,29 @@ impl Transport for SmtpTransport {
             }
         }
         let conn = self.conn.as_mut().expect("opened above");
+        let mut closed: Option<Stop> = None;
+        let mut before_data = || match gate() {
+            Ok(()) => true,
+            Err(stop) => {
+                closed = Some(stop);
+                false
+            }
+        };
         let result = self.runtime.block_on(conn.send(
             &message.envelope_from,
             &message.envelope_to,
             &message.bytes,
             self.dsn.as_ref(),
             &message.message_id,
+            &mut before_data,
         ));
+        if let Some(stop) = closed {
+            // Held back before DATA: nothing of the letter went out.
+            if !conn.is_usable() {
+                self.conn = None;
+            }
+            return Err(stop);
+        }
         if conn.is_usable() {
             self.breaks_in_a_row = 0;
         } else {

@@ -1,8 +1,11 @@
 //! Transports: where a composed message goes. The outbox folder (built in) and SMTP.
 //!
 //! A transport hands over one message and says what happened, in the ledger's terms: delivered,
-//! failed for now, failed for good, or unknown (it may have arrived). An `Err` means the run must
-//! stop and that this message was *not* handed over. Transports never touch the ledger.
+//! failed for now, failed for good, or unknown (it may have arrived). Right before the message's
+//! data starts to go out it passes the caller's gate, which returns once the caller has made that
+//! moment durable; a transport never lets data out without passing it, and when the gate is
+//! closed it lets none out. An `Err` means the run must stop and that this message was *not*
+//! handed over. Transports never touch the ledger.
 
 pub use crate::delivery::stop::Stop;
 use crate::letter::compose::Composed;
@@ -58,11 +61,27 @@ impl Outcome {
     }
 }
 
+/// Passed right before a message's data starts to go out: `Ok` once the caller has made that
+/// durable; `Err` when the data must not go out (the transport then returns that `Err`).
+pub type Gate<'a> = dyn FnMut() -> Result<(), Stop> + 'a;
+
 pub trait Transport {
     /// A short name for the ledger's history: "outbox", "smtp".
     fn kind(&self) -> &'static str;
     /// Hands over one message. `name` is a file stem a person can find the letter by.
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop>;
+    /// `send`, passing `gate` right before the message's data starts to go out. By default the
+    /// gate comes first; a transport that does work before its data goes out (SMTP: the
+    /// envelope) passes it later, so that a letter refused before its data is never in doubt.
+    fn send_through(
+        &mut self,
+        message: &Composed,
+        name: &str,
+        gate: &mut Gate<'_>,
+    ) -> Result<Outcome, Stop> {
+        gate()?;
+        self.send(message, name)
+    }
     /// Ends the session politely.
     fn close(&mut self) {}
 }
@@ -74,6 +93,15 @@ impl Transport for Box<dyn Transport + Send> {
 
     fn send(&mut self, message: &Composed, name: &str) -> Result<Outcome, Stop> {
         (**self).send(message, name)
+    }
+
+    fn send_through(
+        &mut self,
+        message: &Composed,
+        name: &str,
+        gate: &mut Gate<'_>,
+    ) -> Result<Outcome, Stop> {
+        (**self).send_through(message, name, gate)
     }
 
     fn close(&mut self) {

@@ -1,10 +1,13 @@
 //! The delivery ledger: one SQLite database per campaign, the record for the case file.
 //!
 //! For each recipient it holds the state, the attempts, the last server reply, the frozen stamps
-//! and the Message-ID; a history table keeps every attempt. Every change is one transaction, and
-//! a letter is marked `sending` (committed, on disk) before it is handed to the transport, so a
-//! crash can never lose a delivery or hide one that may have happened. This module decides
-//! nothing about who gets a letter (see `campaign`), and stores no secret.
+//! and the Message-ID; a history table keeps every attempt. Every change is one transaction. A
+//! letter is marked `sending` when a connection takes it (`start_batch`), and its attempt is
+//! marked "data started" (`data_started`, forced to disk, and with it every earlier commit)
+//! before its message data goes out; so a crash can never lose a delivery or hide one that may
+//! have happened, and a letter whose data never started goes back to where it was
+//! (`Ledger::enlist`). This module decides nothing about who gets a letter (see `campaign`),
+//! and stores no secret.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -86,6 +89,10 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'receipts are never changed'); END;
      CREATE TRIGGER receipts_are_kept_delete BEFORE DELETE ON receipts
         BEGIN SELECT RAISE(ABORT, 'receipts are never deleted'); END;",
+    // 5: each attempt records the state the letter had before it (to go back to when its data
+    // never started) and when its message data started to go out.
+    "ALTER TABLE attempts ADD COLUMN was TEXT;
+     ALTER TABLE attempts ADD COLUMN data_at TEXT;",
 ];
 
 /// Where a recipient stands.
@@ -229,6 +236,16 @@ pub struct Settlement<'a> {
     pub reply: &'a str,
 }
 
+/// What `Ledger::enlist` found of a run that stopped while handing letters over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The keys of the letters whose data had started to go out: now `unknown`.
+    pub unknown: Vec<String>,
+    /// The letters that had been taken but whose data had not started: back as they were, with
+    /// the state they are back in.
+    pub back: Vec<(String, State)>,
+}
+
 /// The campaign-wide facts frozen at the first send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frozen {
@@ -268,7 +285,7 @@ pub struct Listed<'a> {
 pub struct Enlisting<'a> {
     tx: rusqlite::Transaction<'a>,
     now: String,
-    interrupted: Vec<String>,
+    interrupted: Interrupted,
     /// The ledger's file, to name it when a write fails.
     path: PathBuf,
 }
@@ -293,9 +310,14 @@ impl Enlisting<'_> {
         Ok(())
     }
 
-    /// Makes the start of the run take effect; returns the keys of the letters an earlier run
-    /// left `sending`, which are now `unknown`.
-    pub fn commit(self) -> Result<Vec<String>> {
+    /// What became of the letters an earlier run left `sending` (once committed).
+    pub fn interrupted(&self) -> &Interrupted {
+        &self.interrupted
+    }
+
+    /// Makes the start of the run take effect; returns what became of the letters an earlier
+    /// run left `sending`.
+    pub fn commit(self) -> Result<Interrupted> {
         self.tx
             .commit()
             .map_err(|e| LedgerWriteError::classify(&self.path, e.into()))?;
@@ -610,9 +632,9 @@ impl Ledger {
     }
 
     /// Starts a run, in one transaction that takes effect only when `Enlisting::commit` is
-    /// called (dropping it changes nothing): letters an earlier run left `sending` may have been
-    /// delivered, so they become `unknown`; then `Enlisting::add` brings the recipient list in
-    /// line with the file, one letter at a time.
+    /// called (dropping it changes nothing): letters an earlier run left `sending` are settled
+    /// (`settle_interrupted`); then `Enlisting::add` brings the recipient list in line with the
+    /// file, one letter at a time.
     pub fn enlist(&mut self, now: &str) -> Result<Enlisting<'_>> {
         let path = self.path.clone();
         self.enlist_inner(now, &path)
@@ -621,25 +643,7 @@ impl Ledger {
 
     fn enlist_inner(&mut self, now: &str, path: &Path) -> Result<Enlisting<'_>> {
         let tx = self.conn.transaction()?;
-        let interrupted: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT key FROM recipients WHERE state = 'sending'")?;
-            let keys = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            keys
-        };
-        let reply =
-            "the run stopped while this letter was being handed over; it may have been delivered";
-        tx.execute(
-            "UPDATE attempts SET state = 'unknown', finished_at = ?1, reply = ?2
-             WHERE finished_at IS NULL AND key IN (SELECT key FROM recipients WHERE state = 'sending')",
-            params![now, reply],
-        )?;
-        tx.execute(
-            "UPDATE recipients SET state = 'unknown', last_code = NULL, last_reply = ?2, updated_at = ?1
-             WHERE state = 'sending'",
-            params![now, reply],
-        )?;
+        let interrupted = settle_interrupted(&tx, now)?;
         Ok(Enlisting {
             tx,
             now: now.to_string(),
@@ -703,14 +707,48 @@ impl Ledger {
 
     /// Records, durably and in one transaction, that these letters are about to be handed over,
     /// and freezes their stamps. Returns each attempt's id, in order, for `finish_batch`.
+    /// Records, in one transaction, that connections have taken these letters (`sending`), and
+    /// freezes their stamps. Returns each attempt's id, in order, for `data_started` and
+    /// `finish_batch`.
+    ///
+    /// This commit is not forced to disk on its own: `data_started`, which must come before any
+    /// letter's data goes out, forces it with everything before it. A crash loses nothing that
+    /// was committed; a power cut before then can only take back marks of letters whose data had
+    /// not started, and those are pending again anyway.
     pub fn start_batch(
         &mut self,
         starts: &[Start<'_>],
         transport: &str,
         now: &str,
     ) -> Result<Vec<i64>> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = self.start_batch_inner(starts, transport, now);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.written(result)
+    }
+
+    /// Records, forced to disk in one transaction (and with it every commit before), that the
+    /// message data of these attempts is about to go out. Only when this has returned may it go:
+    /// from then on a crash leaves the letter `unknown`, never pending.
+    pub fn data_started(&mut self, attempts: &[i64], now: &str) -> Result<()> {
+        let result = self.data_started_inner(attempts, now);
+        self.written(result)
+    }
+
+    fn data_started_inner(&mut self, attempts: &[i64], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut mark = tx.prepare_cached(
+                "UPDATE attempts SET data_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
+            )?;
+            for id in attempts {
+                if mark.execute(params![id, now])? != 1 {
+                    bail!("the ledger has no open attempt {id}; nothing more was sent, run again");
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn start_batch_inner(
@@ -733,7 +771,7 @@ impl Ledger {
                  WHERE key = ?1 AND state = ?10",
             )?;
             let mut history = tx.prepare_cached(
-                "INSERT INTO attempts (key, transport, started_at, state, address) VALUES (?1, ?2, ?3, 'sending', ?4)",
+                "INSERT INTO attempts (key, transport, started_at, state, address, was) VALUES (?1, ?2, ?3, 'sending', ?4, ?5)",
             )?;
             for s in starts {
                 let changed = mark.execute(params![
@@ -755,7 +793,13 @@ impl Ledger {
                         s.expected
                     );
                 }
-                history.execute(params![s.key, transport, now, s.address])?;
+                history.execute(params![
+                    s.key,
+                    transport,
+                    now,
+                    s.address,
+                    s.expected.as_str()
+                ])?;
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -765,10 +809,10 @@ impl Ledger {
 
     /// Records the outcomes of attempts, in one transaction.
     ///
-    /// This commit is not forced to disk on its own: the next `start_batch` (or the checkpoint
+    /// This commit is not forced to disk on its own: the next `data_started` (or the checkpoint
     /// at the end) forces it with everything before it. A crash of rundbrev loses nothing that
-    /// was committed; a power cut can at worst turn a just-recorded outcome back into `sending`,
-    /// shown as unknown: never a letter sent twice, never a `sending` mark lost.
+    /// was committed; a power cut can at worst turn a just-recorded outcome back into `sending`
+    /// with its data started, shown as unknown: never a letter sent twice.
     pub fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = self.finish_batch_inner(finishes, now);
@@ -806,28 +850,7 @@ impl Ledger {
 
     fn abandon_batch_inner(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        {
-            let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
-            // A letter never handed over has no frozen stamps yet, unless an earlier try had.
-            let mut record = tx.prepare_cached(
-                "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3,
-                     message_id = CASE WHEN attempts = 1 THEN NULL ELSE message_id END,
-                     letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
-                     sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
-                     akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
-                     row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END
-                 WHERE key = ?1",
-            )?;
-            for (attempt, key, before) in abandoned {
-                history.execute(params![attempt])?;
-                record.execute(params![key, before.as_str(), now])?;
-            }
-        }
-        // Nothing of the campaign was ever handed over: its stamps are not frozen either.
-        tx.execute(
-            "DELETE FROM campaign WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE attempts > 0)",
-            [],
-        )?;
+        abandon(&tx, abandoned, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -1115,6 +1138,95 @@ impl Ledger {
     }
 }
 
+/// A run that stopped while handing letters over left them `sending`. Those whose message data
+/// had started to go out may have been delivered: they become `unknown` and are not sent again
+/// without an explicit choice. Those whose data never started cannot have arrived: they go back
+/// to the state they had, as if the attempt had not been made. (An attempt written by an older
+/// rundbrev, which recorded neither, counts as started.)
+fn settle_interrupted(tx: &rusqlite::Transaction<'_>, now: &str) -> Result<Interrupted> {
+    let mut interrupted = Interrupted::default();
+    let mut back: Vec<(i64, String, State)> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT r.key, a.id, a.was, a.data_at FROM recipients r
+             LEFT JOIN attempts a ON a.key = r.key AND a.finished_at IS NULL
+             WHERE r.state = 'sending' ORDER BY r.position, r.key, a.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let id: Option<i64> = r.get(1)?;
+            let was: Option<String> = r.get(2)?;
+            let data_at: Option<String> = r.get(3)?;
+            match (id, was.as_deref().and_then(State::parse), data_at) {
+                (Some(id), Some(was), None) => back.push((id, key, was)),
+                _ => interrupted.unknown.push(key),
+            }
+        }
+    }
+    interrupted.unknown.dedup();
+    // A letter with one attempt whose data started and another not: it stays unknown.
+    back.retain(|(_, key, _)| !interrupted.unknown.contains(key));
+    let reply =
+        "the run stopped while this letter was being handed over; it may have been delivered";
+    {
+        let mut history = tx.prepare(
+            "UPDATE attempts SET state = 'unknown', finished_at = ?2, reply = ?3
+             WHERE key = ?1 AND finished_at IS NULL",
+        )?;
+        let mut record = tx.prepare(
+            "UPDATE recipients SET state = 'unknown', last_code = NULL, last_reply = ?3, updated_at = ?2
+             WHERE key = ?1 AND state = 'sending'",
+        )?;
+        for key in &interrupted.unknown {
+            history.execute(params![key, now, reply])?;
+            record.execute(params![key, now, reply])?;
+        }
+    }
+    let back: Vec<(i64, &str, State)> = back
+        .iter()
+        .map(|(id, key, was)| (*id, key.as_str(), *was))
+        .collect();
+    abandon(tx, &back, now)?;
+    interrupted.back = back
+        .iter()
+        .map(|(_, key, was)| (key.to_string(), *was))
+        .collect();
+    Ok(interrupted)
+}
+
+/// Takes back attempts whose letters never went out: each letter returns to the state it had, its
+/// stamps unfrozen if this was its first attempt, and the attempt leaves no trace in the history.
+fn abandon(
+    tx: &rusqlite::Transaction<'_>,
+    abandoned: &[(i64, &str, State)],
+    now: &str,
+) -> Result<()> {
+    {
+        let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
+        // A letter never handed over has no frozen stamps yet, unless an earlier try had.
+        let mut record = tx.prepare_cached(
+            "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3,
+                 message_id = CASE WHEN attempts = 1 THEN NULL ELSE message_id END,
+                 letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
+                 sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
+                 akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
+                 row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END
+             WHERE key = ?1",
+        )?;
+        for (attempt, key, before) in abandoned {
+            history.execute(params![attempt])?;
+            record.execute(params![key, before.as_str(), now])?;
+        }
+    }
+    // Nothing of the campaign was ever handed over: its stamps are not frozen either.
+    tx.execute(
+        "DELETE FROM campaign WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE attempts > 0)",
+        [],
+    )?;
+    Ok(())
+}
+
 fn lock_path(ledger: &Path) -> PathBuf {
     let mut p = ledger.as_os_str().to_owned();
     p.push(".lock");
@@ -1347,7 +1459,7 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_send_becomes_unknown() {
+    fn an_interrupted_send_whose_data_started_becomes_unknown() {
         let mut l = memory();
         sync(
             &mut l,
@@ -1355,12 +1467,13 @@ mod tests {
             "t0",
         )
         .unwrap();
-        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
             .unwrap();
-        assert_eq!(
-            l.enlist("t2").unwrap().commit().unwrap(),
-            vec!["101".to_string()]
-        );
+        l.data_started(&[id], "t1").unwrap();
+        let interrupted = l.enlist("t2").unwrap().commit().unwrap();
+        assert_eq!(interrupted.unknown, vec!["101".to_string()]);
+        assert!(interrupted.back.is_empty());
         let records = l.records().unwrap();
         let r = records.iter().find(|r| r.key == "101").unwrap();
         assert_eq!(r.state, State::Unknown);
@@ -1433,6 +1546,56 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_send_whose_data_never_started_goes_back_as_it_was() {
+        let mut l = memory();
+        sync(
+            &mut l,
+            [listed("101", "a@kk.dk"), listed("147", "b@f.dk")],
+            "t0",
+        )
+        .unwrap();
+        // 147 failed for now once, and its retry was taken but never got to its data.
+        let first = l
+            .start("147", State::Pending, &stamp("2"), "h", "smtp", "t1")
+            .unwrap();
+        l.finish(first, "147", State::FailedTemporary, Some(451), "451", "t2")
+            .unwrap();
+        l.start(
+            "147",
+            State::FailedTemporary,
+            &stamp("9"),
+            "h",
+            "smtp",
+            "t3",
+        )
+        .unwrap();
+        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t3")
+            .unwrap();
+        let interrupted = l.enlist("t4").unwrap().commit().unwrap();
+        assert!(interrupted.unknown.is_empty());
+        assert_eq!(interrupted.back.len(), 2);
+        let r = l.lookup("101").unwrap().unwrap();
+        assert_eq!((r.state, r.attempts, r.stamp), (State::Pending, 0, None));
+        let r = l.lookup("147").unwrap().unwrap();
+        assert_eq!((r.state, r.attempts), (State::FailedTemporary, 1));
+        assert_eq!(r.stamp, Some(stamp("2")), "the first attempt's stamps stay");
+        assert_eq!(l.attempts().unwrap().len(), 1, "only the finished attempt");
+    }
+
+    #[test]
+    fn an_interrupted_attempt_from_an_older_rundbrev_counts_as_started() {
+        let mut l = memory();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
+        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+            .unwrap();
+        l.conn
+            .execute("UPDATE attempts SET was = NULL", [])
+            .unwrap();
+        let interrupted = l.enlist("t2").unwrap().commit().unwrap();
+        assert_eq!(interrupted.unknown, vec!["101".to_string()]);
+    }
+
+    #[test]
     fn sync_keeps_the_address_of_a_recipient_already_attempted() {
         let mut l = memory();
         sync(
@@ -1441,8 +1604,10 @@ mod tests {
             "t0",
         )
         .unwrap();
-        l.start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
+        let id = l
+            .start("101", State::Pending, &stamp("1"), "h", "smtp", "t1")
             .unwrap();
+        l.data_started(&[id], "t1").unwrap();
         sync(
             &mut l,
             [listed("101", "new@kk.dk"), listed("147", "new@f.dk")],

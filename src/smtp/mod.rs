@@ -409,6 +409,9 @@ impl Connection {
     /// When the server offers DSN, it also asks for delivery status notifications as `dsn` says,
     /// with `envid` naming the message in them; without DSN in the server's EHLO reply nothing
     /// extra is sent.
+    /// `before_data` is asked once every recipient is accepted and before the DATA command is
+    /// written; when it says no, the transaction is reset and nothing of the message goes out
+    /// (a temporary failure at DATA, without a reply).
     pub async fn send(
         &mut self,
         from: &str,
@@ -416,6 +419,7 @@ impl Connection {
         message: &[u8],
         dsn: Option<&DsnRequest>,
         envid: &str,
+        before_data: &mut dyn FnMut() -> bool,
     ) -> Result<Reply, Failure> {
         let dsn = dsn.filter(|_| self.extensions.offers("DSN"));
         if !self.is_usable() {
@@ -477,6 +481,14 @@ impl Connection {
             let asked = dsn.map(|d| d.rcpt_parameters(raw)).unwrap_or_default();
             self.step(Phase::Rcpt, Rcpt::new(address, asked), &what)
                 .await?;
+        }
+        if !before_data() {
+            self.reset().await;
+            return Err(Failure::Temporary {
+                phase: Phase::Data,
+                reply: None,
+                message: "held back before the data: the message was not sent".into(),
+            });
         }
         let data = self.step(Phase::Data, Data, "DATA command").await?;
         if u16::from(data.code()) != 354 {

@@ -632,14 +632,18 @@ fn a_rate_limit_spaces_the_letters() {
 }
 
 fn wait_for_delivered(c: &Campaign, at_least: usize, within: Duration) {
+    wait_for_state(c, "delivered", at_least, within);
+}
+
+fn wait_for_state(c: &Campaign, state: &str, at_least: usize, within: Duration) {
     let start = Instant::now();
     while start.elapsed() < within {
         if c.ledger_path().exists() {
             let n: i64 = c
                 .ledger()
                 .query_row(
-                    "SELECT count(*) FROM recipients WHERE state = 'delivered'",
-                    [],
+                    "SELECT count(*) FROM recipients WHERE state = ?1",
+                    [state],
                     |r| r.get(0),
                 )
                 .unwrap_or(0);
@@ -647,9 +651,43 @@ fn wait_for_delivered(c: &Campaign, at_least: usize, within: Duration) {
                 return;
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("fewer than {at_least} letters were delivered within {within:?}");
+    panic!("fewer than {at_least} letters were {state} within {within:?}");
+}
+
+#[test]
+fn kill_9_before_any_data_went_out_leaves_no_letter_unknown_and_none_twice() {
+    // The server holds every RCPT for 10 s: letters pile up `sending`, none gets to DATA.
+    let slow = SmtpSink::start(&["-W", "RCPT:10"]);
+    let c = shipped_for_smtp();
+    use_server(&c, slow.port(), "connections = 4");
+    let mut child = c
+        .command(&["send", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_state(&c, "sending", 4, Duration::from_secs(30));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = slow.messages();
+    assert!(first.is_empty(), "no letter got to DATA: {first:?}");
+
+    let fast = SmtpSink::start(&[]);
+    use_server(&c, fast.port(), "connections = 4");
+    let run = c.run(&["send", "--yes"]).expect(0);
+    let states = c.states();
+    assert!(
+        states.values().all(|s| s == "delivered"),
+        "the letters whose data never went out were sent, not left unknown: {states:?}\n{}",
+        run.all()
+    );
+    let got = received_by_rcpt(&fast.messages());
+    let addresses = address_of(&c);
+    for (key, address) in &addresses {
+        assert_eq!(got.get(address), Some(&1), "{key} gets exactly one letter");
+    }
+    assert_eq!(got.len(), addresses.len());
 }
 
 #[test]
