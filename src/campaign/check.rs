@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::campaign::recipients::{self, RowChecker, Table};
 use crate::campaign::{AktIds, Letter, Prepared, MAX_PROBLEMS};
 use crate::config::AktIdSource;
+use crate::digest::{Exact, Repeats};
 use crate::problem::Problem;
 use crate::record::ledger::Ledger;
 
@@ -117,7 +118,6 @@ pub(super) fn check_all(
     };
     let mut problems = Vec::new();
     let mut merge_problems = Vec::new();
-    let mut akt_seen: HashMap<u64, u64> = HashMap::new();
     // Akt-ids already on letters that went out, also to recipients no longer in the file.
     let akt_used: HashMap<String, String> = match ledger.map(Ledger::akt_ids).transpose() {
         Ok(used) => used.unwrap_or_default(),
@@ -131,6 +131,13 @@ pub(super) fn check_all(
             )
         }
     };
+    // A sequence counts up, so it cannot repeat unless letters carry Akt-ids frozen earlier.
+    let akt_may_repeat = match p.config.stamps.akt_id {
+        AktIdSource::Same(_) => false,
+        AktIdSource::Column(_) => true,
+        AktIdSource::Sequence(_) => !akt_used.is_empty(),
+    };
+    let mut akt_seen = Repeats::default();
     let mut checker = RowChecker::new(&p.table, &p.cols);
     let mut akt = AktIds::new(&p.config.stamps.akt_id, p.cols.akt_id);
     let mut count = 0usize;
@@ -179,18 +186,8 @@ pub(super) fn check_all(
             if !matches!(p.config.stamps.akt_id, AktIdSource::Same(_))
                 && !letter.stamp.akt_id.is_empty()
             {
-                if let Some(first) = akt_seen.insert(
-                    crate::digest::fingerprint(&letter.stamp.akt_id),
-                    letter.line,
-                ) {
-                    problems.push(p.table.at(
-                        Problem::new(
-                            &p.table.file,
-                            format!("Akt-id {} is also the Akt-id of the letter on {}; each letter needs its own", letter.stamp.akt_id, p.table.row_name(first)),
-                        ),
-                        letter.line,
-                        p.cols.akt_id,
-                    ));
+                if akt_may_repeat {
+                    akt_seen.add(&letter.stamp.akt_id);
                 }
                 if let Some(owner) = akt_used
                     .get(&letter.stamp.akt_id)
@@ -219,6 +216,10 @@ pub(super) fn check_all(
         drop(letter_tx);
         merge_problems.extend(problem_rx.iter());
     });
+    problems.extend(checker.repeats());
+    if let Some(exact) = akt_seen.suspects() {
+        problems.extend(repeated_akt_ids(p, ledger, exact));
+    }
     let mut missing: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
     for m in merge_problems {
         match m {
@@ -268,6 +269,32 @@ pub(super) fn check_all(
         ));
     }
     (problems, count)
+}
+
+/// The letters whose Akt-id an earlier letter in the file has too (a second pass, only when a
+/// fingerprint came up twice).
+fn repeated_akt_ids(p: &Prepared, ledger: Option<&Ledger>, mut exact: Exact) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let Ok(letters) = p.letters(ledger) else {
+        return problems;
+    };
+    for letter in letters.flatten() {
+        let akt_id = &letter.stamp.akt_id;
+        if matches!(p.config.stamps.akt_id, AktIdSource::Same(_)) || akt_id.is_empty() {
+            continue;
+        }
+        if let Some(first) = exact.again(akt_id, letter.line) {
+            problems.push(p.table.at(
+                Problem::new(
+                    &p.table.file,
+                    format!("Akt-id {akt_id} is also the Akt-id of the letter on {}; each letter needs its own", p.table.row_name(first)),
+                ),
+                letter.line,
+                p.cols.akt_id,
+            ));
+        }
+    }
+    problems
 }
 
 fn describe_lines(lines: &[u64], total: usize, table: &Table) -> String {

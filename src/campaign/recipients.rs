@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::campaign::workbook::{self, Sheet, SheetRow};
 use crate::config::{Encoding, RecipientsSource};
-use crate::digest::fingerprint;
+use crate::digest::Repeats;
 use crate::problem::Problem;
 use crate::sanitize::printable;
 
@@ -712,13 +712,14 @@ pub fn mentions(template: &str, word: &str) -> bool {
 }
 
 /// Checks rows one at a time: keys and addresses present, valid and unique; header-bound fields
-/// free of line breaks and control characters. Remembers only a fingerprint and a line number per
-/// key and address, so memory stays small for any number of rows.
+/// free of line breaks and control characters. For uniqueness it keeps only a fingerprint per key
+/// and address (8 bytes each), and `repeats` finds the exact duplicates at the end, so memory
+/// stays small for any number of rows.
 pub struct RowChecker<'a> {
     table: &'a Table,
     cols: &'a Columns,
-    keys: HashMap<u64, u64>,
-    addresses: HashMap<u64, u64>,
+    keys: Repeats,
+    addresses: Repeats,
 }
 
 impl<'a> RowChecker<'a> {
@@ -726,12 +727,13 @@ impl<'a> RowChecker<'a> {
         RowChecker {
             table,
             cols,
-            keys: HashMap::new(),
-            addresses: HashMap::new(),
+            keys: Repeats::default(),
+            addresses: Repeats::default(),
         }
     }
 
-    /// The problems of one row (none when it is fine).
+    /// The problems of one row (none when it is fine), except for repeated keys and addresses,
+    /// which `repeats` finds when every row has been seen.
     pub fn check(&mut self, row: &Row) -> Vec<Problem> {
         let (table, cols) = (self.table, self.cols);
         let mut problems = Vec::new();
@@ -743,15 +745,8 @@ impl<'a> RowChecker<'a> {
                 cols.key,
                 "the key is empty; every recipient needs one".into(),
             ));
-        } else if let Some(first) = self.keys.insert(fingerprint(key), row.line) {
-            problems.push(at(
-                cols.key,
-                format!(
-                    "\"{}\" appears twice (also on {}); each recipient must be listed once",
-                    printable(key),
-                    table.row_name(first)
-                ),
-            ));
+        } else {
+            self.keys.add(key);
         }
         let email = row.fields[cols.email].as_str();
         if email.is_empty() {
@@ -764,17 +759,8 @@ impl<'a> RowChecker<'a> {
                     printable(email)
                 ),
             ));
-        } else if let Some(first) = self
-            .addresses
-            .insert(fingerprint(&email.to_lowercase()), row.line)
-        {
-            problems.push(at(
-                cols.email,
-                format!(
-                    "{email} appears twice (also on {}); that recipient would get two letters",
-                    table.row_name(first)
-                ),
-            ));
+        } else {
+            self.addresses.add(&email.to_lowercase());
         }
         let mut bound = cols.header_bound.clone();
         if !bound.contains(&cols.key) {
@@ -854,6 +840,59 @@ pub fn find_header_hazard(value: &str) -> Option<(usize, char, &'static str)> {
         .chars()
         .enumerate()
         .find_map(|(i, c)| header_hazard(c).map(|why| (i + 1, c, why)))
+}
+
+impl RowChecker<'_> {
+    /// Every key and address that is listed more than once, at each line after the first. Reads
+    /// the file a second time only when a fingerprint came up twice.
+    pub fn repeats(self) -> Vec<Problem> {
+        let (table, cols) = (self.table, self.cols);
+        let (mut keys, mut addresses) = (self.keys.suspects(), self.addresses.suspects());
+        if keys.is_none() && addresses.is_none() {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        let Ok(rows) = table.rows() else {
+            return problems;
+        };
+        for row in rows.flatten() {
+            let at = |col: usize, msg: String| {
+                table.at(Problem::new(&table.file, msg), row.line, Some(col))
+            };
+            let key = row.fields[cols.key].as_str();
+            if let Some(first) = keys
+                .as_mut()
+                .filter(|_| !key.is_empty())
+                .and_then(|k| k.again(key, row.line))
+            {
+                problems.push(at(
+                    cols.key,
+                    format!(
+                        "\"{}\" appears twice (also on {}); each recipient must be listed once",
+                        printable(key),
+                        table.row_name(first)
+                    ),
+                ));
+            }
+            let email = row.fields[cols.email].as_str();
+            if email.is_empty() || check_address(email).is_err() {
+                continue;
+            }
+            if let Some(first) = addresses
+                .as_mut()
+                .and_then(|a| a.again(&email.to_lowercase(), row.line))
+            {
+                problems.push(at(
+                    cols.email,
+                    format!(
+                        "{email} appears twice (also on {}); that recipient would get two letters",
+                        table.row_name(first)
+                    ),
+                ));
+            }
+        }
+        problems
+    }
 }
 
 /// Checks an address the way the transport will see it.
