@@ -1,7 +1,8 @@
 //! `rundbrev preview`: every letter as an `.eml` and a readable `.html` page, with an index, and
 //! one letter shown in the terminal.
 //!
-//! The pages are built by `letter::page` from escaped values; this command only writes them.
+//! The pages are built by `letter::page` from escaped values; this command only writes them, on
+//! every core, and the index lists them in file order.
 //! Nothing is sent and the ledger is not changed. An earlier preview's letters are removed first
 //! so that none is left over from old data.
 
@@ -9,8 +10,9 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
 
-use crate::campaign::{self, Prepared};
+use crate::campaign::{self, Letter, Prepared};
 use crate::cli::args::PreviewArgs;
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
@@ -118,65 +120,48 @@ fn write_preview(
         .write_all(page::index_head(&config.campaign.id, &wording::transport(config)).as_bytes())?;
     let mut count = 0usize;
     let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
-    for letter in p.letters(ledger)? {
-        let letter = letter?;
-        ticker.tick();
-        let made = p.make(&letter, now)?;
-        let (rendered, composed) = (made.body, made.composed);
-        let stem = p.file_stem(&letter);
-        whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
-        let pdf_file = match &made.pdf {
-            Some(pdf) => {
-                let name = format!("{stem}.pdf");
-                whole_file::write(&dir.join(&name), &pdf.bytes, false)?;
-                Some(name)
-            }
-            None => None,
-        };
-        let to = format!("{} <{}>", letter.to.name, letter.to.email);
-        let shown_headers = page::Shown {
-            from: &config.sender.from,
-            to: &to,
-            copies: p.envelope.copies().collect(),
-            subject: &rendered.subject,
-            date: &date,
-            message_id: &letter.stamp.message_id,
-        };
-        let page = page::letter_page(
-            &page::Shown {
-                date: &danish_date,
-                copies: shown_headers.copies.clone(),
-                ..shown_headers
-            },
-            &rendered.html_body,
-            &format!("{stem}.eml"),
-        );
-        whole_file::write(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
-        let show = if shown_key.is_empty() {
-            count == 0
-        } else {
-            letter.key == shown_key
-        };
-        if show && !out.quiet {
-            ticker.suspend(|| print_letter(&shown_headers, &rendered.text));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let mut letters = p.letters(ledger)?;
+    loop {
+        // A chunk at a time, its letters composed and written on every core; the index in order.
+        let chunk = letters
+            .by_ref()
+            .take(CHUNK)
+            .collect::<Result<Vec<Letter>>>()?;
+        if chunk.is_empty() {
+            break;
         }
-        let entry = page::Entry {
-            state: letter
-                .recorded
-                .as_ref()
-                .map(|r| wording::state(status::shown_state(r.state, false)))
-                .unwrap_or(wording::NOT_SENT)
-                .to_string(),
-            key: letter.key,
-            name: letter.to.name,
-            address: letter.to.email,
-            akt_id: letter.stamp.akt_id,
-            subject: rendered.subject,
-            file_stem: stem,
-            pdf_file,
-        };
-        index_file.write_all(page::index_row(&entry).as_bytes())?;
-        count += 1;
+        let written = write_chunk(
+            p,
+            &chunk,
+            dir,
+            now,
+            (&date, &danish_date),
+            shown_key,
+            threads,
+        )?;
+        for w in written {
+            ticker.tick();
+            if let Some(text) = &w.text {
+                if !out.quiet {
+                    let to = format!("{} <{}>", w.entry.name, w.entry.address);
+                    let shown_headers = page::Shown {
+                        from: &config.sender.from,
+                        to: &to,
+                        copies: p.envelope.copies().collect(),
+                        subject: &w.entry.subject,
+                        date: &date,
+                        message_id: &w.message_id,
+                    };
+                    ticker.suspend(|| print_letter(&shown_headers, text));
+                }
+            }
+            index_file.write_all(page::index_row(&w.entry).as_bytes())?;
+            count += 1;
+        }
     }
     index_file.write_all(page::index_tail(count).as_bytes())?;
     index_file
@@ -186,6 +171,121 @@ fn write_preview(
     std::fs::rename(&partial, &index)?;
     drop(ticker);
     Ok(count)
+}
+
+/// Letters written by one thread at a time, before the index gets their rows.
+const CHUNK: usize = 512;
+
+/// One letter written: its index row, and its text when it is the one shown in the terminal.
+struct Written {
+    entry: page::Entry,
+    message_id: String,
+    text: Option<String>,
+}
+
+/// Composes and writes the chunk's letters (`.eml` and `.html`) on `threads` threads; returns
+/// them in the chunk's order.
+fn write_chunk(
+    p: &Prepared,
+    chunk: &[Letter],
+    dir: &Path,
+    now: DateTime<Utc>,
+    dates: (&str, &str),
+    shown_key: &str,
+    threads: usize,
+) -> Result<Vec<Written>> {
+    let per = chunk.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<Written>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunk
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|letter| write_letter(p, letter, dir, now, dates, shown_key))
+                        .collect::<Result<Vec<Written>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a preview thread failed")))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(chunk.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// Composes one letter and writes its `.eml` and its `.html` page.
+fn write_letter(
+    p: &Prepared,
+    letter: &Letter,
+    dir: &Path,
+    now: DateTime<Utc>,
+    (date, danish_date): (&str, &str),
+    shown_key: &str,
+) -> Result<Written> {
+    let config = &p.config;
+    let made = p.make(letter, now)?;
+    let (rendered, composed) = (made.body, made.composed);
+    let stem = p.file_stem(letter);
+    whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
+    let pdf_file = match &made.pdf {
+        Some(pdf) => {
+            let name = format!("{stem}.pdf");
+            whole_file::write(&dir.join(&name), &pdf.bytes, false)?;
+            Some(name)
+        }
+        None => None,
+    };
+    let to = format!("{} <{}>", letter.to.name, letter.to.email);
+    let shown_headers = page::Shown {
+        from: &config.sender.from,
+        to: &to,
+        copies: p.envelope.copies().collect(),
+        subject: &rendered.subject,
+        date,
+        message_id: &letter.stamp.message_id,
+    };
+    let page = page::letter_page(
+        &page::Shown {
+            date: danish_date,
+            copies: shown_headers.copies.clone(),
+            ..shown_headers
+        },
+        &rendered.html_body,
+        &format!("{stem}.eml"),
+    );
+    whole_file::write(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
+    let show = if shown_key.is_empty() {
+        letter.index == 0
+    } else {
+        letter.key == shown_key
+    };
+    Ok(Written {
+        entry: page::Entry {
+            state: letter
+                .recorded
+                .as_ref()
+                .map(|r| wording::state(status::shown_state(r.state, false)))
+                .unwrap_or(wording::NOT_SENT)
+                .to_string(),
+            key: letter.key.clone(),
+            name: letter.to.name.clone(),
+            address: letter.to.email.clone(),
+            akt_id: letter.stamp.akt_id.clone(),
+            subject: rendered.subject,
+            file_stem: stem,
+            pdf_file,
+        },
+        message_id: letter.stamp.message_id.clone(),
+        text: show.then_some(rendered.text),
+    })
 }
 
 /// Removes an earlier preview's letters so that none is left over from old data.
