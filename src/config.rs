@@ -31,6 +31,8 @@ pub struct Config {
     pub preview_dir: PathBuf,
     /// Where every letter is kept, as the exact bytes handed over, for the case file.
     pub archive_dir: PathBuf,
+    /// Whether letters are archived at all (`[archive] enabled`, on unless turned off).
+    pub archive_enabled: bool,
     pub transport: Transport,
     /// The PDF letter and the attachments (`[letter]`).
     pub letter: LetterSettings,
@@ -324,12 +326,14 @@ impl Default for RawPreview {
 #[serde(default)]
 struct RawArchive {
     dir: PathBuf,
+    enabled: bool,
 }
 
 impl Default for RawArchive {
     fn default() -> Self {
         RawArchive {
             dir: "archive".into(),
+            enabled: true,
         }
     }
 }
@@ -737,6 +741,7 @@ fn validate(
             .unwrap_or_else(|| base.to_path_buf()),
         preview_dir: base.join(&raw.preview.dir),
         archive_dir: base.join(&raw.archive.dir),
+        archive_enabled: raw.archive.enabled,
         transport,
         receipts,
     }

@@ -1,5 +1,6 @@
 //! The transports a run sends through: the outbox folder, or one SMTP session per worker, each
-//! wrapped by the archive so that every letter is kept exactly as it was handed over.
+//! wrapped by the archive so that every letter is kept exactly as it was handed over (unless the
+//! config turns the archive off).
 //!
 //! Opening happens before anything is marked in the ledger, so a refused login or a broken TLS
 //! handshake leaves every letter as it was. Warnings for the person sending come back as data;
@@ -26,10 +27,14 @@ pub fn open(config: &Config, letters: usize) -> Result<Connections> {
         TransportConfig::Outbox { dir } => (vec![Box::new(Outbox::new(dir))], Vec::new()),
         TransportConfig::Smtp(s) => (smtp::connect_all(s, letters)?, smtp::warnings(s)),
     };
-    let transports = opened
-        .into_iter()
-        .map(|t| Box::new(Archiving::new(t, archive)) as Box<dyn Transport + Send>)
-        .collect();
+    let transports = if config.archive_enabled {
+        opened
+            .into_iter()
+            .map(|t| Box::new(Archiving::new(t, archive)) as Box<dyn Transport + Send>)
+            .collect()
+    } else {
+        opened
+    };
     Ok(Connections {
         transports,
         warnings,
