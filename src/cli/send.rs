@@ -11,8 +11,6 @@
 //! cannot be written is told once, in plain words (`storage`): before the first hand-over as this
 //! command's error, during the run in its summary.
 
-use std::collections::HashSet;
-
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result};
@@ -26,7 +24,7 @@ use crate::cli::output::Output;
 use crate::cli::progress::{self, Lines};
 use crate::cli::prompt::{confirm, install_ctrl_c};
 use crate::cli::storage;
-use crate::cli::summary;
+use crate::cli::summary::{self, RunKeys};
 use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepare_guarded, shown};
 use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
@@ -113,7 +111,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     );
     drop(observer);
     let summary = summary?;
-    report(config, out, args, &summary, &ledger, &plan)?;
+    report(config, out, args, &summary, &ledger, plan)?;
     Ok(Exit::of(&summary))
 }
 
@@ -215,7 +213,12 @@ fn nothing_to_send(
         config_flag(config)
     ));
     if args.format == OutputFormat::Json {
-        summary::write_json(config, &Summary::default(), ledger, &HashSet::new())?;
+        summary::write_json(
+            config,
+            &Summary::default(),
+            ledger,
+            &RunKeys::new(Vec::new()),
+        )?;
     }
     Ok(Exit::Done)
 }
@@ -279,9 +282,10 @@ fn report(
     args: &RunArgs,
     s: &Summary,
     ledger: &Ledger,
-    plan: &Plan,
+    plan: Plan,
 ) -> Result<()> {
-    let run: HashSet<u64> = plan.send.iter().map(|x| x.key).collect();
+    // The plan is done with: its memory becomes the run's keys.
+    let run = RunKeys::new(plan.send.into_iter().map(|x| x.key).collect());
     summary::print(config, out, s, ledger, &run);
     if args.format == OutputFormat::Json {
         summary::write_json(config, s, ledger, &run)?;

@@ -3,7 +3,7 @@
 //! It reads the ledger after the run: the outcome of each letter the run handed over, and the
 //! most common reason among those that were not delivered. It never changes the ledger.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::Result;
@@ -21,19 +21,35 @@ use crate::record::explain;
 use crate::record::ledger::{Ledger, Record, State};
 use crate::record::status;
 
-/// The letters this run handed over that were not delivered, in file order. `run` holds the
-/// fingerprints of the run's keys (`recipients::fingerprint`).
-fn run_not_delivered(ledger: &Ledger, run: &HashSet<u64>) -> Result<Vec<Record>> {
+/// The fingerprints (`digest::fingerprint`) of the keys of the letters a run was for, sorted:
+/// 8 bytes a letter.
+pub struct RunKeys(Vec<u64>);
+
+impl RunKeys {
+    pub fn new(mut keys: Vec<u64>) -> RunKeys {
+        keys.sort_unstable();
+        RunKeys(keys)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.0
+            .binary_search(&crate::digest::fingerprint(key))
+            .is_ok()
+    }
+}
+
+/// The letters this run handed over that were not delivered, in file order.
+fn run_not_delivered(ledger: &Ledger, run: &RunKeys) -> Result<Vec<Record>> {
     Ok(ledger
         .not_delivered()?
         .into_iter()
-        .filter(|r| run.contains(&crate::digest::fingerprint(&r.key)))
+        .filter(|r| run.contains(&r.key))
         .collect())
 }
 
 /// The most common reason, in plain words, why letters of this run failed (failed-temporary or
 /// failed-permanent); `None` when none did or the ledger cannot be read.
-pub fn failure_reason(ledger: &Ledger, run: &HashSet<u64>) -> Option<String> {
+pub fn failure_reason(ledger: &Ledger, run: &RunKeys) -> Option<String> {
     let failures: Vec<(State, String)> = run_not_delivered(ledger, run)
         .ok()?
         .into_iter()
@@ -81,7 +97,7 @@ pub fn write_json(
     config: &Config,
     summary: &Summary,
     ledger: &Ledger,
-    run: &HashSet<u64>,
+    run: &RunKeys,
 ) -> Result<()> {
     let not_delivered = run_not_delivered(ledger, run)?
         .into_iter()
@@ -126,7 +142,7 @@ pub fn write_json(
 
 /// The end of a run in a clerk's words: what was delivered, what failed and why, what is unknown,
 /// why the run stopped, and where the record is.
-pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &HashSet<u64>) {
+pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &RunKeys) {
     let mut line = format!(
         "Delivered {} letter{}",
         s.delivered,

@@ -333,7 +333,7 @@ impl Run<'_> {
                 } else if let Some(next) = planned.peek() {
                     let letter = loop {
                         let letter = letters.next().context(CHANGED)??;
-                        if letter.index == next.index {
+                        if letter.index == next.index as usize {
                             break letter;
                         }
                     };
