@@ -3,7 +3,8 @@
 # Postfix smtp-source, on the same synthetic recipients and the shipped circular, into Postfix
 # smtp-sink on 127.0.0.1. See bench/README.md.
 #
-#   bash bench/run.sh                  # full run: N = 1,000 10,000 100,000; writes bench/RESULTS.md
+#   bash bench/run.sh                  # full run: N = 1,000 10,000 100,000, and check at 1,000,000;
+#                                      # writes bench/RESULTS.md
 #   bash bench/run.sh --smoke          # N = 200, every run, < 30 s; exit 1 if anything is off
 #   bash bench/run.sh --help
 set -euo pipefail
@@ -18,6 +19,8 @@ usage: bash bench/run.sh [options]
   --smoke                 N = 200, every run, strict (any failure, timeout or wrong sink count
                           exits 1); writes no RESULTS.md (the report goes to stdout only)
   --n "1000 10000 100000" the recipient counts (space- or comma-separated)
+  --check-n "1000000"     counts at which only `rundbrev check` runs (and mailmerge's dry-run
+                          time is estimated); "" for none
   --connections K         `connections = K` in [transport.smtp] (default 8); a binary that rejects
                           the key is detected and run without it (one connection)
   --rev REV               build and run this committed git revision (git archive + cargo build
@@ -41,6 +44,7 @@ EOF
 # --- options ---------------------------------------------------------------------------------
 SMOKE=0
 NS="1000 10000 100000"
+CHECK_NS="1000000"
 CONNECTIONS=8
 REV=""
 BIN=""
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1 ;;
     --n) NS="${2//,/ }"; shift ;;
+    --check-n) CHECK_NS="${2//,/ }"; shift ;;
     --connections) CONNECTIONS="$2"; shift ;;
     --rev) REV="$2"; shift ;;
     --bin) BIN="$2"; shift ;;
@@ -81,6 +86,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$SMOKE" = 1 ]; then
     NS="200"
+    CHECK_NS=""
     TIMEOUT="${TIMEOUT:-60}"
     MM_TIMEOUT=60
     RESULTS=""
@@ -289,6 +295,14 @@ elif [ "$M_RC" != 0 ]; then
     FAILED=1
     die "rundbrev check fails on the generated campaign"
 fi
+# Whether this binary has the archive switch: an older one refuses or warns about the key.
+no_archive() { sed 's/^\[archive\]$/[archive]\nenabled = false/' "$1"; }
+NOARCHIVE=0
+no_archive "$WORK/probe/$CONFIG" >"$WORK/probe/config-noarchive.toml"
+if "$RB" --config "$WORK/probe/config-noarchive.toml" check >"$WORK/logs/probe-noarchive.out" 2>&1 &&
+    ! grep -q 'enabled' "$WORK/logs/probe-noarchive.out"; then
+    NOARCHIVE=1
+fi
 "$RB" --config "$WORK/probe/$CONFIG" preview >/dev/null 2>"$WORK/logs/probe-preview.err" ||
     { FAILED=1; die "rundbrev preview fails on the generated campaign"; }
 LETTER_BYTES=$(python3 -c '
@@ -348,6 +362,28 @@ for N in $NS; do
         [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
         [ "$ledger" = "$N" ] || SINK_BAD=1
         rm -rf "$C"/*.ledger.sqlite* "$C/archive"
+
+        # The same send with the archive off ([archive] enabled = false): what the archive costs.
+        if [ "$NOARCHIVE" = 1 ]; then
+            no_archive "$C/$CONFIG" >"$C/config-noarchive.toml"
+            start_sink "rb-send-noarchive-$N"
+            saved=$CONFIG
+            CONFIG=config-noarchive.toml
+            rb_measure "$N" rb-send-noarchive "$C" send --yes
+            CONFIG=$saved
+            stop_sink
+            say "$N" rb-send-noarchive
+            ledger=$("$RB" --config "$C/config-noarchive.toml" status --format json 2>/dev/null |
+                python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"].get("delivered", 0))' || echo "?")
+            archived=$( (find "$C/archive" -name '*.eml' 2>/dev/null || true) | wc -l)
+            record "$N" rb-send-noarchive "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "$SINK_MSGS" "$SINK_SESS" "$ledger" "$conn_note; archive off, $archived letters archived"
+            judge
+            [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
+            [ "$ledger" = "$N" ] || SINK_BAD=1
+            rm -rf "$C"/*.ledger.sqlite* "$C/archive"
+        else
+            record "$N" rb-send-noarchive skipped "" "" "" "" "" "" "this rundbrev has no [archive] enabled switch"
+        fi
     fi
 
     # mailmerge: its dry run renders every message (and prints it; to /dev/null here).
@@ -389,6 +425,23 @@ for N in $NS; do
         judge
         [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
     done
+    [ "$KEEP" = 1 ] || rm -rf "$C"
+done
+
+# Check only, at the largest counts: preview and send would write or send a million letters.
+for N in $CHECK_NS; do
+    C="$WORK/n$N"
+    log "N=$N: generating $N recipients (check only)"
+    gen "$N" "$C"
+    SINK_MSGS=""
+    rb_measure "$N" rb-check "$C" check
+    say "$N" rb-check
+    record "$N" rb-check "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "" "" "" "check only at this N"
+    judge
+    if [ -n "$MM_DRY_RATE" ]; then
+        record "$N" mm-dry est "$(python3 -c "print(f'{$N / $MM_DRY_RATE:.1f}')")" "" "" "" "" "" \
+            "not run at this N: time estimated from the largest measured N's rate"
+    fi
     [ "$KEEP" = 1 ] || rm -rf "$C"
 done
 
