@@ -174,6 +174,7 @@ pub fn execute(
         retries: BinaryHeap::new(),
         next_slot: Instant::now(),
         open: 0,
+        flowing: false,
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
@@ -283,6 +284,8 @@ struct Run<'a> {
     next_slot: Instant,
     /// Letters marked `sending` in the ledger whose outcome is not recorded yet.
     open: usize,
+    /// Whether the last letter that came back was delivered: letters are going through.
+    flowing: bool,
 }
 
 /// Why a run refuses to go on when the recipients file no longer matches the plan.
@@ -298,11 +301,11 @@ impl Run<'_> {
         workers: usize,
         halt: &AtomicBool,
     ) -> Result<()> {
-        // One letter per connection at a time: a letter is marked `sending` only when a worker is
-        // free to take it, so that a failure that concerns every letter (a server that drops
-        // each connection) stops the run with the rest still pending. Only a letter past its gate
-        // can be left `unknown` by a crash: at most one per connection.
-        let window = workers;
+        // While letters are going through, each connection finds its next letter waiting when it
+        // is done with one. After a failure, one letter per connection: a failure that concerns
+        // every letter (a server that drops each connection) then stops the run with the rest
+        // still pending. Only a letter past its gate can be left `unknown` by a crash: at most one
+        // per connection, however many are waiting.
         let mut planned = plan.send.iter().peekable();
         // Letters never handed over have no frozen stamps: when the plan holds only those, the
         // ledger need not be asked letter by letter (start_batch still checks each state).
@@ -313,7 +316,7 @@ impl Run<'_> {
             if STOP.load(Ordering::SeqCst) && self.summary.stopped.is_none() {
                 self.summary.stopped = Some(Stop::Interrupted);
             }
-            // Open the gates asked for, then record and report whatever has come back, without
+            // Record and report whatever has come back, then open the gates asked for, without
             // waiting.
             self.take(events.try_iter().collect())?;
             let stopping = self.summary.stopped.is_some();
@@ -322,6 +325,7 @@ impl Run<'_> {
             }
             // Hand over as much as the window and the rate limit allow, in one ledger batch.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
+            let window = if self.flowing { 2 * workers } else { workers };
             while !stopping && self.in_flight + batch.len() < window {
                 let now = Instant::now();
                 if interval.is_some() && self.next_slot > now {
@@ -397,7 +401,10 @@ impl Run<'_> {
         }
     }
 
-    /// Answers the gates (one forced commit for all of them), then records the outcomes.
+    /// Records the outcomes, then answers the gates (one forced commit for all of them, which
+    /// forces the outcomes too). In that order, a connection's next letter passes its gate only
+    /// once the letter before it has its outcome: a crash leaves at most one letter per
+    /// connection whose data had started and whose outcome is not recorded.
     fn take(&mut self, events: Vec<Event>) -> Result<()> {
         let mut gates = Vec::new();
         let mut finished = Vec::new();
@@ -407,10 +414,11 @@ impl Run<'_> {
                 Event::Done(job, done) => finished.push((job, done)),
             }
         }
+        self.record(finished)?;
         if !gates.is_empty() {
             self.open_gates(gates)?;
         }
-        self.record(finished)
+        Ok(())
     }
 
     /// Makes the data marks durable in one forced commit, and only then lets the letters go on.
@@ -547,6 +555,7 @@ impl Run<'_> {
                         && job.tries <= self.pace.retries
                         && self.summary.stopped.is_none();
                     if retry {
+                        self.flowing = false;
                         let wait = self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1);
                         self.observer.retrying(&job.letter, job.tries, wait, reply);
                         self.retries.push(Reverse(Retry {
@@ -557,6 +566,7 @@ impl Run<'_> {
                         }));
                         continue;
                     }
+                    self.flowing = state == State::Delivered;
                     self.reported += 1;
                     self.observer
                         .letter_done(self.reported, self.total, &job.letter, state, reply);
@@ -568,6 +578,7 @@ impl Run<'_> {
                     }
                 }
                 Done::Stopped(_) | Done::Skipped => {
+                    self.flowing = false;
                     if job.tries > 1 {
                         self.summary.failed_temporary += 1;
                     } else {
