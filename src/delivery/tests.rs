@@ -627,9 +627,11 @@ fn letters_are_marked_sending_on_disk_in_batches_before_they_are_handed_over() {
     for h in &handovers {
         let own = &h.on_disk[key_of(&h.address)];
         assert_eq!(*own, State::Sending, "{} at hand-over", h.address);
+        // While letters go through, each connection has one letter in hand and one waiting
+        // (whose data has not started, so a crash would put it back, not make it unknown).
         let sending = h.on_disk.values().filter(|&&s| s == State::Sending).count();
         assert!(
-            sending <= 2,
+            sending <= 4,
             "{sending} letters were sending over 2 connections"
         );
     }
