@@ -109,7 +109,7 @@ enum Event {
     /// This attempt's data is about to go out: answer once that is durable (`Err`: do not send).
     Gate(i64, mpsc::SyncSender<Result<(), Stop>>),
     /// A letter is done with, one way or another.
-    Done(Job, Done),
+    Done(Box<(Job, Done)>),
 }
 
 enum Done {
@@ -194,8 +194,11 @@ pub fn execute(
         let drained: Vec<(Job, Done)> = done_rx
             .iter()
             .filter_map(|event| match event {
-                Event::Gate(..) => None,
-                Event::Done(job, done) => Some((job, done)),
+                Event::Gate(_, tell) => {
+                    let _ = tell.send(Err(Stop::Interrupted));
+                    None
+                }
+                Event::Done(done) => Some(*done),
             })
             .collect();
         (result, run.record(drained))
@@ -216,7 +219,6 @@ fn work(
     events: &Sender<Event>,
     halt: &AtomicBool,
 ) {
-    let (answer_tx, answer_rx) = mpsc::sync_channel::<Result<(), Stop>>(1);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -240,7 +242,10 @@ fn work(
                     // The coordinator answers once the data mark is on disk.
                     let mut gate_closed = false;
                     let mut gate = || {
-                        let asked = events.send(Event::Gate(job.attempt, answer_tx.clone()));
+                        // A channel of its own: if the coordinator drops the question, the
+                        // answer is "no" rather than a wait for ever.
+                        let (answer_tx, answer_rx) = mpsc::sync_channel::<Result<(), Stop>>(1);
+                        let asked = events.send(Event::Gate(job.attempt, answer_tx));
                         let answer = match asked {
                             Ok(()) => answer_rx.recv().unwrap_or(Err(Stop::Interrupted)),
                             Err(_) => Err(Stop::Interrupted),
@@ -262,7 +267,7 @@ fn work(
                 }
             }
         };
-        if events.send(Event::Done(job, result)).is_err() {
+        if events.send(Event::Done(Box::new((job, result)))).is_err() {
             break;
         }
     }
@@ -411,10 +416,16 @@ impl Run<'_> {
         for event in events {
             match event {
                 Event::Gate(attempt, answer) => gates.push((attempt, answer)),
-                Event::Done(job, done) => finished.push((job, done)),
+                Event::Done(done) => finished.push(*done),
             }
         }
-        self.record(finished)?;
+        if let Err(e) = self.record(finished) {
+            // Nothing more goes out: every letter waiting at its gate is told so.
+            for (_, tell) in gates {
+                let _ = tell.send(Err(Stop::Interrupted));
+            }
+            return Err(e);
+        }
         if !gates.is_empty() {
             self.open_gates(gates)?;
         }
