@@ -354,6 +354,7 @@ for N in $NS; do
         ledger=$("$RB" --config "$C/$CONFIG" status --format json 2>/dev/null |
             python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"].get("delivered", 0))' || echo "?")
         conn_note=$([ "$CONFIG" = config.toml ] && echo "connections = $CONNECTIONS" || echo "1 connection")
+        base_note=$conn_note
         # The shipped config also archives every letter as sent (if the binary has [archive]).
         archived=$( (find "$C/archive" -name '*.eml' 2>/dev/null || true) | wc -l)
         [ "$archived" -gt 0 ] && conn_note="$conn_note; $archived letters archived (.eml, as the shipped config says)"
@@ -376,7 +377,7 @@ for N in $NS; do
             ledger=$("$RB" --config "$C/config-noarchive.toml" status --format json 2>/dev/null |
                 python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"].get("delivered", 0))' || echo "?")
             archived=$( (find "$C/archive" -name '*.eml' 2>/dev/null || true) | wc -l)
-            record "$N" rb-send-noarchive "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "$SINK_MSGS" "$SINK_SESS" "$ledger" "$conn_note; archive off, $archived letters archived"
+            record "$N" rb-send-noarchive "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "$SINK_MSGS" "$SINK_SESS" "$ledger" "$base_note; archive off: $archived letters archived"
             judge
             [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
             [ "$ledger" = "$N" ] || SINK_BAD=1
