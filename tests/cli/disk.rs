@@ -73,6 +73,22 @@ fn states(ledger: &Path) -> BTreeMap<String, String> {
     rows
 }
 
+/// The keys of the letters whose data had started to go out and whose outcome is not recorded.
+fn data_started(ledger: &Path) -> BTreeSet<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key FROM attempts WHERE finished_at IS NULL AND data_at IS NOT NULL")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows
+}
+
 fn keys_in(states: &BTreeMap<String, String>, state: &str) -> BTreeSet<String> {
     states
         .iter()
@@ -264,12 +280,22 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
         }
         let states = assert_consistent(&c, "", &c.path(&ledger_rel));
         let sending = keys_in(&states, "sending");
+        // A letter whose data had started was handed over; only its outcome is missing. A
+        // letter taken but not yet at its data (waiting for the connection, or held at its gate
+        // when the ledger filled) was not handed over at all.
+        let started = data_started(&c.path(&ledger_rel));
         let hit = if sending.is_empty() {
             run.stdout_has("were not sent and stay pending");
             Hit::SendingMark
         } else {
-            // The letter was handed over; only its outcome is missing.
-            assert!(sending.is_subset(&letter_keys(&c, "outbox")), "{context}");
+            let outbox = letter_keys(&c, "outbox");
+            for key in &sending {
+                assert_eq!(
+                    started.contains(key),
+                    outbox.contains(key),
+                    "{key} {context}"
+                );
+            }
             run.stdout_has("being handed over when the ledger stopped taking changes")
                 .stdout_has("The next run looks for it in the outbox");
             Hit::Outcome
@@ -279,10 +305,10 @@ fn a_full_ledger_disk_is_told_once_in_plain_words_and_the_outbox_settles_what_it
             continue;
         }
         let rerun = assert_finishes(&moved(&c, disk), "", &ledger_rel);
-        if hit == Hit::Outcome {
+        if hit == Hit::Outcome && !started.is_empty() {
             rerun.stderr_has(&format!(
                 "settled from the outbox: {} letter",
-                sending.len()
+                started.len()
             ));
             rerun.stderr_has("found there exactly as archived, now recorded as delivered");
         }
