@@ -8,10 +8,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Copenhagen;
 
 /// The environment variable that pins the clock.
-pub const PIN_VAR: &str = "RUNDBREV_NOW";
+pub(crate) const PIN_VAR: &str = "RUNDBREV_NOW";
 
 /// Now, or the pinned time.
-pub fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     if let Ok(pinned) = std::env::var(PIN_VAR) {
         if let Ok(t) = DateTime::parse_from_rfc3339(pinned.trim()) {
             return t.with_timezone(&Utc);
@@ -22,12 +22,12 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// The calendar date in Denmark at `t`.
-pub fn danish_date_at(t: DateTime<Utc>) -> NaiveDate {
+pub(crate) fn danish_date_at(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&Copenhagen).date_naive()
 }
 
 /// A timestamp for the ledger and reports: local Danish time with its offset, to the second.
-pub fn stamp_time(t: DateTime<Utc>) -> String {
+pub(crate) fn stamp_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&Copenhagen)
         .format("%Y-%m-%d %H:%M:%S%:z")
         .to_string()

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use crate::problem::Problem;
 
 mod letter;
-pub use letter::LetterSettings;
+pub(crate) use letter::LetterSettings;
 
 /// The validated campaign.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The config file itself, as given.
     pub path: PathBuf,
     /// The folder relative paths are resolved against.
@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub struct Campaign {
+pub(crate) struct Campaign {
     /// A short name for the campaign; names the ledger file and enters every Message-ID.
     pub id: String,
     /// The subject template (Tera), rendered per recipient.
@@ -49,7 +49,7 @@ pub struct Campaign {
 }
 
 #[derive(Debug, Clone)]
-pub struct Sender {
+pub(crate) struct Sender {
     pub from: String,
     pub reply_to: Option<String>,
     pub cc: Vec<String>,
@@ -57,7 +57,7 @@ pub struct Sender {
 }
 
 #[derive(Debug, Clone)]
-pub struct Stamps {
+pub(crate) struct Stamps {
     /// The letter date; `None` means today in Europe/Copenhagen, frozen at the first send.
     pub letter_date: Option<NaiveDate>,
     pub sags_nr: String,
@@ -66,7 +66,7 @@ pub struct Stamps {
 
 /// Where each letter's Akt-id comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AktIdSource {
+pub(crate) enum AktIdSource {
     /// A column of the recipients file.
     Column(String),
     /// The same Akt-id on every letter.
@@ -76,14 +76,14 @@ pub enum AktIdSource {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     Auto,
     Utf8,
     Windows1252,
 }
 
 #[derive(Debug, Clone)]
-pub struct RecipientsSource {
+pub(crate) struct RecipientsSource {
     pub file: PathBuf,
     /// The column that identifies a recipient in the ledger (kommunekode).
     pub key: String,
@@ -97,16 +97,16 @@ pub struct RecipientsSource {
 }
 
 #[derive(Debug, Clone)]
-pub enum Transport {
+pub(crate) enum Transport {
     Outbox { dir: PathBuf },
     Smtp(Box<Smtp>),
 }
 
 /// How the connection is protected, and how to log in: the SMTP client's own terms.
-pub use crate::smtp::{Fingerprint, Mechanism, Security};
+pub(crate) use crate::smtp::{Fingerprint, Mechanism, Security};
 
 #[derive(Debug, Clone)]
-pub struct Smtp {
+pub(crate) struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -143,7 +143,7 @@ pub struct Smtp {
 
 impl Smtp {
     /// Things about the TLS settings the operator should hear about before sending.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.tls_check_host_name {
             out.push(format!(
@@ -154,7 +154,7 @@ impl Smtp {
         out
     }
 
-    pub fn security_name(&self) -> &'static str {
+    pub(crate) fn security_name(&self) -> &'static str {
         match self.security {
             Security::StartTls => "STARTTLS",
             Security::Tls => "TLS",
@@ -164,11 +164,11 @@ impl Smtp {
 }
 
 /// The delivery status notifications to ask for: the SMTP client's own terms.
-pub use crate::smtp::dsn::{DsnRequest, Ret};
+pub(crate) use crate::smtp::dsn::{DsnRequest, Ret};
 
 /// The `[receipts]` section.
 #[derive(Debug, Clone)]
-pub struct Receipts {
+pub(crate) struct Receipts {
     /// Delivery status notifications to ask for when the server offers DSN; `None` asks for none.
     pub dsn: Option<DsnRequest>,
     /// Ask for a read receipt (`Disposition-Notification-To`) in every letter.
@@ -180,7 +180,7 @@ pub struct Receipts {
 }
 
 /// The largest message read back by default: 10 MB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u64 = 10 * 1024 * 1024;
 
 impl Default for Receipts {
     /// What a config without a `[receipts]` section means.
@@ -196,7 +196,7 @@ impl Default for Receipts {
 
 /// The `[receipts.imap]` section: the mailbox that `receipts fetch` reads.
 #[derive(Debug, Clone)]
-pub struct Imap {
+pub(crate) struct Imap {
     pub host: String,
     pub port: u16,
     /// StartTls or Tls; an IMAP login never goes unencrypted.
@@ -483,7 +483,7 @@ fn default_connections() -> usize {
 }
 
 /// Reads and validates the config file.
-pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Problem::new(
             path,
@@ -494,7 +494,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
 }
 
 /// Validates config text. `path` names the file in messages and anchors relative paths.
-pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut unknown = Vec::new();
     let raw: Option<RawConfig> =
@@ -989,7 +989,7 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
 }
 
 /// True for names and addresses that never leave this machine.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
@@ -1083,7 +1083,7 @@ fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
 
 /// The keys that decide what each letter looks like, so a change after the first send can be noticed.
 /// Stamps are left out on purpose: they are frozen in the ledger and cannot change a sent letter.
-pub fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)> {
+pub(crate) fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, String)> {
     let s = &config.sender;
     let mut parts = vec![
         ("campaign.subject", config.campaign.subject.clone()),

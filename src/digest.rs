@@ -10,31 +10,31 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash as _, Hasher as _};
 
 /// A short fingerprint of a value, for finding duplicates without keeping every value.
-pub fn fingerprint(value: &str) -> u64 {
+pub(crate) fn fingerprint(value: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut h);
     h.finish()
 }
 
 /// Bytes as lower-case hexadecimal, for digests in identifiers and the ledger.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The first pass of an exact duplicate search: one fingerprint per value seen.
 #[derive(Debug, Default)]
-pub struct Repeats {
+pub(crate) struct Repeats {
     seen: Vec<u64>,
 }
 
 impl Repeats {
-    pub fn add(&mut self, value: &str) {
+    pub(crate) fn add(&mut self, value: &str) {
         self.seen.push(fingerprint(value));
     }
 
     /// What the second pass must look at; `None` when no value can occur twice (the usual case,
     /// which needs no second pass).
-    pub fn suspects(mut self) -> Option<Exact> {
+    pub(crate) fn suspects(mut self) -> Option<Exact> {
         self.seen.sort_unstable();
         let twice: HashSet<u64> = self
             .seen
@@ -51,14 +51,14 @@ impl Repeats {
 
 /// The second pass: compares only the values whose fingerprint came up more than once.
 #[derive(Debug)]
-pub struct Exact {
+pub(crate) struct Exact {
     suspects: HashSet<u64>,
     first: HashMap<String, u64>,
 }
 
 impl Exact {
     /// The line `value` was first seen on, when it was seen before (exactly this value).
-    pub fn again(&mut self, value: &str, line: u64) -> Option<u64> {
+    pub(crate) fn again(&mut self, value: &str, line: u64) -> Option<u64> {
         if !self.suspects.contains(&fingerprint(value)) {
             return None;
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// One thing wrong with the input, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub file: PathBuf,
     /// The sheet, when the file is a workbook.
     pub sheet: Option<String>,
@@ -21,7 +21,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(file: &Path, message: impl Into<String>) -> Problem {
+    pub(crate) fn new(file: &Path, message: impl Into<String>) -> Problem {
         Problem {
             file: file.to_path_buf(),
             sheet: None,
@@ -31,25 +31,25 @@ impl Problem {
         }
     }
 
-    pub fn at_line(mut self, line: u64) -> Problem {
+    pub(crate) fn at_line(mut self, line: u64) -> Problem {
         self.line = Some(line);
         self
     }
 
-    pub fn in_column(mut self, column: &str) -> Problem {
+    pub(crate) fn in_column(mut self, column: &str) -> Problem {
         self.column = Some(format!("column \"{column}\""));
         self
     }
 
     /// Pins the problem to a sheet row of a workbook and, when known, a cell (e.g. `C14`).
-    pub fn in_sheet(mut self, sheet: &str, row: u64, cell: Option<String>) -> Problem {
+    pub(crate) fn in_sheet(mut self, sheet: &str, row: u64, cell: Option<String>) -> Problem {
         self.sheet = Some(sheet.to_string());
         self.line = Some(row);
         self.column = cell.map(|c| format!("cell {c}"));
         self
     }
 
-    pub fn at_key(mut self, key: &str) -> Problem {
+    pub(crate) fn at_key(mut self, key: &str) -> Problem {
         self.column = Some(format!("key `{key}`"));
         self
     }
@@ -75,7 +75,7 @@ impl fmt::Display for Problem {
 
 /// The problems of a failed check, as one error value.
 #[derive(Debug)]
-pub struct Problems(pub Vec<Problem>);
+pub(crate) struct Problems(pub Vec<Problem>);
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,7 +95,7 @@ impl fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 /// Shows a path relative to `base` when it lies below it, so messages name files as the user knows them.
-pub fn display_path(path: &Path, base: &Path) -> PathBuf {
+pub(crate) fn display_path(path: &Path, base: &Path) -> PathBuf {
     path.strip_prefix(base)
         .map(Path::to_path_buf)
         .unwrap_or_else(|_| path.to_path_buf())

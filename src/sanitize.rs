@@ -7,7 +7,7 @@
 //! would reach a header).
 
 /// Makes untrusted text safe to print on a terminal: control and bidi characters are escaped.
-pub fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
@@ -22,7 +22,7 @@ pub fn printable(s: &str) -> String {
 
 /// Makes a text of one or more lines safe for a terminal: line breaks and tabs stay, every other
 /// control character and every bidi control is shown escaped (`\u{202e}`).
-pub fn safe(text: &str) -> String {
+pub(crate) fn safe(text: &str) -> String {
     text.split('\n')
         .map(|line| {
             line.split('\t')

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _, Result};
 
 /// Where one server's password comes from, as configured.
 #[derive(Debug, Clone, Copy)]
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     /// The config section that holds the keys, for messages: "transport.smtp", "receipts.imap".
     pub section: &'a str,
     pub user: &'a str,
@@ -20,7 +20,7 @@ pub struct Source<'a> {
 }
 
 /// Reads the password (or token) for `source.user`.
-pub fn read(source: Source<'_>) -> Result<String> {
+pub(crate) fn read(source: Source<'_>) -> Result<String> {
     let Source {
         section,
         user,

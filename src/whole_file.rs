@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes a file so that it is either all there or not there at all: into a `.partial` file that
 /// is renamed when complete. With `sync`, the data is on disk before the rename.
-pub fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if !dir.as_os_str().is_empty() && !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
@@ -36,7 +36,7 @@ pub fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
 /// Writes several files so that either all are replaced or none is: each goes into its
 /// `.partial` file, synced, and only when every one is complete are they renamed into place. On
 /// an error the partial files are removed and the earlier files stay as they were.
-pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
+pub(crate) fn write_all_or_none(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
     let partial = |path: &Path| {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".partial");
@@ -66,7 +66,7 @@ pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
 }
 
 /// `write` with the data on disk before this returns (it must survive a power cut).
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write(path, bytes, true)
 }
 

@@ -23,7 +23,7 @@ use crate::problem::{display_path, Problem};
 use super::recipients::Table;
 
 /// The files and settings that go with every letter, checked.
-pub struct Enclosures {
+pub(crate) struct Enclosures {
     /// Set when each letter goes as a PDF too.
     pub letterhead: Option<Letterhead>,
     /// The e-mail's text when it is a cover for the PDF letter.
@@ -42,11 +42,11 @@ pub struct Enclosures {
 }
 
 /// The key under which a file's digest is recorded: "file <path as shown>".
-pub const FILE_KEY: &str = "file ";
+pub(crate) const FILE_KEY: &str = "file ";
 
 /// Reads and checks the campaign's files. Every problem is listed, each naming its file and,
 /// for a recipient's own file, the line and column.
-pub fn load(config: &Config, table: &Table) -> Result<Enclosures, Vec<Problem>> {
+pub(crate) fn load(config: &Config, table: &Table) -> Result<Enclosures, Vec<Problem>> {
     let s = &config.letter;
     let shown = |p: &Path| display_path(p, &config.base);
     let mut problems = Vec::new();
@@ -241,13 +241,13 @@ fn file_name(path: &Path) -> String {
 }
 
 /// The paths in a recipient's attachments cell: separated by ';', blanks ignored.
-pub fn paths_in(cell: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn paths_in(cell: &str) -> impl Iterator<Item = &str> {
     cell.split(';').map(str::trim).filter(|p| !p.is_empty())
 }
 
 impl Enclosures {
     /// The recipient's block on the PDF: the name, then the address columns that have a value.
-    pub fn recipient_lines(&self, name: &str, fields: &[String]) -> Vec<String> {
+    pub(crate) fn recipient_lines(&self, name: &str, fields: &[String]) -> Vec<String> {
         std::iter::once(name.to_string())
             .chain(
                 self.address_columns
@@ -260,7 +260,7 @@ impl Enclosures {
     }
 
     /// The files for one letter after its PDF: those for all, then the recipient's own (read now).
-    pub fn files(&self, fields: &[String]) -> Result<Vec<Attached>, String> {
+    pub(crate) fn files(&self, fields: &[String]) -> Result<Vec<Attached>, String> {
         let mut files = self.common.clone();
         if let Some(c) = self.column {
             for name in paths_in(fields.get(c).map(String::as_str).unwrap_or("")) {

@@ -17,7 +17,7 @@ use crate::sanitize::printable;
 
 /// What the guard is asked to look for.
 #[derive(Debug, Clone, Default)]
-pub struct Watch {
+pub(crate) struct Watch {
     /// The keys named by `--only` (empty: all letters may go).
     pub only: Vec<String>,
     /// The letters go over SMTP, so addresses on reserved domains cannot be delivered.
@@ -31,7 +31,7 @@ pub struct Watch {
 }
 
 /// Collects offenders while the letters stream by.
-pub struct Guard {
+pub(crate) struct Guard {
     watch: Watch,
     /// Addresses (fingerprinted, lower case) that have or may have the letter, and their key.
     reached: HashMap<u64, String>,
@@ -45,7 +45,7 @@ pub struct Guard {
 
 impl Guard {
     /// A guard for this run; `ledger` (when the campaign has one) tells who was reached.
-    pub fn new(watch: Watch, ledger: Option<&Ledger>) -> Result<Guard> {
+    pub(crate) fn new(watch: Watch, ledger: Option<&Ledger>) -> Result<Guard> {
         let reached = match ledger {
             Some(l) => l.reached()?,
             None => HashMap::new(),
@@ -61,7 +61,7 @@ impl Guard {
     }
 
     /// Looks at one letter, with what the ledger has recorded for it.
-    pub fn see(&mut self, letter: &Letter) {
+    pub(crate) fn see(&mut self, letter: &Letter) {
         let selected = self.watch.only.is_empty() || self.watch.only.contains(&letter.key);
         for (i, key) in self.watch.only.iter().enumerate() {
             if *key == letter.key {
@@ -93,7 +93,7 @@ impl Guard {
     }
 
     /// Everything that forbids the run, as one error; `Ok` when the run may go ahead.
-    pub fn verdict(self, p: &Prepared, ledger: Option<&Ledger>) -> Result<()> {
+    pub(crate) fn verdict(self, p: &Prepared, ledger: Option<&Ledger>) -> Result<()> {
         if let Some((key, _)) = self
             .watch
             .only
@@ -232,7 +232,7 @@ fn setting_changes(p: &Prepared, frozen: &Frozen) -> Vec<String> {
 /// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them cannot arrive,
 /// except on a test relay for the domains the user named in `allow_test_domains` (a domain
 /// there also allows its subdomains). `.invalid` is never allowed: it marks placeholders.
-pub fn is_reserved(address: &str, allowed: &[String]) -> bool {
+pub(crate) fn is_reserved(address: &str, allowed: &[String]) -> bool {
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d)

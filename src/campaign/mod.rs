@@ -36,7 +36,7 @@ pub(crate) mod recipients;
 pub(crate) mod workbook;
 
 /// Everything needed to make each letter, checked.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub config: Config,
     pub table: Table,
     pub cols: Columns,
@@ -57,7 +57,7 @@ pub struct Prepared {
 }
 
 /// One letter made: the e-mail's text, the message, and the PDF letter when there is one.
-pub struct Made {
+pub(crate) struct Made {
     pub body: Rendered,
     pub composed: Composed,
     pub pdf: Option<Attached>,
@@ -65,7 +65,7 @@ pub struct Made {
 
 /// One recipient's letter, before rendering.
 #[derive(Debug, Clone)]
-pub struct Letter {
+pub(crate) struct Letter {
     /// The row's place among the rows, from 0.
     pub index: usize,
     pub line: u64,
@@ -80,7 +80,7 @@ pub struct Letter {
 
 impl Letter {
     /// The state the ledger has for this letter (pending when it has none).
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.recorded
             .as_ref()
             .map(|r| r.state)
@@ -89,7 +89,7 @@ impl Letter {
 
     /// Whether the row differs from the one the letter went out with, and that change was not
     /// accepted (with --accept-changes) as the row now is.
-    pub fn row_changed_since_sent(&self) -> bool {
+    pub(crate) fn row_changed_since_sent(&self) -> bool {
         let Some(recorded) = &self.recorded else {
             return false;
         };
@@ -100,7 +100,7 @@ impl Letter {
 
     /// Whether the recipients file now gives another address than the one the letter last went
     /// to: a bounced letter is sent again only then.
-    pub fn address_corrected(&self) -> bool {
+    pub(crate) fn address_corrected(&self) -> bool {
         self.recorded
             .as_ref()
             .is_some_and(|r| !r.address.trim().eq_ignore_ascii_case(self.to.email.trim()))
@@ -109,7 +109,7 @@ impl Letter {
 
 impl Prepared {
     /// The recipient's fields by header name, for the template.
-    pub fn fields<'a>(&'a self, letter: &'a Letter) -> BTreeMap<&'a str, &'a str> {
+    pub(crate) fn fields<'a>(&'a self, letter: &'a Letter) -> BTreeMap<&'a str, &'a str> {
         self.table
             .headers
             .iter()
@@ -118,12 +118,12 @@ impl Prepared {
             .collect()
     }
 
-    pub fn render(&self, letter: &Letter) -> Result<Rendered, TemplateError> {
+    pub(crate) fn render(&self, letter: &Letter) -> Result<Rendered, TemplateError> {
         self.renderer.render(&self.fields(letter), &letter.stamp)
     }
 
     /// Renders and composes a letter dated `date`: the e-mail's text and the message.
-    pub fn compose(
+    pub(crate) fn compose(
         &self,
         letter: &Letter,
         date: DateTime<Utc>,
@@ -133,7 +133,7 @@ impl Prepared {
     }
 
     /// Renders and composes a letter dated `date`, with its PDF and attachments.
-    pub fn make(&self, letter: &Letter, date: DateTime<Utc>) -> Result<Made, ComposeError> {
+    pub(crate) fn make(&self, letter: &Letter, date: DateTime<Utc>) -> Result<Made, ComposeError> {
         let rendered = self.render(letter)?;
         self.make_rendered(
             letter,
@@ -147,7 +147,7 @@ impl Prepared {
 
     /// The letter as a PDF on the letterhead, named "<Akt-id> <navn>.pdf", when the campaign
     /// sends PDFs.
-    pub fn pdf(
+    pub(crate) fn pdf(
         &self,
         letter: &Letter,
         rendered: &Rendered,
@@ -176,7 +176,7 @@ impl Prepared {
 
     /// Makes the message from a merged letter, to `to` with `stamp` (a test letter has its own).
     /// A message larger than the campaign's limit is refused, naming the recipient.
-    pub fn make_rendered(
+    pub(crate) fn make_rendered(
         &self,
         letter: &Letter,
         rendered: Rendered,
@@ -219,14 +219,14 @@ impl Prepared {
     }
 
     /// A file name a person can find a letter by: Akt-id, key and name.
-    pub fn file_stem(&self, letter: &Letter) -> String {
+    pub(crate) fn file_stem(&self, letter: &Letter) -> String {
         file_stem(&letter.stamp.akt_id, &letter.key, &letter.to.name)
     }
 
     /// The stamps to freeze in the ledger at this run: the campaign's own on the first run; after
     /// `--accept-changes`, the frozen date and Sags nr. kept with the accepted template and
     /// settings; `None` when the frozen stamps stay as they are.
-    pub fn freeze(
+    pub(crate) fn freeze(
         &self,
         frozen: Option<&Frozen>,
         accept_changes: bool,
@@ -252,14 +252,14 @@ impl Prepared {
         })
     }
 
-    pub fn shown(&self, path: &Path) -> PathBuf {
+    pub(crate) fn shown(&self, path: &Path) -> PathBuf {
         display_path(path, &self.config.base)
     }
 
     /// Streams the letters in file order, each with its stamps: the frozen ones from `ledger`
     /// when the letter was handed over before, otherwise the campaign's. Reads the file again;
     /// a row that cannot be read now (the file changed since the check) is an error.
-    pub fn letters<'a>(
+    pub(crate) fn letters<'a>(
         &'a self,
         ledger: Option<&'a Ledger>,
     ) -> Result<impl Iterator<Item = Result<Letter>> + 'a> {
@@ -321,7 +321,7 @@ impl Prepared {
 
 /// The file stem of a letter with this Akt-id, key and name: `<Akt-id>_<key>_<name>`, the name
 /// spelt in ASCII. The archive and the outbox name a letter's files by it.
-pub fn file_stem(akt_id: &str, key: &str, to_name: &str) -> String {
+pub(crate) fn file_stem(akt_id: &str, key: &str, to_name: &str) -> String {
     let mut name = String::new();
     for c in to_name.chars() {
         match c {
@@ -385,7 +385,7 @@ impl<'a> AktIds<'a> {
 
 /// Opens the template and the recipients and checks every letter, without writing anything.
 /// `ledger` supplies frozen stamps when the campaign has started.
-pub fn prepare(
+pub(crate) fn prepare(
     config: Config,
     ledger: Option<&Ledger>,
     now: DateTime<Utc>,
@@ -395,7 +395,7 @@ pub fn prepare(
 
 /// `prepare`, showing every readable letter to `see` as the check passes it (for the checks
 /// a run adds, such as the `guard`'s, without reading the file again).
-pub fn prepare_seeing(
+pub(crate) fn prepare_seeing(
     config: Config,
     ledger: Option<&Ledger>,
     now: DateTime<Utc>,
@@ -515,7 +515,11 @@ pub fn prepare_seeing(
 }
 
 /// The letters with these keys, in file order; an unknown key is an error.
-pub fn find_letters(p: &Prepared, ledger: Option<&Ledger>, keys: &[String]) -> Result<Vec<Letter>> {
+pub(crate) fn find_letters(
+    p: &Prepared,
+    ledger: Option<&Ledger>,
+    keys: &[String],
+) -> Result<Vec<Letter>> {
     let mut found = Vec::new();
     for letter in p.letters(ledger)? {
         let letter = letter?;

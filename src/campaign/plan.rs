@@ -9,7 +9,7 @@ use crate::record::ledger::State;
 
 /// What a run does with the recipients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Letters never handed over.
     Send,
     /// Letters that failed; never delivered ones, and unknown ones only when asked.
@@ -21,14 +21,14 @@ pub enum Mode {
 
 /// Narrowing of a run to some recipients.
 #[derive(Debug, Clone, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     pub only: Vec<String>,
     pub limit: Option<usize>,
 }
 
 /// One letter a run will send, and the state it had before.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The row's place among the rows (a u32: a plan takes 24 bytes a letter, not 32).
     pub index: u32,
     /// The fingerprint of the recipient's key (`recipients::fingerprint`), to make sure the row at
@@ -41,7 +41,7 @@ pub struct Planned {
 
 /// Who gets a letter in this run, and why the others do not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The letters to send, in file order.
     pub send: Vec<Planned>,
     pub already_delivered: usize,
@@ -61,14 +61,14 @@ pub struct Plan {
 /// Decides who gets a letter, one letter at a time, from each letter's index, key and ledger
 /// state. Pure: the states, the mode and the selection decide everything, and nothing of the
 /// campaign is held but the letters to send.
-pub struct Planner<'a> {
+pub(crate) struct Planner<'a> {
     mode: Mode,
     selection: &'a Selection,
     plan: Plan,
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(mode: Mode, selection: &'a Selection) -> Planner<'a> {
+    pub(crate) fn new(mode: Mode, selection: &'a Selection) -> Planner<'a> {
         Planner {
             mode,
             selection,
@@ -77,13 +77,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Takes the next letter, in file order.
-    pub fn add_letter(&mut self, letter: &Letter) {
+    pub(crate) fn add_letter(&mut self, letter: &Letter) {
         self.add_letter_as(letter, letter.state());
     }
 
     /// `add_letter`, with the state the letter has now (the ledger being read may not show yet
     /// how the start of the run settled a letter an earlier run left `sending`).
-    pub fn add_letter_as(&mut self, letter: &Letter, state: State) {
+    pub(crate) fn add_letter_as(&mut self, letter: &Letter, state: State) {
         let row = crate::digest::fingerprint(&letter.row_hash);
         self.add(
             letter.index,
@@ -97,7 +97,7 @@ impl<'a> Planner<'a> {
     /// Takes the next letter by its index, key, row fingerprint and state, in file order.
     /// `corrected`: the recipients file gives another address than the one the letter last went
     /// to (a bounced letter is sent again only then).
-    pub fn add(&mut self, index: usize, key: &str, row: u64, state: State, corrected: bool) {
+    pub(crate) fn add(&mut self, index: usize, key: &str, row: u64, state: State, corrected: bool) {
         let wanted = match (state, self.mode) {
             // A bounced letter is never sent to the same address again.
             (State::Bounced, Mode::Send) => {
@@ -178,7 +178,7 @@ impl<'a> Planner<'a> {
         });
     }
 
-    pub fn finish(self) -> Plan {
+    pub(crate) fn finish(self) -> Plan {
         self.plan
     }
 }
@@ -199,7 +199,7 @@ fn plan<K: AsRef<str>>(
 
 impl Plan {
     /// Who this run leaves out and why, in a clerk's words ("" when nobody).
-    pub fn skipped(&self, mode: Mode) -> String {
+    pub(crate) fn skipped(&self, mode: Mode) -> String {
         let plan = self;
         let mut parts = Vec::new();
         if plan.already_delivered > 0 {

@@ -24,7 +24,7 @@ use crate::sanitize::printable;
 /// by streaming the file again (`rows`), so a campaign of any size is never held in memory at
 /// once; a workbook's sheet is read once and kept.
 #[derive(Debug, Clone)]
-pub struct Table {
+pub(crate) struct Table {
     /// The file as the user knows it, for messages.
     pub file: PathBuf,
     path: PathBuf,
@@ -42,7 +42,7 @@ enum Source {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     /// The line the row starts on (the header is line 1).
     pub line: u64,
     pub fields: Vec<String>,
@@ -56,13 +56,13 @@ enum Decoding {
 }
 
 impl Table {
-    pub fn column(&self, name: &str) -> Option<usize> {
+    pub(crate) fn column(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == name)
     }
 
     /// Reads the rows from the start, one at a time. A row whose field count does not match the
     /// header, or that cannot be read, comes as a problem; blank lines are skipped.
-    pub fn rows(&self) -> io::Result<impl Iterator<Item = Result<Row, Problem>> + '_> {
+    pub(crate) fn rows(&self) -> io::Result<impl Iterator<Item = Result<Row, Problem>> + '_> {
         let (decoding, delimiter) = match &self.source {
             Source::Workbook(sheet) => return Ok(Rows::Workbook(sheet.rows.iter())),
             Source::Csv {
@@ -90,7 +90,7 @@ impl Table {
 
     /// Pins a problem to a row (`Row::line`) and perhaps a column, the way the file names
     /// places: line and column in a CSV file, sheet and cell in a workbook.
-    pub fn at(&self, problem: Problem, line: u64, column: Option<usize>) -> Problem {
+    pub(crate) fn at(&self, problem: Problem, line: u64, column: Option<usize>) -> Problem {
         match &self.source {
             Source::Csv { .. } => {
                 let problem = problem.at_line(line);
@@ -106,7 +106,7 @@ impl Table {
     }
 
     /// A problem with the header (a missing column, say), pinned to the header's line or row.
-    pub fn at_header(&self, problem: Problem) -> Problem {
+    pub(crate) fn at_header(&self, problem: Problem) -> Problem {
         match &self.source {
             Source::Csv { .. } => problem.at_line(1),
             Source::Workbook(sheet) => problem.in_sheet(&sheet.name, sheet.header_row, None),
@@ -114,12 +114,12 @@ impl Table {
     }
 
     /// How a message names a row: "line 14" in a CSV file, "row 14" in a workbook.
-    pub fn row_name(&self, line: u64) -> String {
+    pub(crate) fn row_name(&self, line: u64) -> String {
         format!("{} {line}", self.row_word(false))
     }
 
     /// "line" or "lines" in a CSV file, "row" or "rows" in a workbook.
-    pub fn row_word(&self, plural: bool) -> &'static str {
+    pub(crate) fn row_word(&self, plural: bool) -> &'static str {
         match (&self.source, plural) {
             (Source::Csv { .. }, false) => "line",
             (Source::Csv { .. }, true) => "lines",
@@ -420,7 +420,7 @@ impl<R: Read> Read for Text<R> {
 
 /// Opens the recipients file: finds its encoding (reading it through once, without keeping it),
 /// its separator and its header; or, for a workbook, reads its sheet.
-pub fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Problem>> {
+pub(crate) fn load(source: &RecipientsSource, shown_as: &Path) -> Result<Table, Vec<Problem>> {
     let cannot = |e: io::Error| {
         vec![Problem::new(
             shown_as,
@@ -630,7 +630,7 @@ fn windows_1252(bytes: &[u8]) -> String {
 }
 
 /// Picks the separator the header line uses most: `;` (Danish Excel), `,` or a tab.
-pub fn detect_delimiter(header: &str) -> u8 {
+pub(crate) fn detect_delimiter(header: &str) -> u8 {
     let mut in_quotes = false;
     let mut counts = [0usize; 3];
     for c in header.chars() {
@@ -647,7 +647,7 @@ pub fn detect_delimiter(header: &str) -> u8 {
 }
 
 /// The columns a recipient row must have, and what each letter needs from them.
-pub struct Columns {
+pub(crate) struct Columns {
     pub key: usize,
     pub email: usize,
     pub name: usize,
@@ -657,7 +657,7 @@ pub struct Columns {
 }
 
 /// Finds the configured columns; a missing one is a problem naming it and the columns there are.
-pub fn columns(
+pub(crate) fn columns(
     table: &Table,
     source: &RecipientsSource,
     akt_id_column: Option<&str>,
@@ -702,7 +702,7 @@ pub fn columns(
 }
 
 /// Whether a template text names `word` as an identifier (not as part of a longer name).
-pub fn mentions(template: &str, word: &str) -> bool {
+pub(crate) fn mentions(template: &str, word: &str) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     template.match_indices(word).any(|(i, _)| {
         let before = template[..i].chars().next_back();
@@ -715,7 +715,7 @@ pub fn mentions(template: &str, word: &str) -> bool {
 /// free of line breaks and control characters. For uniqueness it keeps only a fingerprint per key
 /// and address (8 bytes each), and `repeats` finds the exact duplicates at the end, so memory
 /// stays small for any number of rows.
-pub struct RowChecker<'a> {
+pub(crate) struct RowChecker<'a> {
     table: &'a Table,
     cols: &'a Columns,
     keys: Repeats,
@@ -723,7 +723,7 @@ pub struct RowChecker<'a> {
 }
 
 impl<'a> RowChecker<'a> {
-    pub fn new(table: &'a Table, cols: &'a Columns) -> RowChecker<'a> {
+    pub(crate) fn new(table: &'a Table, cols: &'a Columns) -> RowChecker<'a> {
         RowChecker {
             table,
             cols,
@@ -734,7 +734,7 @@ impl<'a> RowChecker<'a> {
 
     /// The problems of one row (none when it is fine), except for repeated keys and addresses,
     /// which `repeats` finds when every row has been seen.
-    pub fn check(&mut self, row: &Row) -> Vec<Problem> {
+    pub(crate) fn check(&mut self, row: &Row) -> Vec<Problem> {
         let (table, cols) = (self.table, self.cols);
         let mut problems = Vec::new();
         let at =
@@ -806,19 +806,19 @@ impl<'a> RowChecker<'a> {
 }
 
 /// The longest display name a letter's To header takes, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
+pub(crate) const MAX_NAME_CHARS: usize = 200;
 /// The longest key, in characters: it goes into the Message-ID and file names.
-pub const MAX_KEY_CHARS: usize = 100;
+pub(crate) const MAX_KEY_CHARS: usize = 100;
 /// The longest subject, in characters, once merged.
-pub const MAX_SUBJECT_CHARS: usize = 400;
+pub(crate) const MAX_SUBJECT_CHARS: usize = 400;
 /// The most bytes one row of the recipients file may take (a bigger field is a mistake, and is
 /// not read into memory).
-pub const MAX_ROW_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_ROW_BYTES: u64 = 1024 * 1024;
 
 /// Why a character must not reach an e-mail header, or None when it may: line breaks of every
 /// kind (CR, LF, NEL, the Unicode line and paragraph separators), bidirectional controls (which
 /// make text show in another order than it is) and other control characters.
-pub fn header_hazard(c: char) -> Option<&'static str> {
+pub(crate) fn header_hazard(c: char) -> Option<&'static str> {
     match c {
         '\n' | '\r' | '\u{0085}' => Some("a line break"),
         '\u{2028}' => Some("a Unicode line separator"),
@@ -835,7 +835,7 @@ pub fn header_hazard(c: char) -> Option<&'static str> {
 
 /// The first character of `value` that must not reach a header: its position (1-based, in
 /// characters), the character and why.
-pub fn find_header_hazard(value: &str) -> Option<(usize, char, &'static str)> {
+pub(crate) fn find_header_hazard(value: &str) -> Option<(usize, char, &'static str)> {
     value
         .chars()
         .enumerate()
@@ -845,7 +845,7 @@ pub fn find_header_hazard(value: &str) -> Option<(usize, char, &'static str)> {
 impl RowChecker<'_> {
     /// Every key and address that is listed more than once, at each line after the first. Reads
     /// the file a second time only when a fingerprint came up twice.
-    pub fn repeats(self) -> Vec<Problem> {
+    pub(crate) fn repeats(self) -> Vec<Problem> {
         let (table, cols) = (self.table, self.cols);
         let (mut keys, mut addresses) = (self.keys.suspects(), self.addresses.suspects());
         if keys.is_none() && addresses.is_none() {
@@ -896,7 +896,7 @@ impl RowChecker<'_> {
 }
 
 /// Checks an address the way the transport will see it.
-pub fn check_address(email: &str) -> Result<(), String> {
+pub(crate) fn check_address(email: &str) -> Result<(), String> {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("it contains a space or a control character".into());
     }

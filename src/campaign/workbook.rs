@@ -20,7 +20,7 @@ use crate::problem::Problem;
 const ENDINGS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
 
 /// Whether the file is a workbook (by its name), rather than a CSV file.
-pub fn is_workbook(path: &Path) -> bool {
+pub(crate) fn is_workbook(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| ENDINGS.contains(&e.to_ascii_lowercase().as_str()))
@@ -28,7 +28,7 @@ pub fn is_workbook(path: &Path) -> bool {
 
 /// One sheet, read: its header and its rows, with where they are in the sheet.
 #[derive(Debug)]
-pub struct Sheet {
+pub(crate) struct Sheet {
     pub name: String,
     /// What kind of workbook it is, for the user to see ("an Excel workbook").
     pub kind: &'static str,
@@ -44,20 +44,20 @@ pub struct Sheet {
 
 /// One row of the sheet: its number as the spreadsheet shows it, and its values, one per column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SheetRow {
+pub(crate) struct SheetRow {
     pub row: u64,
     pub fields: Vec<String>,
 }
 
 impl Sheet {
     /// The cell reference (e.g. `C14`) of a header column in a sheet row.
-    pub fn cell(&self, column: usize, row: u64) -> String {
+    pub(crate) fn cell(&self, column: usize, row: u64) -> String {
         format!("{}{row}", column_letters(self.first_column + column as u32))
     }
 }
 
 /// Reads the sheet `wanted` (or the first) of the workbook `bytes`, named `path`.
-pub fn read(
+pub(crate) fn read(
     bytes: &[u8],
     path: &Path,
     wanted: Option<&str>,
@@ -307,7 +307,7 @@ fn iso(s: &str) -> String {
 }
 
 /// The letters of a 0-based column: 0 is A, 25 is Z, 26 is AA.
-pub fn column_letters(mut column: u32) -> String {
+pub(crate) fn column_letters(mut column: u32) -> String {
     let mut letters = Vec::new();
     loop {
         letters.push(b'A' + (column % 26) as u8);

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Send one official circular letter by e-mail to many recipients, one stamped letter each, and keep an exact record of who got it.",
     after_help = "The usual order: rundbrev check → rundbrev preview → rundbrev send → rundbrev status\n\nExit codes: 0 all letters delivered (or nothing to do), 1 some letters were not delivered, 2 a problem with the input, the setup or the server (nothing or not everything was sent)."
 )]
-pub struct Cli {
+pub(super) struct Cli {
     /// The campaign file.
     #[arg(
         short,
@@ -39,7 +39,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Check the config, the template and the recipients, and merge every letter in memory.
     #[command(
         after_help = "Example:\n  rundbrev check\n  rundbrev --config kampagne/config.toml check"
@@ -115,14 +115,14 @@ pub enum Command {
 
 /// Text for people, or JSON for scripts.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
-pub enum OutputFormat {
+pub(super) enum OutputFormat {
     #[default]
     Text,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(super) struct ReportArgs {
     /// The folder to write the report to (default: report/ beside config.toml).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -132,7 +132,7 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ReceiptsCommand {
+pub(super) enum ReceiptsCommand {
     /// Read bounces, delivery reports, read receipts and replies from .eml files, folders of them,
     /// mbox files and Maildir folders, and record each against its letter. Messages that cannot
     /// be matched to a letter are listed and change nothing; the same message read twice is
@@ -158,14 +158,14 @@ pub enum ReceiptsCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ReceiptsImportArgs {
+pub(super) struct ReceiptsImportArgs {
     /// Message files (.eml), folders of them, mbox files or Maildir folders.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ReceiptsInspectArgs {
+pub(super) struct ReceiptsInspectArgs {
     /// Message files (.eml), folders of them, mbox files or Maildir folders.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -175,21 +175,21 @@ pub struct ReceiptsInspectArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(super) struct InitArgs {
     /// The folder for the new campaign; created if needed.
     #[arg(default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(super) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
-pub struct PreviewArgs {
+pub(super) struct PreviewArgs {
     /// Show this recipient's letter (by kommunekode) in the terminal; the first one otherwise.
     #[arg(long, value_name = "KODE")]
     pub recipient: Option<String>,
@@ -202,7 +202,7 @@ pub struct PreviewArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// Do not ask for confirmation (for scripts).
     #[arg(short, long)]
     pub yes: bool,
@@ -222,13 +222,13 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SendArgs {
+pub(super) struct SendArgs {
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ResendArgs {
+pub(super) struct ResendArgs {
     /// Send to recipients whose letter failed (required, so that the intent is explicit).
     #[arg(long, required = true)]
     pub failed: bool,
@@ -243,14 +243,14 @@ pub struct ResendArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Format {
+pub(super) enum Format {
     Table,
     Csv,
     Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum StateFilter {
+pub(super) enum StateFilter {
     Pending,
     Sending,
     Delivered,
@@ -264,7 +264,7 @@ pub enum StateFilter {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Show only recipients in this state.
@@ -273,7 +273,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TestSendArgs {
+pub(super) struct TestSendArgs {
     /// Your own address; the letter goes only there.
     #[arg(long, value_name = "ADDRESS")]
     pub to: String,
@@ -284,7 +284,7 @@ pub struct TestSendArgs {
 
 /// The encodings `--encoding` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EncodingArg {
+pub(crate) enum EncodingArg {
     /// UTF-8 when the file is valid UTF-8, otherwise Windows-1252.
     Auto,
     #[value(name = "utf-8")]

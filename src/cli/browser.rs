@@ -25,7 +25,7 @@ fn opener(path: &Path) -> Command {
 }
 
 /// Asks the desktop to open `path`. `Err` says in plain words why it could not.
-pub fn open(path: &Path) -> Result<(), String> {
+pub(super) fn open(path: &Path) -> Result<(), String> {
     let mut command = opener(path);
     let program = command.get_program().to_string_lossy().into_owned();
     let mut child = command

@@ -12,7 +12,7 @@ use crate::cli::workspace::{describe_transport, ledger_path, prepare_guarded, sh
 use crate::config::{Config, Transport as TransportConfig};
 use crate::record::ledger::Ledger;
 
-pub fn run(config: &Config, out: &Output) -> Result<Exit> {
+pub(super) fn run(config: &Config, out: &Output) -> Result<Exit> {
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let watch = Watch {
         smtp: matches!(config.transport, TransportConfig::Smtp(_)),

@@ -13,7 +13,7 @@ use crate::delivery::smtp;
 use crate::smtp::Connection;
 
 /// The campaign's SMTP settings, or a plain error when it sends to the outbox.
-pub fn smtp_config(config: &Config) -> Result<&Smtp> {
+pub(super) fn smtp_config(config: &Config) -> Result<&Smtp> {
     match &config.transport {
         TransportConfig::Smtp(s) => Ok(s),
         TransportConfig::Outbox { .. } => bail!(
@@ -25,7 +25,7 @@ pub fn smtp_config(config: &Config) -> Result<&Smtp> {
 
 /// Connects, starts TLS and logs in, then says goodbye: nothing is sent. Shows the server's
 /// certificate (also when it is not trusted), so that IT can confirm it and it can be pinned.
-pub fn run(config: &Config, out: &Output) -> Result<Exit> {
+pub(super) fn run(config: &Config, out: &Output) -> Result<Exit> {
     let s = smtp_config(config)?;
     for warning in smtp::warnings(s) {
         out.note(warning);

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::terminal::{self, Stream};
 
 /// The filter when `RUST_LOG` is not set.
-pub fn default_filter(quiet: bool, verbose: bool) -> &'static str {
+pub(super) fn default_filter(quiet: bool, verbose: bool) -> &'static str {
     if verbose {
         "warn,rundbrev=debug"
     } else if quiet {
@@ -21,7 +21,7 @@ pub fn default_filter(quiet: bool, verbose: bool) -> &'static str {
 }
 
 /// Installs the subscriber for this process. Call once, first thing.
-pub fn init(quiet: bool, verbose: bool) {
+pub(super) fn init(quiet: bool, verbose: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_filter(quiet, verbose)))
         // The IMAP library traces every command it writes, the login with its password among

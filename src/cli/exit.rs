@@ -7,7 +7,7 @@ use crate::delivery::Summary;
 
 /// How a command ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(super) enum Exit {
     /// Everything delivered, or nothing to do.
     Done = 0,
     /// Some recipients were not delivered.
@@ -19,7 +19,7 @@ pub enum Exit {
 impl Exit {
     /// The exit code of a send or resend run: a stopped run is an error, a run with any letter
     /// not delivered (failed or unknown) is a partial failure, otherwise done.
-    pub fn of(summary: &Summary) -> Exit {
+    pub(super) fn of(summary: &Summary) -> Exit {
         if summary.stopped.is_some() {
             Exit::Error
         } else if summary.failed() > 0 {
@@ -32,7 +32,7 @@ impl Exit {
 
 /// Whether an error only means that the reader of standard output went away (`| head`), which
 /// is not a failure.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+pub(super) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()

@@ -20,7 +20,7 @@ const RECIPIENTS: &str = include_str!("../../recipients/kommuner.csv");
 const SAMPLE_ROWS: usize = 3;
 
 /// The files of a new campaign, relative to its folder, with their contents.
-pub fn files() -> Vec<(&'static str, String)> {
+pub(super) fn files() -> Vec<(&'static str, String)> {
     let config = format!(
         "# Made by `rundbrev init` from the sample campaign. Before the first send, change\n\
          # campaign.id, the subject, the sender, the stamps, the template and the recipients.\n\
@@ -61,7 +61,7 @@ fn sample_recipients() -> String {
 }
 
 /// Writes the new campaign into `dir`; returns the paths written.
-pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn init(dir: &Path) -> Result<Vec<PathBuf>> {
     let files = files();
     let existing: Vec<String> = files
         .iter()
@@ -97,7 +97,7 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Writes the new campaign folder and says what to do next.
-pub fn run(out: &Output, dir: &Path) -> Result<Exit> {
+pub(super) fn run(out: &Output, dir: &Path) -> Result<Exit> {
     let written = init(dir)?;
     let mut text = format!("Started a new campaign in {}:", dir.display());
     for path in &written {

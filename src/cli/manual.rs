@@ -12,13 +12,13 @@ use clap::CommandFactory as _;
 use crate::cli::args::Cli;
 use crate::cli::Exit;
 
-pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     let mut text = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "rundbrev", &mut text);
     print(&text)
 }
 
-pub fn man() -> Result<Exit> {
+pub(super) fn man() -> Result<Exit> {
     let mut text = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut text)?;
     print(&text)

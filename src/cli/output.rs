@@ -11,7 +11,7 @@ use crate::cli::terminal::{self, Stream, Tone};
 
 /// Prints for the person at the terminal. Every text passes `terminal::safe`, so text from the
 /// recipients file can never carry a control or bidi character to the terminal.
-pub struct Output {
+pub(super) struct Output {
     pub quiet: bool,
     pub verbose: bool,
     /// With `--format json` standard output carries only the JSON; the words go to standard error.
@@ -19,7 +19,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn say(&self, text: impl AsRef<str>) {
+    pub(super) fn say(&self, text: impl AsRef<str>) {
         if !self.quiet {
             self.always(text);
         }
@@ -27,12 +27,12 @@ impl Output {
 
     /// Prints a line even with --quiet. A closed pipe is ignored: the run goes on, the ledger
     /// is the record.
-    pub fn always(&self, text: impl AsRef<str>) {
+    pub(super) fn always(&self, text: impl AsRef<str>) {
         self.write(&crate::sanitize::safe(text.as_ref()));
     }
 
     /// `always`, in a colour for its tone when the stream is a terminal.
-    pub fn always_in(&self, tone: Tone, text: impl AsRef<str>) {
+    pub(super) fn always_in(&self, tone: Tone, text: impl AsRef<str>) {
         let stream = if self.human_on_stderr {
             Stream::Stderr
         } else {
@@ -53,7 +53,7 @@ impl Output {
         };
     }
 
-    pub fn note(&self, text: impl AsRef<str>) {
+    pub(super) fn note(&self, text: impl AsRef<str>) {
         if !self.quiet {
             let _ = writeln!(
                 std::io::stderr(),

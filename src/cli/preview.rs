@@ -28,7 +28,7 @@ use crate::record::{status, wording};
 use crate::sanitize::printable;
 use crate::whole_file;
 
-pub fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
+pub(super) fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
     let (recipient, dir, open) = (args.recipient.as_deref(), args.out.as_deref(), args.open);
     let ledger = Ledger::open_existing(&ledger_path(config))?;
     let p = prepare(config, ledger.as_ref(), out)?;

@@ -18,12 +18,12 @@ use crate::record::ledger::State;
 use crate::sanitize::printable;
 
 /// Whether a progress bar should be shown: on a terminal, and not with `--quiet`.
-pub fn wanted(quiet: bool) -> bool {
+pub(super) fn wanted(quiet: bool) -> bool {
     !quiet && Stream::Stderr.is_terminal()
 }
 
 /// One letter's outcome as a plain line: `[ 2/98] 101 Københavns Kommune <a@b.dk>: delivered (…)`.
-pub fn letter_line(
+pub(super) fn letter_line(
     done: usize,
     total: usize,
     letter: &Letter,
@@ -41,7 +41,7 @@ pub fn letter_line(
 }
 
 /// A retry, as a plain line.
-pub fn retry_line(letter: &Letter, attempt: u32, wait: Duration, reply: &str) -> String {
+pub(super) fn retry_line(letter: &Letter, attempt: u32, wait: Duration, reply: &str) -> String {
     format!(
         "        {} <{}>: failed for now ({}); trying again in {:.0?} (retry {attempt})",
         printable(&letter.key),
@@ -69,14 +69,14 @@ fn bar(total: usize, unit: &str) -> ProgressBar {
 }
 
 /// The progress bar of a send or resend run.
-pub struct Bar {
+pub(super) struct Bar {
     bar: ProgressBar,
     not_delivered: usize,
     verbose: bool,
 }
 
 impl Bar {
-    pub fn new(total: usize, verbose: bool) -> Bar {
+    pub(super) fn new(total: usize, verbose: bool) -> Bar {
         let bar = bar(total, "letters");
         bar.set_message("0 not delivered");
         Bar {
@@ -131,12 +131,12 @@ impl Drop for Bar {
 }
 
 /// Counts work that is not a send (writing the preview): a bar on a terminal, silent otherwise.
-pub struct Ticker {
+pub(super) struct Ticker {
     bar: Option<ProgressBar>,
 }
 
 impl Ticker {
-    pub fn new(total: usize, unit: &str, quiet: bool) -> Ticker {
+    pub(super) fn new(total: usize, unit: &str, quiet: bool) -> Ticker {
         Ticker {
             bar: wanted(quiet).then(|| {
                 let bar = bar(total, unit);
@@ -146,14 +146,14 @@ impl Ticker {
         }
     }
 
-    pub fn tick(&self) {
+    pub(super) fn tick(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
     }
 
     /// Runs `f` (which prints) with the bar hidden, so the two do not mix.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(super) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.bar {
             Some(bar) => bar.suspend(f),
             None => f(),
@@ -170,7 +170,7 @@ impl Drop for Ticker {
 }
 
 /// Progress without a terminal: one plain, stable line per letter (a failure even with --quiet).
-pub struct Lines<'a> {
+pub(super) struct Lines<'a> {
     pub out: &'a Output,
 }
 

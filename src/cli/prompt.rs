@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use crate::delivery;
 
 /// On a terminal, asks before anything leaves; without one, `--yes` is required.
-pub fn confirm(yes: bool, n: usize) -> Result<()> {
+pub(super) fn confirm(yes: bool, n: usize) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -35,7 +35,7 @@ pub fn confirm(yes: bool, n: usize) -> Result<()> {
 }
 
 /// Ctrl-C lets the letters in flight finish and starts no new one; a second Ctrl-C leaves at once.
-pub fn install_ctrl_c() {
+pub(super) fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
         if delivery::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // A second Ctrl-C: leave at once; a letter in flight stays `sending` and shows as unknown.

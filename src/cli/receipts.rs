@@ -20,7 +20,7 @@ use crate::record::fact::bounce_words;
 use crate::record::ledger::{Ledger, State};
 
 /// Reads every message under the paths into the ledger, and says what each did.
-pub fn import(config: &Config, out: &Output, args: &ReceiptsImportArgs) -> Result<Exit> {
+pub(super) fn import(config: &Config, out: &Output, args: &ReceiptsImportArgs) -> Result<Exit> {
     source::all_exist(&args.paths)?;
     let path = ledger_path(config);
     if !path.exists() {
@@ -204,7 +204,7 @@ struct InspectedRecipient {
 }
 
 /// Parses messages and prints what they say; no ledger is opened.
-pub fn inspect(cli: &Cli, out: &Output, args: &ReceiptsInspectArgs) -> Result<Exit> {
+pub(super) fn inspect(cli: &Cli, out: &Output, args: &ReceiptsInspectArgs) -> Result<Exit> {
     // The size limit of the campaign here, if there is one; no campaign is needed.
     let max = if cli.config.exists() {
         workspace::load_config(cli)?.receipts.max_message_size

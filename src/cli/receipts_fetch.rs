@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::receipts::fetch::{self, Fetched};
 use crate::record::ledger::Ledger;
 
-pub fn run(config: &Config, out: &Output) -> Result<Exit> {
+pub(super) fn run(config: &Config, out: &Output) -> Result<Exit> {
     let Some(imap) = &config.receipts.imap else {
         bail!(
             "there is no [receipts.imap] section in {}: name the mailbox the reports come back to (host, user, folders)",

@@ -39,7 +39,7 @@ struct JsonReport<'a> {
 }
 
 /// Reads the ledger, writes both files, says where they are.
-pub fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
+pub(super) fn run(config: &Config, args: &ReportArgs, out: &Output) -> Result<Exit> {
     let ledger_path = Ledger::path_for(&config.ledger_dir, &config.campaign.id);
     let shown = |p: &Path| display_path(p, &config.base).display().to_string();
     let Some(ledger) = Ledger::open_existing(&ledger_path)? else {

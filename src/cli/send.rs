@@ -33,7 +33,7 @@ use crate::delivery::{self, connections, Observer, Pace, Summary};
 use crate::record::ledger::{Frozen, Interrupted, Ledger, Listed, State};
 use crate::record::storage::LedgerWriteError;
 
-pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
+pub(super) fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
     debug_assert!(args.failed);
     let mode = Mode::Resend {
         temporary_only: args.temporary_only,
@@ -42,7 +42,7 @@ pub fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> 
     run(config, out, mode, &args.run)
 }
 
-pub fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
+pub(super) fn run(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exit> {
     // A ledger that cannot be written during the run is told in the run's summary; before the
     // first hand-over, here, in the same plain words.
     send(config, out, mode, args).map_err(|e| match LedgerWriteError::find(&e) {

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::record::ledger::{Ledger, State};
 use crate::record::status;
 
-pub fn run(config: &Config, args: &StatusArgs) -> Result<Exit> {
+pub(super) fn run(config: &Config, args: &StatusArgs) -> Result<Exit> {
     let path = ledger_path(config);
     let Some(ledger) = Ledger::open_existing(&path)? else {
         let _ = writeln!(

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::record::storage::{Cause, LedgerWriteError};
 
 /// Why, in a clerk's words: "the disk that holds it is full".
-pub fn why(cause: Cause) -> &'static str {
+pub(super) fn why(cause: Cause) -> &'static str {
     match cause {
         Cause::Full => "the disk that holds it is full",
         Cause::ReadOnly => "it may not be written (the file, its folder or its disk is read-only)",
@@ -21,7 +21,7 @@ pub fn why(cause: Cause) -> &'static str {
 
 /// What to do about `cause` for the file or folder named `what` ("the ledger"), with another way
 /// out when the disk is full (`elsewhere`), ending with `then`: "run the same command again".
-pub fn fix(cause: Cause, what: &str, elsewhere: &str, then: &str) -> String {
+pub(super) fn fix(cause: Cause, what: &str, elsewhere: &str, then: &str) -> String {
     match cause {
         Cause::Full => format!(
             "make room on the disk that holds {what} (or {elsewhere}), then {then}"
@@ -40,7 +40,7 @@ const MOVE: &str = "copy the campaign folder to a disk with more space and work 
 
 /// The whole message for a ledger that could not be written before any letter of this run was
 /// handed over.
-pub fn ledger_before_sending(config: &Config, e: &LedgerWriteError) -> String {
+pub(super) fn ledger_before_sending(config: &Config, e: &LedgerWriteError) -> String {
     format!(
         "cannot write to the ledger {}: {}. No letter was sent in this run; nothing is lost.\nWhat to do: {}.",
         shown(config, &e.path),
@@ -51,7 +51,7 @@ pub fn ledger_before_sending(config: &Config, e: &LedgerWriteError) -> String {
 
 /// The lines that say how a run the ledger stopped left things: what is recorded, what could not
 /// be, what stays pending, and what to do.
-pub fn ledger_stopped(
+pub(super) fn ledger_stopped(
     config: &Config,
     e: &LedgerWriteError,
     delivered: usize,

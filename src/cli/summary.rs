@@ -23,10 +23,10 @@ use crate::record::status;
 
 /// The fingerprints (`digest::fingerprint`) of the keys of the letters a run was for, sorted:
 /// 8 bytes a letter.
-pub struct RunKeys(Vec<u64>);
+pub(super) struct RunKeys(Vec<u64>);
 
 impl RunKeys {
-    pub fn new(mut keys: Vec<u64>) -> RunKeys {
+    pub(super) fn new(mut keys: Vec<u64>) -> RunKeys {
         keys.sort_unstable();
         RunKeys(keys)
     }
@@ -49,7 +49,7 @@ fn run_not_delivered(ledger: &Ledger, run: &RunKeys) -> Result<Vec<Record>> {
 
 /// The most common reason, in plain words, why letters of this run failed (failed-temporary or
 /// failed-permanent); `None` when none did or the ledger cannot be read.
-pub fn failure_reason(ledger: &Ledger, run: &RunKeys) -> Option<String> {
+pub(super) fn failure_reason(ledger: &Ledger, run: &RunKeys) -> Option<String> {
     let failures: Vec<(State, String)> = run_not_delivered(ledger, run)
         .ok()?
         .into_iter()
@@ -93,7 +93,7 @@ struct JsonSummary<'a> {
 }
 
 /// Prints the run's summary as one JSON object on standard output.
-pub fn write_json(
+pub(super) fn write_json(
     config: &Config,
     summary: &Summary,
     ledger: &Ledger,
@@ -142,7 +142,7 @@ pub fn write_json(
 
 /// The end of a run in a clerk's words: what was delivered, what failed and why, what is unknown,
 /// why the run stopped, and where the record is.
-pub fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &RunKeys) {
+pub(super) fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &RunKeys) {
     let mut line = format!(
         "Delivered {} letter{}",
         s.delivered,

@@ -10,13 +10,13 @@ use anstyle::{AnsiColor, Style};
 
 /// Which output stream a text goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(super) enum Stream {
     Stdout,
     Stderr,
 }
 
 impl Stream {
-    pub fn is_terminal(self) -> bool {
+    pub(super) fn is_terminal(self) -> bool {
         match self {
             Stream::Stdout => std::io::stdout().is_terminal(),
             Stream::Stderr => std::io::stderr().is_terminal(),
@@ -25,12 +25,12 @@ impl Stream {
 }
 
 /// Whether `NO_COLOR` asks for no colour (any non-empty value does).
-pub fn no_color_requested() -> bool {
+pub(super) fn no_color_requested() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 /// Whether text written to `stream` may carry colour.
-pub fn colour(stream: Stream) -> bool {
+pub(super) fn colour(stream: Stream) -> bool {
     stream.is_terminal()
         && !no_color_requested()
         && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
@@ -38,14 +38,14 @@ pub fn colour(stream: Stream) -> bool {
 
 /// How a line is meant to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
+pub(super) enum Tone {
     Good,
     Warning,
     Bad,
 }
 
 /// `text` in the tone's colour when `stream` may have colour; unchanged otherwise.
-pub fn paint(stream: Stream, tone: Tone, text: &str) -> String {
+pub(super) fn paint(stream: Stream, tone: Tone, text: &str) -> String {
     if !colour(stream) {
         return text.to_string();
     }

@@ -20,7 +20,12 @@ use crate::record::ledger::Ledger;
 
 /// Sends one rendered letter to the operator's own address. It is not recorded as that
 /// recipient's delivery, carries its own Message-ID and goes to no Cc/Bcc copy.
-pub fn run(config: &Config, out: &Output, to: &str, recipient: Option<&str>) -> Result<Exit> {
+pub(super) fn run(
+    config: &Config,
+    out: &Output,
+    to: &str,
+    recipient: Option<&str>,
+) -> Result<Exit> {
     let s = smtp_config(config)?;
     if let Err(why) = crate::campaign::recipients::check_address(to) {
         bail!("--to {to}: not a valid e-mail address ({why})");

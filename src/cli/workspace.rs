@@ -17,7 +17,7 @@ use crate::config::{self, Config, Transport as TransportConfig};
 use crate::problem::{display_path, Problems};
 use crate::record::ledger::Ledger;
 
-pub fn load_config(cli: &Cli) -> Result<Config> {
+pub(super) fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = config::load(&cli.config).map_err(Problems)?;
     if let Some(encoding) = cli.encoding {
         config.recipients.encoding = encoding.into();
@@ -25,19 +25,19 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
-pub fn ledger_path(config: &Config) -> PathBuf {
+pub(super) fn ledger_path(config: &Config) -> PathBuf {
     Ledger::path_for(&config.ledger_dir, &config.campaign.id)
 }
 
 /// A path as the clerk knows it: relative to the campaign folder where it lies inside it.
-pub fn shown(config: &Config, path: &Path) -> String {
+pub(super) fn shown(config: &Config, path: &Path) -> String {
     display_path(path, &config.base).display().to_string()
 }
 
 /// Loads, checks and merges every letter, with the ledger's frozen stamps when there is one,
 /// and refuses what the `watch` forbids; each letter is also shown to `see`. The recipients
 /// file is read once for all of it.
-pub fn prepare_guarded(
+pub(super) fn prepare_guarded(
     config: &Config,
     ledger: Option<&Ledger>,
     watch: Watch,
@@ -65,12 +65,12 @@ pub fn prepare_guarded(
 }
 
 /// Loads, checks and merges every letter (for commands that send nothing).
-pub fn prepare(config: &Config, ledger: Option<&Ledger>, out: &Output) -> Result<Prepared> {
+pub(super) fn prepare(config: &Config, ledger: Option<&Ledger>, out: &Output) -> Result<Prepared> {
     prepare_guarded(config, ledger, Watch::default(), out, &mut |_| {})
 }
 
 /// "the outbox folder outbox" or "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk".
-pub fn describe_transport(config: &Config) -> String {
+pub(super) fn describe_transport(config: &Config) -> String {
     match &config.transport {
         TransportConfig::Outbox { dir } => format!("the outbox folder {}", shown(config, dir)),
         TransportConfig::Smtp(s) => crate::delivery::smtp::describe(s),
@@ -78,7 +78,7 @@ pub fn describe_transport(config: &Config) -> String {
 }
 
 /// ` --config FILE` when the campaign is not the default `config.toml`, for suggested commands.
-pub fn config_flag(config: &Config) -> String {
+pub(super) fn config_flag(config: &Config) -> String {
     if config.path == Path::new("config.toml") {
         String::new()
     } else {

@@ -47,7 +47,7 @@ impl Default for RawLetter {
 
 /// The letter as a document, and what goes with each e-mail.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LetterSettings {
+pub(crate) struct LetterSettings {
     /// Attach each letter as a PDF on the letterhead.
     pub pdf: bool,
     /// A template (Markdown) for a short e-mail text; without it the e-mail is the letter itself.
@@ -76,7 +76,7 @@ pub struct LetterSettings {
 impl LetterSettings {
     /// The settings that decide what each letter looks like, for the change check; empty when
     /// nothing of this section is used, so that campaigns without it fingerprint as before.
-    pub fn fingerprint_parts(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn fingerprint_parts(&self) -> Vec<(&'static str, String)> {
         let mut parts = Vec::new();
         if self.pdf {
             parts.push(("letter.pdf", "true".to_string()));

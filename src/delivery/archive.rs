@@ -17,19 +17,19 @@ use crate::letter::compose::Composed;
 use crate::record::storage::Cause;
 
 /// The archive file of the letter with this file stem.
-pub fn path_for(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn path_for(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.eml"))
 }
 
 /// A transport that keeps every message in the archive before handing it to `inner`.
-pub struct Archiving<T: Transport> {
+pub(crate) struct Archiving<T: Transport> {
     inner: T,
     dir: PathBuf,
     dir_made: bool,
 }
 
 impl<T: Transport> Archiving<T> {
-    pub fn new(inner: T, dir: &Path) -> Archiving<T> {
+    pub(crate) fn new(inner: T, dir: &Path) -> Archiving<T> {
         Archiving {
             inner,
             dir: dir.to_path_buf(),

@@ -15,13 +15,13 @@ use crate::delivery::smtp;
 use crate::delivery::transport::Transport;
 
 /// The opened transports, one per worker, and what the sender should be told.
-pub struct Connections {
+pub(crate) struct Connections {
     pub transports: Vec<Box<dyn Transport + Send>>,
     pub warnings: Vec<String>,
 }
 
 /// Opens what the campaign sends through, for a run of `letters` letters.
-pub fn open(config: &Config, letters: usize) -> Result<Connections> {
+pub(crate) fn open(config: &Config, letters: usize) -> Result<Connections> {
     let archive = &config.archive_dir;
     let (opened, warnings): (Vec<Box<dyn Transport + Send>>, _) = match &config.transport {
         TransportConfig::Outbox { dir } => (vec![Box::new(Outbox::new(dir))], Vec::new()),

@@ -59,7 +59,7 @@ pub(crate) use pace::Pace;
 
 /// How a run went.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub delivered: usize,
     pub failed_temporary: usize,
     pub failed_permanent: usize,
@@ -74,13 +74,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn failed(&self) -> usize {
+    pub(crate) fn failed(&self) -> usize {
         self.failed_temporary + self.failed_permanent + self.unknown
     }
 }
 
 /// What the send loop tells the person watching. Called only after the outcome is in the ledger.
-pub trait Observer {
+pub(crate) trait Observer {
     fn letter_done(
         &mut self,
         done: usize,
@@ -93,7 +93,7 @@ pub trait Observer {
 }
 
 /// Set by Ctrl-C: the letters in flight finish, no new one starts.
-pub static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
 /// One hand-over of one letter.
 struct Job {
@@ -146,7 +146,7 @@ impl Ord for Retry {
 }
 
 /// Runs the plan over the given transports (one worker thread each).
-pub fn execute(
+pub(crate) fn execute(
     p: &Prepared,
     reader: Option<&Ledger>,
     ledger: &mut Ledger,

@@ -11,17 +11,17 @@ use crate::record::storage::Cause;
 use crate::whole_file;
 
 /// The outbox file of the letter with this file stem.
-pub fn path_for(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn path_for(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.eml"))
 }
 
 /// Writes each message as an `.eml` file into a folder. Accepts any address, placeholders included.
-pub struct Outbox {
+pub(crate) struct Outbox {
     dir: PathBuf,
 }
 
 impl Outbox {
-    pub fn new(dir: &Path) -> Outbox {
+    pub(crate) fn new(dir: &Path) -> Outbox {
         Outbox {
             dir: dir.to_path_buf(),
         }

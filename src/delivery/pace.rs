@@ -11,7 +11,7 @@ use crate::config::Transport as TransportConfig;
 
 /// Retry and pacing rules for a run.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
+pub(crate) struct Pace {
     pub retries: u32,
     pub retry_delay: std::time::Duration,
     pub rate_per_minute: Option<u32>,
@@ -19,7 +19,7 @@ pub struct Pace {
 
 impl Pace {
     /// The pacing that the configured transport asks for.
-    pub fn for_transport(transport: &TransportConfig) -> Pace {
+    pub(crate) fn for_transport(transport: &TransportConfig) -> Pace {
         match transport {
             TransportConfig::Smtp(s) => Pace {
                 retries: s.retries,
@@ -35,7 +35,7 @@ impl Pace {
     }
 
     /// The shortest time between two hand-overs that the rate limit allows, if there is one.
-    pub fn interval(&self) -> Option<Duration> {
+    pub(crate) fn interval(&self) -> Option<Duration> {
         self.rate_per_minute
             .filter(|&n| n > 0)
             .map(|n| Duration::from_secs(60) / n)

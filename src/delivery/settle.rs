@@ -22,7 +22,7 @@ use crate::record::ledger::{Ledger, Settlement, State, Unsettled};
 
 /// What looking in the outbox settled: keys, in file order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Settled {
+pub(crate) struct Settled {
     /// Found in the outbox exactly as archived: now delivered.
     pub delivered: Vec<String>,
     /// Not in the outbox: pending again.
@@ -32,7 +32,7 @@ pub struct Settled {
 }
 
 impl Settled {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.delivered.is_empty() && self.pending.is_empty() && self.unknown.is_empty()
     }
 }
@@ -47,7 +47,7 @@ enum Verdict {
 
 /// Looks in `outbox` (and `archive`) for every letter an outbox run left `sending` or unknown,
 /// and records what it finds in one transaction. Call it with the run lock held.
-pub fn from_outbox(
+pub(crate) fn from_outbox(
     ledger: &mut Ledger,
     outbox_dir: &Path,
     archive_dir: &Path,

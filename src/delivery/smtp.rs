@@ -18,7 +18,7 @@ use crate::smtp::dsn::DsnRequest;
 use crate::smtp::{self, Connection, Failure, Login, Settings};
 
 /// "smtp.example.dk:587 (STARTTLS) as rundbrev@uim.dk"; who logs in, not who the letter is from.
-pub fn describe(s: &Smtp) -> String {
+pub(crate) fn describe(s: &Smtp) -> String {
     match &s.user {
         Some(u) => format!("{}:{} ({}) as {u}", s.host, s.port, s.security_name()),
         None => format!("{}:{} ({}, no login)", s.host, s.port, s.security_name()),
@@ -40,7 +40,7 @@ fn secret(s: &Smtp) -> Result<Option<String>> {
     .map(Some)
 }
 
-pub fn settings(s: &Smtp) -> Result<Settings> {
+pub(crate) fn settings(s: &Smtp) -> Result<Settings> {
     let login = secret(s)?.map(|secret| Login {
         user: s.user.clone().unwrap_or_default(),
         secret,
@@ -63,7 +63,7 @@ pub fn settings(s: &Smtp) -> Result<Settings> {
 }
 
 /// Sends over one SMTP session at a time, reopening it when the server drops it.
-pub struct SmtpTransport {
+pub(crate) struct SmtpTransport {
     runtime: tokio::runtime::Runtime,
     settings: Settings,
     conn: Option<Connection>,
@@ -74,7 +74,7 @@ pub struct SmtpTransport {
     dsn: Option<DsnRequest>,
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,7 +82,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// What the person sending should be told before letters go out over this server, if anything.
-pub fn warnings(s: &Smtp) -> Vec<String> {
+pub(crate) fn warnings(s: &Smtp) -> Vec<String> {
     let mut out = Vec::new();
     if s.security == Security::None && !crate::config::is_loopback(&s.host) {
         out.push(format!(
@@ -96,7 +96,7 @@ pub fn warnings(s: &Smtp) -> Vec<String> {
 
 /// Opens the session (TLS and login) before anything is marked in the ledger. A failure here
 /// is systemic: nothing was sent and every letter stays as it was.
-pub fn connect(s: &Smtp) -> Result<SmtpTransport> {
+pub(crate) fn connect(s: &Smtp) -> Result<SmtpTransport> {
     let settings = settings(s)?;
     let runtime = runtime()?;
     let conn = runtime
@@ -114,7 +114,7 @@ pub fn connect(s: &Smtp) -> Result<SmtpTransport> {
 
 /// Opens `connections` sessions (no more than there are letters), each for its own worker.
 /// The password is read once.
-pub fn connect_all(s: &Smtp, letters: usize) -> Result<Vec<Box<dyn Transport + Send>>> {
+pub(crate) fn connect_all(s: &Smtp, letters: usize) -> Result<Vec<Box<dyn Transport + Send>>> {
     let first = connect(s)?;
     let settings = first.settings.clone();
     let mut all: Vec<Box<dyn Transport + Send>> = vec![Box::new(first)];
@@ -136,7 +136,7 @@ pub fn connect_all(s: &Smtp, letters: usize) -> Result<Vec<Box<dyn Transport + S
 }
 
 /// A failure in words for a clerk, with what to do.
-pub fn plain(f: &Failure, s: &Smtp) -> String {
+pub(crate) fn plain(f: &Failure, s: &Smtp) -> String {
     match f {
         Failure::Connect(_) => format!(
             "{f}. Check transport.smtp.host and port ({}:{}) and the network",

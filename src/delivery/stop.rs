@@ -16,7 +16,7 @@ use crate::smtp::Failure;
 
 /// Why a run stopped early; the letter in hand when it stopped was not handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Ctrl-C: the letters in flight finished, no new one started.
     Interrupted,
     /// The connection to the mail server broke or could not be opened this many times in a row.
@@ -38,7 +38,7 @@ pub enum Stop {
 
 impl Stop {
     /// True when the person sending stopped the run (Ctrl-C): there is nothing to fix.
-    pub fn is_interrupted(&self) -> bool {
+    pub(crate) fn is_interrupted(&self) -> bool {
         matches!(self, Stop::Interrupted)
     }
 }

@@ -7,13 +7,13 @@
 //! closed it lets none out. An `Err` means the run must stop and that this message was *not*
 //! handed over. Transports never touch the ledger.
 
-pub use crate::delivery::stop::Stop;
+pub(crate) use crate::delivery::stop::Stop;
 use crate::letter::compose::Composed;
 use crate::record::ledger::State;
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Delivered {
         code: Option<u16>,
         reply: String,
@@ -40,7 +40,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The ledger state, the reply code and the reply text this outcome records.
-    pub fn parts(&self) -> (State, Option<u16>, &str) {
+    pub(crate) fn parts(&self) -> (State, Option<u16>, &str) {
         match self {
             Outcome::Delivered { code, reply } => (State::Delivered, *code, reply),
             Outcome::Temporary { code, reply, .. } => (State::FailedTemporary, *code, reply),
@@ -51,7 +51,7 @@ impl Outcome {
 
     /// False when the server refused the letter before any of its data went out (at MAIL FROM
     /// or RCPT TO): nothing of it left rundbrev.
-    pub fn data_went_out(&self) -> bool {
+    pub(crate) fn data_went_out(&self) -> bool {
         match self {
             Outcome::Temporary { data_sent, .. } | Outcome::Permanent { data_sent, .. } => {
                 *data_sent
@@ -63,9 +63,9 @@ impl Outcome {
 
 /// Passed right before a message's data starts to go out: `Ok` once the caller has made that
 /// durable; `Err` when the data must not go out (the transport then returns that `Err`).
-pub type Gate<'a> = dyn FnMut() -> Result<(), Stop> + 'a;
+pub(crate) type Gate<'a> = dyn FnMut() -> Result<(), Stop> + 'a;
 
-pub trait Transport {
+pub(crate) trait Transport {
     /// A short name for the ledger's history: "outbox", "smtp".
     fn kind(&self) -> &'static str;
     /// Hands over one message. `name` is a file stem a person can find the letter by.

@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 
 /// How the connection is protected. There is no plaintext: a login never goes unencrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
+pub(crate) enum Security {
     /// Plain connection upgraded with STARTTLS (usually port 143).
     StartTls,
     /// TLS from the first byte (usually port 993).
@@ -35,7 +35,7 @@ pub enum Security {
 
 /// Everything needed to open a session. `Debug` never shows the secret.
 #[derive(Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -63,7 +63,7 @@ impl fmt::Debug for Settings {
 
 /// Why the mailbox could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Refused, unreachable, name not found or connect timeout.
     Connect(String),
     /// TLS handshake or certificate problem, or STARTTLS missing or refused.
@@ -93,7 +93,7 @@ impl std::error::Error for Failure {}
 
 /// A folder opened read-only: what EXAMINE said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Folder {
+pub(crate) struct Folder {
     /// Changes when the server renumbers the folder; the UIDs seen before then mean nothing.
     pub uid_validity: u32,
     /// How many messages the folder holds.
@@ -102,13 +102,13 @@ pub struct Folder {
 
 /// A message in the open folder: its UID and its size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub uid: u32,
     pub size: u64,
 }
 
 /// One logged-in session.
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     session: Session<TlsStream<TcpStream>>,
     command_timeout: Duration,
     secret: String,
@@ -122,7 +122,7 @@ impl fmt::Debug for Mailbox {
 
 impl Mailbox {
     /// Connects, sets up TLS as configured (verifying the certificate), and logs in.
-    pub async fn open(settings: &Settings) -> Result<Mailbox, Failure> {
+    pub(crate) async fn open(settings: &Settings) -> Result<Mailbox, Failure> {
         let connector = TlsConnector::from(Arc::new(tls_config(settings)?));
         let name = ServerName::try_from(settings.host.clone()).map_err(|_| {
             Failure::Tls(format!(
@@ -206,7 +206,7 @@ impl Mailbox {
     }
 
     /// Opens a folder read-only (EXAMINE).
-    pub async fn examine(&mut self, folder: &str) -> Result<Folder, Failure> {
+    pub(crate) async fn examine(&mut self, folder: &str) -> Result<Folder, Failure> {
         let limit = self.command_timeout;
         let opened = within(limit, "opening the folder", self.session.examine(folder)).await;
         let mailbox = match opened {
@@ -232,7 +232,7 @@ impl Mailbox {
     }
 
     /// The messages of the open folder whose UID is above `after`, in UID order, with sizes.
-    pub async fn list_after(&mut self, after: u32) -> Result<Vec<Listed>, Failure> {
+    pub(crate) async fn list_after(&mut self, after: u32) -> Result<Vec<Listed>, Failure> {
         let limit = self.command_timeout;
         let from = after.saturating_add(1);
         // "n:*" also names the last message when every UID is below n: hence the filter.
@@ -260,7 +260,7 @@ impl Mailbox {
     }
 
     /// The whole message with this UID, without marking it read; `None` if it is gone.
-    pub async fn message(&mut self, uid: u32) -> Result<Option<Vec<u8>>, Failure> {
+    pub(crate) async fn message(&mut self, uid: u32) -> Result<Option<Vec<u8>>, Failure> {
         let limit = self.command_timeout;
         let query = async {
             let stream = self
@@ -278,7 +278,7 @@ impl Mailbox {
     }
 
     /// Says goodbye; errors are ignored (the reading is done).
-    pub async fn logout(mut self) {
+    pub(crate) async fn logout(mut self) {
         let _ = tokio::time::timeout(self.command_timeout, self.session.logout()).await;
         self.secret.clear();
     }

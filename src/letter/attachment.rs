@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// One file attached to a letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attached {
+pub(crate) struct Attached {
     /// The file name the recipient sees.
     pub name: String,
     pub content_type: &'static str,
@@ -16,7 +16,7 @@ pub struct Attached {
 }
 
 impl Attached {
-    pub fn new(name: String, bytes: Arc<Vec<u8>>) -> Attached {
+    pub(crate) fn new(name: String, bytes: Arc<Vec<u8>>) -> Attached {
         Attached {
             content_type: content_type(&name),
             name,
@@ -26,7 +26,7 @@ impl Attached {
 }
 
 /// The content type for a file name, from its ending; unknown endings are plain bytes.
-pub fn content_type(name: &str) -> &'static str {
+pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -60,7 +60,7 @@ pub fn content_type(name: &str) -> &'static str {
 
 /// The PDF letter's file name: "<Akt-id> <navn>.pdf", with æøå kept and nothing a file system
 /// or mail client would stumble on.
-pub fn pdf_name(akt_id: &str, name: &str) -> String {
+pub(crate) fn pdf_name(akt_id: &str, name: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| match c {

@@ -22,14 +22,14 @@ use crate::letter::stamp::Stamp;
 
 /// Who one letter goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Addressee {
+pub(crate) struct Addressee {
     pub name: String,
     pub email: String,
 }
 
 /// A message ready for a transport: its bytes and its SMTP envelope.
 #[derive(Debug, Clone)]
-pub struct Composed {
+pub(crate) struct Composed {
     pub bytes: Vec<u8>,
     pub envelope_from: String,
     /// The recipient first, then Cc and Bcc copies.
@@ -41,7 +41,7 @@ pub struct Composed {
 /// Why one letter could not become an e-mail. Callers ask what it concerns instead of reading
 /// the words: a bad recipient address belongs to the recipients file, the rest to the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComposeError {
+pub(crate) struct ComposeError {
     kind: Kind,
     message: String,
 }
@@ -61,7 +61,7 @@ enum Kind {
 
 impl ComposeError {
     /// A problem with what goes with the letter: its PDF, an attachment, the size limit.
-    pub fn files(message: String) -> ComposeError {
+    pub(crate) fn files(message: String) -> ComposeError {
         ComposeError {
             kind: Kind::Files,
             message,
@@ -69,7 +69,7 @@ impl ComposeError {
     }
 
     /// True when the recipient's e-mail address is the problem (the file's email column).
-    pub fn is_bad_address(&self) -> bool {
+    pub(crate) fn is_bad_address(&self) -> bool {
         self.kind == Kind::Address
     }
 }
@@ -93,7 +93,7 @@ impl std::error::Error for ComposeError {}
 
 /// The sender's mailboxes, parsed once for a whole campaign.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     cc: Vec<Mailbox>,
@@ -102,7 +102,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(sender: &Sender) -> Result<Envelope, String> {
+    pub(crate) fn new(sender: &Sender) -> Result<Envelope, String> {
         let parse = |s: &str| -> Result<Mailbox, String> {
             s.parse::<Mailbox>()
                 .map_err(|e| format!("`{s}` is not a valid address ({e})"))
@@ -125,7 +125,7 @@ impl Envelope {
     }
 
     /// The same sender, asking (or not) for a read receipt in every letter.
-    pub fn asking_read_receipt(self, on: bool) -> Envelope {
+    pub(crate) fn asking_read_receipt(self, on: bool) -> Envelope {
         Envelope {
             read_receipt: on,
             ..self
@@ -133,7 +133,7 @@ impl Envelope {
     }
 
     /// The same sender, without Cc and Bcc copies (for a test letter).
-    pub fn without_copies(&self) -> Envelope {
+    pub(crate) fn without_copies(&self) -> Envelope {
         Envelope {
             cc: Vec::new(),
             bcc: Vec::new(),
@@ -142,11 +142,11 @@ impl Envelope {
     }
 
     /// The sender's domain, on which Message-IDs are made.
-    pub fn domain(&self) -> &str {
+    pub(crate) fn domain(&self) -> &str {
         self.from.email.domain()
     }
 
-    pub fn copies(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    pub(crate) fn copies(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
         self.cc
             .iter()
             .map(|m| ("Cc", m.email.to_string()))
@@ -156,7 +156,7 @@ impl Envelope {
 
 /// Builds the message for one letter, dated `date` (the moment it is handed to the transport).
 #[cfg(test)]
-pub fn compose(
+pub(crate) fn compose(
     envelope: &Envelope,
     to: &Addressee,
     letter: &Rendered,
@@ -168,7 +168,7 @@ pub fn compose(
 
 /// Like `compose`, with files attached after the letter (multipart/mixed). Without files the
 /// message is exactly what `compose` makes.
-pub fn compose_with(
+pub(crate) fn compose_with(
     envelope: &Envelope,
     to: &Addressee,
     letter: &Rendered,

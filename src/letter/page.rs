@@ -7,7 +7,7 @@
 use crate::letter::render::escape_html;
 
 /// One letter's entry in the index.
-pub struct Entry {
+pub(crate) struct Entry {
     pub key: String,
     pub name: String,
     pub address: String,
@@ -21,7 +21,7 @@ pub struct Entry {
 }
 
 /// The headers shown above a letter.
-pub struct Shown<'a> {
+pub(crate) struct Shown<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub copies: Vec<(&'static str, String)>,
@@ -41,7 +41,7 @@ nav{margin-bottom:1em}table.list{width:100%;font-size:.9em}.list .subject{min-wi
 .list .key,.list .akt,.list .state,.list .file{white-space:nowrap}";
 
 /// A page showing one letter with its headers.
-pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
+pub(crate) fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
     let mut rows = vec![("Fra", h.from.to_string()), ("Til", h.to.to_string())];
     for (kind, addr) in &h.copies {
         rows.push((if *kind == "Cc" { "Cc" } else { "Bcc" }, addr.clone()));
@@ -61,7 +61,7 @@ pub fn letter_page(h: &Shown<'_>, html_body: &str, eml_file: &str) -> String {
 }
 
 /// The top of the index page; rows follow one by one (`index_row`), then `index_tail`.
-pub fn index_head(campaign: &str, transport: &str) -> String {
+pub(crate) fn index_head(campaign: &str, transport: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>Forhåndsvisning: {c}</title>\n<style>{STYLE}</style>\n</head>\n<body class=\"index\">\n<h1>Forhåndsvisning: {c}</h1>\n<p>Intet er sendt. Afsendes via {t}.</p>\n<table class=\"list\">\n<tr><th>Kode</th><th>Modtager</th><th>Adresse</th><th>Akt-id</th><th>Emne</th><th>Status</th><th></th></tr>\n",
         c = escape_html(campaign),
@@ -70,7 +70,7 @@ pub fn index_head(campaign: &str, transport: &str) -> String {
 }
 
 /// One letter's line in the index, linking to its page and its .eml.
-pub fn index_row(e: &Entry) -> String {
+pub(crate) fn index_row(e: &Entry) -> String {
     format!(
         "<tr><td class=\"key\">{key}</td><td><a href=\"{stem}.html\">{name}</a></td><td class=\"addr\">{addr}</td><td class=\"akt\">{akt}</td><td class=\"subject\">{subject}</td><td class=\"state\">{state}</td><td class=\"file\"><a href=\"{stem}.eml\">.eml</a>{pdf}</td></tr>\n",
         key = escape_html(&e.key),
@@ -88,6 +88,6 @@ pub fn index_row(e: &Entry) -> String {
     )
 }
 
-pub fn index_tail(count: usize) -> String {
+pub(crate) fn index_tail(count: usize) -> String {
     format!("</table>\n<p>{count} breve.</p>\n</body>\n</html>\n")
 }

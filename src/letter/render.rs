@@ -17,13 +17,13 @@ const LETTER: &str = "letter";
 const SUBJECT: &str = "subject";
 
 /// The compiled letter and subject templates.
-pub struct Renderer {
+pub(crate) struct Renderer {
     tera: tera::Tera,
 }
 
 /// One merged letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub subject: String,
     pub text: String,
     /// The letter body as an HTML fragment (no `<html>` wrapper).
@@ -34,7 +34,7 @@ pub struct Rendered {
 
 /// Why a template could not be compiled or rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateError {
+pub(crate) struct TemplateError {
     /// Which template: the letter or the subject.
     pub which: &'static str,
     /// The variable the data lacks, when that is the cause.
@@ -55,7 +55,7 @@ struct StampView<'a> {
 
 impl Renderer {
     /// Compiles the letter template (Markdown) and the subject template.
-    pub fn new(letter: &str, subject: &str) -> Result<Renderer, TemplateError> {
+    pub(crate) fn new(letter: &str, subject: &str) -> Result<Renderer, TemplateError> {
         let mut tera = tera::Tera::default();
         tera.add_raw_template(LETTER, letter)
             .map_err(|e| template_error("letter", &e))?;
@@ -67,7 +67,7 @@ impl Renderer {
     }
 
     /// Merges one recipient's fields (header name → value) and stamps into a letter.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         fields: &BTreeMap<&str, &str>,
         stamp: &Stamp,
@@ -261,7 +261,7 @@ fn end_line(out: &mut String) {
 }
 
 /// Escapes text for HTML attribute and element content.
-pub fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -277,7 +277,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// A whole HTML document around a letter body, as sent in the e-mail's HTML part.
-pub fn html_document(subject: &str, body: &str) -> String {
+pub(crate) fn html_document(subject: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"da\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n</head>\n<body style=\"font-family: Georgia, 'Times New Roman', serif; font-size: 16px; line-height: 1.45; max-width: 42em;\">\n{}</body>\n</html>\n",
         escape_html(subject),

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// The stamps one letter carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub letter_date: NaiveDate,
     pub sags_nr: String,
     pub akt_id: String,
@@ -19,7 +19,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// The date as printed on the letter: "29. juni 2020".
-    pub fn letter_date_text(&self) -> String {
+    pub(crate) fn letter_date_text(&self) -> String {
         danish_date(self.letter_date)
     }
 }
@@ -40,12 +40,12 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// A date written the Danish way, as on the model letter: "29. juni 2020", "1. marts 2021".
-pub fn danish_date(d: NaiveDate) -> String {
+pub(crate) fn danish_date(d: NaiveDate) -> String {
     format!("{}. {} {}", d.day(), MONTHS[d.month0() as usize], d.year())
 }
 
 /// The number after `n`, keeping its width: "0099" → "0100", "1286555" → "1286556".
-pub fn next_number(n: &str) -> String {
+pub(crate) fn next_number(n: &str) -> String {
     let mut digits: Vec<u8> = n.bytes().collect();
     for d in digits.iter_mut().rev() {
         if *d == b'9' {
@@ -62,7 +62,7 @@ pub fn next_number(n: &str) -> String {
 
 /// A Message-ID that is the same every time the same letter is made: it depends only on the
 /// campaign, the recipient's key and the Akt-id, and sits on the sender's domain.
-pub fn message_id(campaign: &str, key: &str, akt_id: &str, domain: &str) -> String {
+pub(crate) fn message_id(campaign: &str, key: &str, akt_id: &str, domain: &str) -> String {
     let mut h = Sha256::new();
     for part in [campaign, key, akt_id] {
         h.update(part.as_bytes());
@@ -80,7 +80,7 @@ pub fn message_id(campaign: &str, key: &str, akt_id: &str, domain: &str) -> Stri
 
 /// A value as it may stand in a Message-ID or a file name: ASCII letters, digits and '-' stay,
 /// anything else becomes '_'.
-pub fn safe_token(s: &str) -> String {
+pub(crate) fn safe_token(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {

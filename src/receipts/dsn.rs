@@ -6,11 +6,11 @@
 
 /// One group of fields: the per-message group, or one recipient's group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     /// The first value of a field, by case-insensitive name, trimmed.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -31,7 +31,7 @@ impl Fields {
 
 /// A status block read: the per-message fields and one group per recipient.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatusBlock {
+pub(crate) struct StatusBlock {
     pub message: Fields,
     pub recipients: Vec<Fields>,
 }
@@ -39,7 +39,7 @@ pub struct StatusBlock {
 /// Reads a status block (the body of a `message/delivery-status` part). Lines are unfolded,
 /// groups are separated by blank lines; a group naming a recipient or an action is a recipient's,
 /// any other group adds to the per-message fields. Lines that are not fields are ignored.
-pub fn read(text: &str) -> StatusBlock {
+pub(crate) fn read(text: &str) -> StatusBlock {
     let mut block = StatusBlock::default();
     let mut group = Fields::default();
     let finish = |group: &mut Fields, block: &mut StatusBlock| {
@@ -77,7 +77,7 @@ pub fn read(text: &str) -> StatusBlock {
 
 /// The value of a "type; value" field ("rfc822; a@b.dk", "dns; mx.b.dk", "smtp; 550 …"), or the
 /// whole text when it has no type. RFC 6533's utf-8 addresses are unescaped.
-pub fn typed_value(field: &str) -> String {
+pub(crate) fn typed_value(field: &str) -> String {
     let (kind, value) = match field.split_once(';') {
         Some((kind, value)) if !kind.trim().contains(' ') => (kind.trim(), value.trim()),
         _ => ("", field.trim()),
@@ -90,7 +90,7 @@ pub fn typed_value(field: &str) -> String {
 }
 
 /// An address from a recipient field, without angle brackets: "rfc822; <A@b.dk>" → "A@b.dk".
-pub fn address(field: &str) -> Option<String> {
+pub(crate) fn address(field: &str) -> Option<String> {
     let v = typed_value(field);
     let v = v
         .trim()
@@ -102,7 +102,7 @@ pub fn address(field: &str) -> Option<String> {
 
 /// The first enhanced status code (RFC 3463) in a text: "5.1.1", "4.4.7". Digits only, class
 /// 2, 4 or 5, at most three digits in each of the other parts, not part of a longer number.
-pub fn status_code(text: &str) -> Option<String> {
+pub(crate) fn status_code(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -134,7 +134,7 @@ pub fn status_code(text: &str) -> Option<String> {
 }
 
 /// The first SMTP reply code in a text that starts a reply ("550 ", "550-", "452 "), as digits.
-pub fn reply_code(text: &str) -> Option<u16> {
+pub(crate) fn reply_code(text: &str) -> Option<u16> {
     let b = text.as_bytes();
     for i in 0..b.len().saturating_sub(3) {
         let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.');
@@ -151,7 +151,7 @@ pub fn reply_code(text: &str) -> Option<u16> {
 }
 
 /// Decodes xtext (RFC 3461): "+2B" is '+'. Anything malformed is kept as it stands.
-pub fn xtext_decode(s: &str) -> String {
+pub(crate) fn xtext_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -171,7 +171,7 @@ pub fn xtext_decode(s: &str) -> String {
 /// Encodes text as xtext (RFC 3461): printable ASCII except '+' and '=' stays, the rest is "+XX".
 /// The sending side writes each letter's ENVID with it: its Message-ID without angle brackets.
 #[allow(dead_code)]
-pub fn xtext_encode(s: &str) -> String {
+pub(crate) fn xtext_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {

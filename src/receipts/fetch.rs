@@ -19,7 +19,7 @@ use crate::record::ledger::{FolderProgress, Ledger};
 
 /// What one run read.
 #[derive(Debug, Default)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub folders: Vec<FolderRead>,
     /// Why the run stopped before the end, in plain words; what was read until then is kept.
     pub stopped: Option<String>,
@@ -27,7 +27,7 @@ pub struct Fetched {
 
 /// What was read in one folder.
 #[derive(Debug)]
-pub struct FolderRead {
+pub(crate) struct FolderRead {
     pub name: String,
     pub uid_validity: u32,
     /// The folder's UIDVALIDITY changed since the last run, so it was read from the start.
@@ -37,7 +37,7 @@ pub struct FolderRead {
 }
 
 /// The client's settings for the `[receipts.imap]` section with this password.
-pub fn settings(imap: &Imap, secret: String) -> imap::Settings {
+pub(crate) fn settings(imap: &Imap, secret: String) -> imap::Settings {
     imap::Settings {
         host: imap.host.clone(),
         port: imap.port,
@@ -54,13 +54,18 @@ pub fn settings(imap: &Imap, secret: String) -> imap::Settings {
 }
 
 /// The name the reading position is kept under: "user@host:port".
-pub fn account(imap: &Imap) -> String {
+pub(crate) fn account(imap: &Imap) -> String {
     format!("{}@{}:{}", imap.user, imap.host, imap.port)
 }
 
 /// Reads every configured folder. An `Err` is a ledger error; a problem with the server ends
 /// the run with [`Fetched::stopped`] set.
-pub fn fetch(ledger: &mut Ledger, config: &Config, imap: &Imap, secret: String) -> Result<Fetched> {
+pub(crate) fn fetch(
+    ledger: &mut Ledger,
+    config: &Config,
+    imap: &Imap,
+    secret: String,
+) -> Result<Fetched> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -13,7 +13,7 @@ use crate::receipts::parse::{Reported, Understood};
 
 /// One letter of the campaign as matching needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
+pub(crate) struct Sent {
     pub key: String,
     /// The address the letter last went to.
     pub address: String,
@@ -25,7 +25,7 @@ pub struct Sent {
 
 /// Which key made the match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum By {
+pub(crate) enum By {
     Envid,
     MessageId,
     QueueId,
@@ -33,7 +33,7 @@ pub enum By {
 }
 
 impl By {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             By::Envid => "envid",
             By::MessageId => "message-id",
@@ -45,7 +45,7 @@ impl By {
 
 /// The outcome for one reported recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     Letter {
         index: usize,
         by: By,
@@ -55,7 +55,7 @@ pub enum Match {
 }
 
 /// The letters of a campaign, indexed by each key.
-pub struct Letters<'a> {
+pub(crate) struct Letters<'a> {
     campaign: &'a str,
     sent: &'a [Sent],
     by_id: HashMap<String, usize>,
@@ -65,7 +65,7 @@ pub struct Letters<'a> {
 
 impl<'a> Letters<'a> {
     /// `campaign` is the campaign's id, as it enters its Message-IDs.
-    pub fn new(campaign: &'a str, sent: &'a [Sent]) -> Letters<'a> {
+    pub(crate) fn new(campaign: &'a str, sent: &'a [Sent]) -> Letters<'a> {
         let mut by_id = HashMap::new();
         let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_address: HashMap<String, Vec<usize>> = HashMap::new();
@@ -90,12 +90,12 @@ impl<'a> Letters<'a> {
         }
     }
 
-    pub fn get(&self, index: usize) -> &Sent {
+    pub(crate) fn get(&self, index: usize) -> &Sent {
         &self.sent[index]
     }
 
     /// Matches one recipient of a message to a letter.
-    pub fn find(&self, u: &Understood, r: &Reported) -> Match {
+    pub(crate) fn find(&self, u: &Understood, r: &Reported) -> Match {
         // 1. ENVID, checked against the original (or final) recipient.
         if let Some(envid) = &u.envid {
             return match self.by_id.get(&envid.to_lowercase()) {
@@ -203,7 +203,7 @@ impl<'a> Letters<'a> {
 }
 
 /// The queue id in a relay's reply: Postfix's "250 2.0.0 Ok: queued as 4dLx7Q2kQfz9vB".
-pub fn queue_id(reply: &str) -> Option<String> {
+pub(crate) fn queue_id(reply: &str) -> Option<String> {
     let lower = reply.to_ascii_lowercase();
     let at = lower.find("queued as ")? + "queued as ".len();
     let id: String = reply[at..]

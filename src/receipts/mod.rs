@@ -20,20 +20,20 @@ use crate::config::Config;
 use crate::letter::stamp;
 use crate::record::ledger::{Added, Ledger, NewReceipt, State};
 
-pub mod dsn;
-pub mod fetch;
-pub mod matching;
-pub mod parse;
-pub mod source;
-pub mod text;
+pub(crate) mod dsn;
+pub(crate) mod fetch;
+pub(crate) mod matching;
+pub(crate) mod parse;
+pub(crate) mod source;
+pub(crate) mod text;
 
-pub use parse::{Kind, Reported};
+pub(crate) use parse::{Kind, Reported};
 
 use matching::{By, Letters, Match, Sent};
 
 /// Where a message was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A file with one message (.eml, or a file in a Maildir folder).
     File { path: PathBuf },
     /// The n-th message (from 1) of an mbox file.
@@ -63,7 +63,7 @@ impl fmt::Display for Origin {
 
 /// What recording one message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub kind: Kind,
     /// Set when the whole message was left aside (too large, unreadable, not a report): why.
     pub skipped: Option<String>,
@@ -73,7 +73,7 @@ pub struct Recorded {
 
 /// What happened for one reported recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The address the message reports on.
     pub address: String,
     /// The enhanced status code reported for it, if any ("5.1.1").
@@ -82,7 +82,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Stored, and the letter's state changed.
     Changed {
         key: String,
@@ -101,7 +101,7 @@ pub enum Outcome {
 /// The digest that identifies a message however it was stored: line endings and the mbox
 /// "From " line do not count, so the same message from a file, an mbox, a Maildir or IMAP is
 /// one message.
-pub fn digest(raw: &[u8]) -> String {
+pub(crate) fn digest(raw: &[u8]) -> String {
     let mut body = raw;
     if body.starts_with(b"From ") {
         if let Some(nl) = body.iter().position(|&b| b == b'\n') {
@@ -125,7 +125,7 @@ pub fn digest(raw: &[u8]) -> String {
 }
 
 /// Why a message larger than the limit is skipped, or None when it fits.
-pub fn too_large(size: usize, max: u64) -> Option<String> {
+pub(crate) fn too_large(size: usize, max: u64) -> Option<String> {
     (size as u64 > max).then(|| {
         format!(
             "it is {}, more than the {} allowed ([receipts] max_message_size); skipped",
@@ -275,7 +275,7 @@ fn skipped(kind: Kind, why: String) -> Recorded {
 /// that may have arrived) makes the letter bounced; any other report about a letter left unknown
 /// shows that it arrived, and settles it as delivered. Nothing else changes a state: a letter
 /// that failed or is being sent stays as it is, and a delay or reply never undoes a bounce.
-pub fn settle(state: State, kind: Kind, r: &Reported) -> Option<(State, State)> {
+pub(crate) fn settle(state: State, kind: Kind, r: &Reported) -> Option<(State, State)> {
     match state {
         State::Delivered | State::Unknown if r.is_failure() => Some((state, State::Bounced)),
         State::Unknown if !matches!(kind, Kind::Unknown | Kind::Feedback) => {

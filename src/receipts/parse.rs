@@ -12,11 +12,11 @@ use crate::receipts::dsn;
 use crate::receipts::text;
 
 /// How deep message/rfc822 and multipart parts may nest before a message is refused as unreadable.
-pub const MAX_DEPTH: usize = 12;
+pub(crate) const MAX_DEPTH: usize = 12;
 
 /// What kind of message it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The letter was not delivered (a failure report).
     Bounce,
     /// Not delivered yet; the server keeps trying.
@@ -38,7 +38,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Bounce => "bounce",
             Kind::Delay => "delay",
@@ -54,11 +54,11 @@ impl Kind {
 
     /// Replies, automatic replies and read receipts come from the municipality's side, maybe
     /// from another address than the letter went to.
-    pub fn is_from_recipient(self) -> bool {
+    pub(crate) fn is_from_recipient(self) -> bool {
         matches!(self, Kind::Reply | Kind::AutoReply | Kind::Read)
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
+    pub(crate) fn parse(s: &str) -> Option<Kind> {
         [
             Kind::Bounce,
             Kind::Delay,
@@ -77,7 +77,7 @@ impl Kind {
 
 /// What the message says about one recipient.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reported {
+pub(crate) struct Reported {
     /// The address the report is about (Final-Recipient; the sender of a reply).
     pub address: String,
     /// The address as the letter named it (Original-Recipient, from ORCPT), if given.
@@ -95,14 +95,14 @@ pub struct Reported {
 
 impl Reported {
     /// Whether this is a failure: never for replies and automatic replies.
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         self.action == "failed"
     }
 }
 
 /// A message understood.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Understood {
+pub(crate) struct Understood {
     pub kind: Option<Kind>,
     pub recipients: Vec<Reported>,
     /// The Message-ID of the letter the message is about (returned headers, MDN), without <>.
@@ -122,13 +122,13 @@ pub struct Understood {
 }
 
 impl Understood {
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.kind.unwrap_or(Kind::Unknown)
     }
 }
 
 /// Reads one raw message.
-pub fn understand(raw: &[u8]) -> Understood {
+pub(crate) fn understand(raw: &[u8]) -> Understood {
     // Some programs save a message with a byte-order mark or blank lines before the headers.
     let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
     let start = raw
@@ -493,7 +493,7 @@ fn read_mdn(msg: &Message<'_>, block: &dsn::StatusBlock, u: &mut Understood) {
 
 /// The Message-ID of the returned letter: from an enclosed message or headers part, else from
 /// a "Message-ID:" line in the body of a home-made bounce.
-pub fn returned_message_id(msg: &Message<'_>) -> Option<String> {
+pub(crate) fn returned_message_id(msg: &Message<'_>) -> Option<String> {
     for part in msg.parts.iter().skip(1) {
         match &part.body {
             PartType::Message(inner) => {
@@ -537,7 +537,7 @@ pub fn returned_message_id(msg: &Message<'_>) -> Option<String> {
 }
 
 /// "<a@b>" → "a@b"; a value without brackets is taken as it is if it looks like an id.
-pub fn bracketed_id(value: &str) -> Option<String> {
+pub(crate) fn bracketed_id(value: &str) -> Option<String> {
     let v = value.trim();
     let inner = match (v.find('<'), v.rfind('>')) {
         (Some(a), Some(b)) if a < b => &v[a + 1..b],

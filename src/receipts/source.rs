@@ -15,14 +15,14 @@ use mail_parser::mailbox::{maildir, mbox};
 use crate::receipts::{too_large, Origin};
 
 /// One message found: its bytes, or why it could not be read.
-pub struct Found {
+pub(crate) struct Found {
     pub origin: Origin,
     pub raw: std::result::Result<Vec<u8>, String>,
 }
 
 /// Calls `each` for every message under `paths`, in a stable order (paths as given, folders by
 /// file name). A path that does not exist is an error before anything is read.
-pub fn read_all(
+pub(crate) fn read_all(
     paths: &[PathBuf],
     max_size: u64,
     each: &mut dyn FnMut(Found) -> Result<()>,
@@ -35,7 +35,7 @@ pub fn read_all(
 }
 
 /// An error naming the first path that does not exist.
-pub fn all_exist(paths: &[PathBuf]) -> Result<()> {
+pub(crate) fn all_exist(paths: &[PathBuf]) -> Result<()> {
     for p in paths {
         if !p.exists() {
             bail!(

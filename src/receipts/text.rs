@@ -11,7 +11,7 @@ use crate::receipts::dsn;
 use crate::receipts::parse::{Kind, Reported};
 
 /// A home-made bounce read.
-pub struct TextBounce {
+pub(crate) struct TextBounce {
     pub kind: Kind,
     pub recipients: Vec<Reported>,
 }
@@ -118,7 +118,7 @@ const CAUSES: &[(&str, &str)] = &[
 ];
 
 /// A status code inferred from the words of a notice, when it gives none.
-pub fn cause_code(text: &str) -> Option<&'static str> {
+pub(crate) fn cause_code(text: &str) -> Option<&'static str> {
     let lower = text.to_lowercase();
     CAUSES
         .iter()
@@ -200,7 +200,7 @@ const COPY_MARKERS: &[&str] = &[
 ];
 
 /// Reads a home-made bounce, or declines (None) when the message does not look like one.
-pub fn read(msg: &Message<'_>) -> Option<TextBounce> {
+pub(crate) fn read(msg: &Message<'_>) -> Option<TextBounce> {
     let failed_header: Vec<String> = msg
         .header_values("X-Failed-Recipients")
         .filter_map(|v| v.as_text())

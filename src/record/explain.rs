@@ -11,7 +11,7 @@ use crate::record::ledger::State;
 use crate::sanitize::printable;
 
 /// What went wrong with one letter, in plain words.
-pub fn reason(state: State, reply: &str) -> &'static str {
+pub(crate) fn reason(state: State, reply: &str) -> &'static str {
     let lower = reply.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     let enhanced = enhanced_code(reply);
@@ -67,7 +67,7 @@ pub fn reason(state: State, reply: &str) -> &'static str {
 }
 
 /// The three-digit reply code at the start of a reply, if there is one.
-pub fn reply_code(reply: &str) -> Option<u16> {
+pub(crate) fn reply_code(reply: &str) -> Option<u16> {
     let code = reply.trim_start().get(..3)?;
     code.bytes()
         .all(|b| b.is_ascii_digit())
@@ -76,7 +76,7 @@ pub fn reply_code(reply: &str) -> Option<u16> {
 }
 
 /// The enhanced status code (RFC 3463) after the reply code: "550 5.1.1 …" → (5, 1, 1).
-pub fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
+pub(crate) fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
     let word = reply.split_whitespace().nth(1)?;
     let mut parts = word.split('.');
     let class = parts.next()?.parse().ok()?;
@@ -87,7 +87,7 @@ pub fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
 
 /// The most common reason among failures (state and last reply each), with how many letters had
 /// it and one server reply as an example. `None` when there are no failures.
-pub fn most_common(failures: &[(State, String)]) -> Option<(&'static str, usize, String)> {
+pub(crate) fn most_common(failures: &[(State, String)]) -> Option<(&'static str, usize, String)> {
     let mut by_reason: HashMap<&'static str, (usize, usize, &str)> = HashMap::new();
     for (i, (state, reply)) in failures.iter().enumerate() {
         let entry = by_reason
@@ -104,7 +104,7 @@ pub fn most_common(failures: &[(State, String)]) -> Option<(&'static str, usize,
 
 /// "the server said the mailbox does not exist (server: "550 5.1.1 No such user")", or, when the
 /// reasons differ, "mostly (2 of 3): …".
-pub fn summarise(failures: &[(State, String)]) -> Option<String> {
+pub(crate) fn summarise(failures: &[(State, String)]) -> Option<String> {
     let (why, n, reply) = most_common(failures)?;
     let example = if reply.is_empty() {
         String::new()

@@ -9,7 +9,7 @@ use crate::record::ledger::{Receipt, State};
 
 /// What the receipts say about a letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fact {
+pub(crate) struct Fact {
     /// One word: "bounced", "replied", "read", "confirmed", "auto-reply", "relayed", "delayed".
     pub word: &'static str,
     /// A sentence for the clerk.
@@ -25,7 +25,7 @@ pub struct Fact {
 /// The strongest fact among the receipts of one letter. Reports about another address than the
 /// letter went to last (an address since corrected) do not count; replies and receipts from the
 /// municipality's side count from any address.
-pub fn strongest(state: State, address: &str, receipts: &[&Receipt]) -> Option<Fact> {
+pub(crate) fn strongest(state: State, address: &str, receipts: &[&Receipt]) -> Option<Fact> {
     let relevant: Vec<&Receipt> = receipts
         .iter()
         .copied()
@@ -119,7 +119,7 @@ fn when(r: &Receipt) -> String {
 }
 
 /// "2020-06-29 10:03:00+02:00" → "10:03 on 2020-06-29".
-pub fn short(at: &str) -> String {
+pub(crate) fn short(at: &str) -> String {
     match (at.get(..10), at.get(11..16)) {
         (Some(date), Some(time)) if at.len() >= 16 => format!("{time} on {date}"),
         _ => at.to_string(),
@@ -127,7 +127,7 @@ pub fn short(at: &str) -> String {
 }
 
 /// Why a letter bounced, in plain words with its status code.
-pub fn bounce_words(status: Option<&str>) -> String {
+pub(crate) fn bounce_words(status: Option<&str>) -> String {
     let mut parts = status.unwrap_or_default().split('.');
     let class = parts.next().unwrap_or_default();
     let subject = parts.next().unwrap_or_default();

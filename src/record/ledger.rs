@@ -97,7 +97,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// Where a recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum State {
+pub(crate) enum State {
     Pending,
     Sending,
     Delivered,
@@ -110,7 +110,7 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub(crate) const ALL: [State; 7] = [
         State::Pending,
         State::Sending,
         State::Delivered,
@@ -120,7 +120,7 @@ impl State {
         State::Bounced,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Sending => "sending",
@@ -132,11 +132,11 @@ impl State {
         }
     }
 
-    pub fn parse(s: &str) -> Option<State> {
+    pub(crate) fn parse(s: &str) -> Option<State> {
         State::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    pub fn is_failed(self) -> bool {
+    pub(crate) fn is_failed(self) -> bool {
         matches!(
             self,
             State::FailedTemporary | State::FailedPermanent | State::Bounced
@@ -152,7 +152,7 @@ impl fmt::Display for State {
 
 /// One recipient's line in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub key: String,
     pub position: i64,
     pub address: String,
@@ -173,7 +173,7 @@ pub struct Record {
 impl Record {
     #[cfg(test)]
     /// The stamps frozen when this letter was first handed over, if it ever was.
-    pub fn frozen_stamp(&self) -> Option<Stamp> {
+    pub(crate) fn frozen_stamp(&self) -> Option<Stamp> {
         Some(Stamp {
             letter_date: self.letter_date.as_deref()?.parse().ok()?,
             sags_nr: self.sags_nr.clone()?,
@@ -185,7 +185,7 @@ impl Record {
 
 /// What the ledger says about one recipient, looked up by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub state: State,
     pub attempts: i64,
     /// The stamps frozen when the letter was first handed over.
@@ -198,7 +198,7 @@ pub struct Recorded {
 }
 
 /// The start of one hand-over, for `start_batch`.
-pub struct Start<'a> {
+pub(crate) struct Start<'a> {
     pub key: &'a str,
     /// The state the letter must be in now; anything else means the plan is stale.
     pub expected: State,
@@ -209,7 +209,7 @@ pub struct Start<'a> {
 }
 
 /// The end of one hand-over, for `finish_batch`.
-pub struct Finish<'a> {
+pub(crate) struct Finish<'a> {
     pub attempt: i64,
     pub key: &'a str,
     pub state: State,
@@ -219,7 +219,7 @@ pub struct Finish<'a> {
 
 /// A letter left unknown, with its latest attempt, for `delivery::settle`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsettled {
+pub(crate) struct Unsettled {
     pub key: String,
     pub attempt: i64,
     /// The name and Akt-id the letter went out with, which name its files.
@@ -229,7 +229,7 @@ pub struct Unsettled {
 
 /// What became of a letter left unknown, for `settle`: delivered, pending again, or still
 /// unknown, with the reason in plain words.
-pub struct Settlement<'a> {
+pub(crate) struct Settlement<'a> {
     pub attempt: i64,
     pub key: &'a str,
     pub state: State,
@@ -238,7 +238,7 @@ pub struct Settlement<'a> {
 
 /// What `Ledger::enlist` found of a run that stopped while handing letters over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Interrupted {
+pub(crate) struct Interrupted {
     /// The keys of the letters whose data had started to go out: now `unknown`.
     pub unknown: Vec<String>,
     /// The letters that had been taken but whose data had not started: back as they were, with
@@ -248,7 +248,7 @@ pub struct Interrupted {
 
 /// The campaign-wide facts frozen at the first send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frozen {
+pub(crate) struct Frozen {
     pub campaign_id: String,
     pub letter_date: String,
     pub sags_nr: String,
@@ -262,7 +262,7 @@ pub struct Frozen {
 #[cfg(test)]
 /// One attempt in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub key: String,
     pub transport: String,
     pub started_at: String,
@@ -274,7 +274,7 @@ pub struct Attempt {
 
 /// A recipient as the current recipients file lists it.
 #[derive(Debug, Clone)]
-pub struct Listed<'a> {
+pub(crate) struct Listed<'a> {
     pub key: std::borrow::Cow<'a, str>,
     pub position: i64,
     pub address: std::borrow::Cow<'a, str>,
@@ -282,7 +282,7 @@ pub struct Listed<'a> {
 }
 
 /// A run's start, not yet committed: see `Ledger::enlist`.
-pub struct Enlisting<'a> {
+pub(crate) struct Enlisting<'a> {
     tx: rusqlite::Transaction<'a>,
     now: String,
     interrupted: Interrupted,
@@ -293,7 +293,7 @@ pub struct Enlisting<'a> {
 impl Enlisting<'_> {
     /// Lists one recipient: a new one becomes pending; one not yet attempted takes the file's
     /// current address, name and position; an attempted one keeps its address and name.
-    pub fn add(&mut self, l: &Listed<'_>) -> Result<()> {
+    pub(crate) fn add(&mut self, l: &Listed<'_>) -> Result<()> {
         self.add_inner(l)
             .map_err(|e| LedgerWriteError::classify(&self.path, e))
     }
@@ -311,13 +311,13 @@ impl Enlisting<'_> {
     }
 
     /// What became of the letters an earlier run left `sending` (once committed).
-    pub fn interrupted(&self) -> &Interrupted {
+    pub(crate) fn interrupted(&self) -> &Interrupted {
         &self.interrupted
     }
 
     /// Makes the start of the run take effect; returns what became of the letters an earlier
     /// run left `sending`.
-    pub fn commit(self) -> Result<Interrupted> {
+    pub(crate) fn commit(self) -> Result<Interrupted> {
         self.tx
             .commit()
             .map_err(|e| LedgerWriteError::classify(&self.path, e.into()))?;
@@ -325,7 +325,7 @@ impl Enlisting<'_> {
     }
 }
 
-pub struct Ledger {
+pub(crate) struct Ledger {
     conn: Connection,
     path: PathBuf,
     /// Whether the ledger keeps a write-ahead log (it does unless the file system cannot).
@@ -335,7 +335,7 @@ pub struct Ledger {
 }
 
 /// Held while a run sends from this campaign; a second run cannot take it.
-pub struct RunLock {
+pub(crate) struct RunLock {
     file: File,
     path: PathBuf,
 }
@@ -369,12 +369,12 @@ fn is_current(file: &File, path: &Path) -> bool {
 
 impl Ledger {
     /// The ledger file for a campaign.
-    pub fn path_for(dir: &Path, campaign_id: &str) -> PathBuf {
+    pub(crate) fn path_for(dir: &Path, campaign_id: &str) -> PathBuf {
         dir.join(format!("{campaign_id}.ledger.sqlite"))
     }
 
     /// Opens the ledger for writing, creating it and bringing its schema up to date.
-    pub fn create_or_open(path: &Path) -> Result<Ledger> {
+    pub(crate) fn create_or_open(path: &Path) -> Result<Ledger> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).with_context(|| {
@@ -393,7 +393,7 @@ impl Ledger {
     }
 
     /// Opens an existing ledger without creating it or changing its schema (for preview, status).
-    pub fn open_existing(path: &Path) -> Result<Option<Ledger>> {
+    pub(crate) fn open_existing(path: &Path) -> Result<Option<Ledger>> {
         if !path.exists() {
             return Ok(None);
         }
@@ -435,7 +435,7 @@ impl Ledger {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -445,7 +445,7 @@ impl Ledger {
     }
 
     /// Takes the campaign's run lock, or says that another run holds it.
-    pub fn lock(path: &Path) -> Result<RunLock> {
+    pub(crate) fn lock(path: &Path) -> Result<RunLock> {
         let lock_path = lock_path(path);
         loop {
             let file = File::options()
@@ -475,14 +475,14 @@ impl Ledger {
     }
 
     /// Whether a run is sending from this campaign now.
-    pub fn is_locked(path: &Path) -> bool {
+    pub(crate) fn is_locked(path: &Path) -> bool {
         let Ok(file) = File::open(lock_path(path)) else {
             return false;
         };
         matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
     }
 
-    pub fn frozen(&self) -> Result<Option<Frozen>> {
+    pub(crate) fn frozen(&self) -> Result<Option<Frozen>> {
         Ok(self
             .conn
             .query_row(
@@ -506,7 +506,7 @@ impl Ledger {
 
     /// Remembers that these recipients' rows (key, row fingerprint), changed after their letter
     /// went out, were accepted with --accept-changes: later runs do not refuse them again.
-    pub fn accept_rows(&mut self, rows: &[(String, String)], now: &str) -> Result<()> {
+    pub(crate) fn accept_rows(&mut self, rows: &[(String, String)], now: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut update = tx.prepare_cached(
@@ -521,7 +521,7 @@ impl Ledger {
     }
 
     /// Freezes the campaign-wide stamps and fingerprints, once, before the first letter goes out.
-    pub fn freeze(&mut self, f: &Frozen) -> Result<()> {
+    pub(crate) fn freeze(&mut self, f: &Frozen) -> Result<()> {
         let result = self.freeze_inner(f);
         self.written(result)
     }
@@ -538,7 +538,7 @@ impl Ledger {
     }
 
     /// Every recipient, in the order of the recipients file.
-    pub fn records(&self) -> Result<Vec<Record>> {
+    pub(crate) fn records(&self) -> Result<Vec<Record>> {
         self.records_where("1")
     }
 
@@ -572,7 +572,7 @@ impl Ledger {
     }
 
     /// One recipient's state and frozen stamps.
-    pub fn lookup(&self, key: &str) -> Result<Option<Recorded>> {
+    pub(crate) fn lookup(&self, key: &str) -> Result<Option<Recorded>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT state, attempts, message_id, letter_date, sags_nr, akt_id, row_hash, accepted_row_hash,
                     address
@@ -610,7 +610,7 @@ impl Ledger {
 
     #[cfg(test)]
     /// Every attempt, oldest first.
-    pub fn attempts(&self) -> Result<Vec<Attempt>> {
+    pub(crate) fn attempts(&self) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare(
             "SELECT key, transport, started_at, finished_at, state, code, reply FROM attempts ORDER BY id",
         )?;
@@ -631,7 +631,7 @@ impl Ledger {
 
     /// Closes the ledger and removes its files: for a first run that was refused before
     /// anything was recorded, so that no empty ledger is left behind.
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         let path = self.path.clone();
         drop(self);
         for suffix in ["", "-wal", "-shm"] {
@@ -645,7 +645,7 @@ impl Ledger {
     /// called (dropping it changes nothing): letters an earlier run left `sending` are settled
     /// (`settle_interrupted`); then `Enlisting::add` brings the recipient list in line with the
     /// file, one letter at a time.
-    pub fn enlist(&mut self, now: &str) -> Result<Enlisting<'_>> {
+    pub(crate) fn enlist(&mut self, now: &str) -> Result<Enlisting<'_>> {
         let path = self.path.clone();
         self.enlist_inner(now, &path)
             .map_err(|e| LedgerWriteError::classify(&path, e))
@@ -665,7 +665,7 @@ impl Ledger {
     /// The letters an earlier run left `sending` or `unknown` whose latest attempt went through
     /// `transport`, in file order. Call it only with the run lock held: then no letter is being
     /// handed over now.
-    pub fn unsettled(&self, transport: &str) -> Result<Vec<Unsettled>> {
+    pub(crate) fn unsettled(&self, transport: &str) -> Result<Vec<Unsettled>> {
         let mut stmt = self.conn.prepare(
             "SELECT r.key, a.id, r.name, r.akt_id FROM recipients r
              JOIN attempts a ON a.id = (SELECT max(id) FROM attempts WHERE key = r.key)
@@ -687,7 +687,7 @@ impl Ledger {
     /// becomes delivered (dated when its attempt started), pending again, or unknown with the
     /// reason. Only a letter still `sending` or `unknown` is changed; its attempt keeps its place
     /// in the history with what was found.
-    pub fn settle(&mut self, settled: &[Settlement<'_>], now: &str) -> Result<()> {
+    pub(crate) fn settle(&mut self, settled: &[Settlement<'_>], now: &str) -> Result<()> {
         let result = self.settle_inner(settled, now);
         self.written(result)
     }
@@ -725,7 +725,7 @@ impl Ledger {
     /// letter's data goes out, forces it with everything before it. A crash loses nothing that
     /// was committed; a power cut before then can only take back marks of letters whose data had
     /// not started, and those are pending again anyway.
-    pub fn start_batch(
+    pub(crate) fn start_batch(
         &mut self,
         starts: &[Start<'_>],
         transport: &str,
@@ -740,7 +740,7 @@ impl Ledger {
     /// Records, forced to disk in one transaction (and with it every commit before), that the
     /// message data of these attempts is about to go out. Only when this has returned may it go:
     /// from then on a crash leaves the letter `unknown`, never pending.
-    pub fn data_started(&mut self, attempts: &[i64], now: &str) -> Result<()> {
+    pub(crate) fn data_started(&mut self, attempts: &[i64], now: &str) -> Result<()> {
         if !self.wal {
             let result = self.data_started_inner(attempts, now);
             return self.written(result);
@@ -855,7 +855,7 @@ impl Ledger {
     /// at the end) forces it with everything before it. A crash of rundbrev loses nothing that
     /// was committed; a power cut can at worst turn a just-recorded outcome back into `sending`
     /// with its data started, shown as unknown: never a letter sent twice.
-    pub fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
+    pub(crate) fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = self.finish_batch_inner(finishes, now);
         let result = self.written(result);
@@ -885,7 +885,11 @@ impl Ledger {
 
     /// Takes back attempts that never reached the transport (the run stopped first): each letter
     /// returns to the state it had, and the attempt leaves no trace in the history.
-    pub fn abandon_batch(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
+    pub(crate) fn abandon_batch(
+        &mut self,
+        abandoned: &[(i64, &str, State)],
+        now: &str,
+    ) -> Result<()> {
         let result = self.abandon_batch_inner(abandoned, now);
         self.written(result)
     }
@@ -899,7 +903,7 @@ impl Ledger {
 
     #[cfg(test)]
     /// `start_batch` for one letter.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         key: &str,
         expected: State,
@@ -921,7 +925,7 @@ impl Ledger {
     }
 
     /// The recipients whose letter went out but is not (surely) delivered, in file order.
-    pub fn not_delivered(&self) -> Result<Vec<Record>> {
+    pub(crate) fn not_delivered(&self) -> Result<Vec<Record>> {
         Ok(self
             .records_where("state NOT IN ('delivered', 'pending')")?
             .into_iter()
@@ -929,7 +933,7 @@ impl Ledger {
     }
 
     /// How many recipients are in each state.
-    pub fn counts(&self) -> Result<Vec<(State, usize)>> {
+    pub(crate) fn counts(&self) -> Result<Vec<(State, usize)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT state, count(*) FROM recipients GROUP BY state")?;
@@ -944,7 +948,7 @@ impl Ledger {
     }
 
     /// Every Akt-id frozen in the ledger, with the recipient it belongs to.
-    pub fn akt_ids(&self) -> Result<HashMap<String, String>> {
+    pub(crate) fn akt_ids(&self) -> Result<HashMap<String, String>> {
         let mut stmt = self
             .conn
             .prepare("SELECT akt_id, key FROM recipients WHERE akt_id IS NOT NULL")?;
@@ -954,7 +958,7 @@ impl Ledger {
 
     /// Who has, or may have, received the letter: the fingerprint (`recipients::fingerprint`) of
     /// each lower-cased address, with the recipient's key.
-    pub fn reached(&self) -> Result<HashMap<u64, String>> {
+    pub(crate) fn reached(&self) -> Result<HashMap<u64, String>> {
         let mut stmt = self.conn.prepare(
             "SELECT lower(address), key FROM recipients WHERE state IN ('delivered', 'unknown', 'sending')",
         )?;
@@ -969,7 +973,7 @@ impl Ledger {
 
     #[cfg(test)]
     /// `finish_batch` for one letter.
-    pub fn finish(
+    pub(crate) fn finish(
         &mut self,
         attempt: i64,
         key: &str,
@@ -996,7 +1000,7 @@ impl Ledger {
     /// to `settle.1` if it is still in `settle.0` (the state follows the facts: a receipt stored
     /// while a run was sending the letter takes effect when it is read again). Receipts are never
     /// changed or deleted afterwards.
-    pub fn add_receipt(&mut self, r: &NewReceipt<'_>, now: &str) -> Result<Added> {
+    pub(crate) fn add_receipt(&mut self, r: &NewReceipt<'_>, now: &str) -> Result<Added> {
         let tx = self.conn.transaction()?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO receipts (digest, key, recipient, origin, kind, action, status,
@@ -1038,7 +1042,7 @@ impl Ledger {
     }
 
     /// Every receipt, oldest first.
-    pub fn receipts(&self) -> Result<Vec<Receipt>> {
+    pub(crate) fn receipts(&self) -> Result<Vec<Receipt>> {
         let mut stmt = self.conn.prepare(
             "SELECT key, recipient, origin, kind, action, status, diagnostic, reporter, reported_at,
                     matched_by, recorded_at
@@ -1064,7 +1068,7 @@ impl Ledger {
 }
 
 /// A receipt to store, for `add_receipt`.
-pub struct NewReceipt<'a> {
+pub(crate) struct NewReceipt<'a> {
     /// A digest of the message's raw bytes: the same message read twice is stored once.
     pub digest: &'a str,
     pub key: &'a str,
@@ -1085,7 +1089,7 @@ pub struct NewReceipt<'a> {
 
 /// What `add_receipt` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
+pub(crate) enum Added {
     /// Stored; the letter's state is as it was.
     Stored,
     /// Stored, and the letter's state changed.
@@ -1096,7 +1100,7 @@ pub enum Added {
 
 /// One stored receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     pub key: String,
     pub recipient: String,
     pub origin: String,
@@ -1112,7 +1116,7 @@ pub struct Receipt {
 
 /// How far `receipts fetch` has read one IMAP folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FolderProgress {
+pub(crate) struct FolderProgress {
     pub uid_validity: u32,
     /// The highest UID read and recorded; 0 before the first.
     pub last_uid: u32,
@@ -1131,7 +1135,7 @@ const IMAP_PROGRESS: &str = "CREATE TABLE IF NOT EXISTS imap_progress (
 
 impl Ledger {
     /// Where `receipts fetch` stopped in this folder of this account ("user@host:port").
-    pub fn folder_progress(
+    pub(crate) fn folder_progress(
         &mut self,
         account: &str,
         folder: &str,
@@ -1153,7 +1157,7 @@ impl Ledger {
     }
 
     /// Remembers that everything in the folder up to `progress.last_uid` has been recorded.
-    pub fn set_folder_progress(
+    pub(crate) fn set_folder_progress(
         &mut self,
         account: &str,
         folder: &str,

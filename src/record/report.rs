@@ -21,7 +21,7 @@ use crate::sanitize::printable;
 
 /// The campaign-wide facts at the top of the report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Facts {
+pub(crate) struct Facts {
     pub campaign: String,
     pub sags_nr: String,
     /// ISO date, as frozen in the ledger.
@@ -34,7 +34,7 @@ pub struct Facts {
 }
 
 /// The one letter shown in full.
-pub struct ShownLetter {
+pub(crate) struct ShownLetter {
     pub name: String,
     pub akt_id: String,
     pub subject: String,
@@ -45,7 +45,7 @@ pub struct ShownLetter {
 
 /// One letter's PDF as the report lists it: the attached file's name and its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PdfEntry {
+pub(crate) struct PdfEntry {
     pub file: String,
     pub sha256: String,
 }
@@ -53,7 +53,7 @@ pub struct PdfEntry {
 /// The CSV for the case file: UTF-8 with a byte-order mark and `;` between fields, which is what
 /// Danish Excel opens without a question.
 /// When the letters went as PDFs, two more columns name each letter's PDF and its SHA-256.
-pub fn write_csv(
+pub(crate) fn write_csv(
     out: &mut dyn std::io::Write,
     key_header: &str,
     rows: &[StatusRow],
@@ -99,7 +99,7 @@ fn cell(s: &str) -> String {
 }
 
 /// The printable summary.
-pub fn html(
+pub(crate) fn html(
     facts: &Facts,
     rows: &[StatusRow],
     letter: Option<&ShownLetter>,

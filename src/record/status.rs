@@ -14,7 +14,7 @@ use crate::sanitize::printable;
 
 /// One recipient as the status report shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct StatusRow {
+pub(crate) struct StatusRow {
     pub key: String,
     pub name: String,
     pub address: String,
@@ -37,7 +37,7 @@ pub struct StatusRow {
 
 /// Turns ledger records and their receipts into report rows. A letter left `sending` by a run
 /// that is no longer going is shown as `unknown`: it may have been delivered.
-pub fn rows(records: &[Record], receipts: &[Receipt], run_going: bool) -> Vec<StatusRow> {
+pub(crate) fn rows(records: &[Record], receipts: &[Receipt], run_going: bool) -> Vec<StatusRow> {
     let mut by_key: BTreeMap<&str, Vec<&Receipt>> = BTreeMap::new();
     for r in receipts {
         by_key.entry(r.key.as_str()).or_default().push(r);
@@ -73,7 +73,7 @@ pub fn rows(records: &[Record], receipts: &[Receipt], run_going: bool) -> Vec<St
         .collect()
 }
 
-pub fn shown_state(state: State, run_going: bool) -> State {
+pub(crate) fn shown_state(state: State, run_going: bool) -> State {
     if state == State::Sending && !run_going {
         State::Unknown
     } else {
@@ -82,7 +82,7 @@ pub fn shown_state(state: State, run_going: bool) -> State {
 }
 
 /// How many recipients are in each state, in the order of `State::ALL`, all states present.
-pub fn counts(rows: &[StatusRow]) -> BTreeMap<&'static str, usize> {
+pub(crate) fn counts(rows: &[StatusRow]) -> BTreeMap<&'static str, usize> {
     let mut counts: BTreeMap<&'static str, usize> =
         State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for r in rows {
@@ -92,7 +92,7 @@ pub fn counts(rows: &[StatusRow]) -> BTreeMap<&'static str, usize> {
 }
 
 /// The counts as one line: "98 delivered, 0 failed-temporary, …", zero states left out.
-pub fn counts_line(rows: &[StatusRow]) -> String {
+pub(crate) fn counts_line(rows: &[StatusRow]) -> String {
     let counts = counts(rows);
     let parts: Vec<String> = State::ALL
         .iter()
@@ -108,7 +108,7 @@ pub fn counts_line(rows: &[StatusRow]) -> String {
     }
 }
 
-pub fn write_table(out: &mut dyn Write, rows: &[StatusRow]) -> io::Result<()> {
+pub(crate) fn write_table(out: &mut dyn Write, rows: &[StatusRow]) -> io::Result<()> {
     let header = [
         "kommunekode",
         "name",
@@ -173,7 +173,7 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-pub fn write_csv(out: &mut dyn Write, rows: &[StatusRow]) -> anyhow::Result<()> {
+pub(crate) fn write_csv(out: &mut dyn Write, rows: &[StatusRow]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
         "kommunekode",
@@ -216,7 +216,11 @@ struct JsonReport<'a> {
     recipients: &'a [StatusRow],
 }
 
-pub fn write_json(out: &mut dyn Write, campaign: &str, rows: &[StatusRow]) -> anyhow::Result<()> {
+pub(crate) fn write_json(
+    out: &mut dyn Write,
+    campaign: &str,
+    rows: &[StatusRow],
+) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(
         &mut *out,
         &JsonReport {

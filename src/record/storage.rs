@@ -14,7 +14,7 @@ use rusqlite::ErrorCode;
 
 /// Why a write failed, as far as the disk is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// No space left (or a quota reached).
     Full,
     /// The file, its folder or its disk may not be written.
@@ -25,7 +25,7 @@ pub enum Cause {
 
 impl Cause {
     /// The cause of an operating-system error, if it is about the disk.
-    pub fn of_io(e: &io::Error) -> Option<Cause> {
+    pub(crate) fn of_io(e: &io::Error) -> Option<Cause> {
         use io::ErrorKind as K;
         match e.kind() {
             K::StorageFull | K::QuotaExceeded | K::FileTooLarge => Some(Cause::Full),
@@ -37,7 +37,7 @@ impl Cause {
 
     /// The cause of an SQLite error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, …), if it is
     /// about the disk.
-    pub fn of_sqlite(e: &rusqlite::Error) -> Option<Cause> {
+    pub(crate) fn of_sqlite(e: &rusqlite::Error) -> Option<Cause> {
         match e.sqlite_error_code()? {
             ErrorCode::DiskFull => Some(Cause::Full),
             ErrorCode::ReadOnly | ErrorCode::PermissionDenied => Some(Cause::ReadOnly),
@@ -47,7 +47,7 @@ impl Cause {
     }
 
     /// The first disk-related cause found in an error's chain.
-    pub fn of(e: &anyhow::Error) -> Option<Cause> {
+    pub(crate) fn of(e: &anyhow::Error) -> Option<Cause> {
         e.chain().find_map(|c| {
             c.downcast_ref::<rusqlite::Error>()
                 .and_then(Cause::of_sqlite)
@@ -57,7 +57,7 @@ impl Cause {
 
     /// An operating-system error with its cause in front when it is about the disk: "the disk is
     /// full (No space left on device (os error 28))".
-    pub fn describe(e: &io::Error) -> String {
+    pub(crate) fn describe(e: &io::Error) -> String {
         match Cause::of_io(e) {
             Some(cause) => format!("{} ({e})", cause.as_str()),
             None => e.to_string(),
@@ -65,7 +65,7 @@ impl Cause {
     }
 
     /// A few words for messages and logs: "the disk is full".
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Cause::Full => "the disk is full",
             Cause::ReadOnly => "it may not be written (read-only)",
@@ -76,7 +76,7 @@ impl Cause {
 
 /// The ledger could not be written: which file, why, and the error as SQLite gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerWriteError {
+pub(crate) struct LedgerWriteError {
     pub path: PathBuf,
     pub cause: Cause,
     /// The error as SQLite or the system said it, for the curious.
@@ -86,7 +86,7 @@ pub struct LedgerWriteError {
 impl LedgerWriteError {
     /// The typed error when `e` is about the disk under the ledger at `path`; `e` itself
     /// otherwise (a refused change, a stale plan) or when it already is one.
-    pub fn classify(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    pub(crate) fn classify(path: &Path, e: anyhow::Error) -> anyhow::Error {
         if LedgerWriteError::find(&e).is_some() {
             return e;
         }
@@ -101,7 +101,7 @@ impl LedgerWriteError {
     }
 
     /// The ledger write error in this error's chain, if there is one.
-    pub fn find(e: &anyhow::Error) -> Option<&LedgerWriteError> {
+    pub(crate) fn find(e: &anyhow::Error) -> Option<&LedgerWriteError> {
         e.chain().find_map(|c| c.downcast_ref::<LedgerWriteError>())
     }
 }

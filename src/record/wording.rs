@@ -11,7 +11,7 @@ use crate::record::fact::Fact;
 use crate::record::ledger::State;
 
 /// A state's Danish name, as the case file shows it.
-pub fn state(state: State) -> &'static str {
+pub(crate) fn state(state: State) -> &'static str {
     match state {
         State::Pending => "afventer",
         State::Sending => "sendes",
@@ -24,7 +24,7 @@ pub fn state(state: State) -> &'static str {
 }
 
 /// What the receipts say about a letter, in a Danish sentence for the case report.
-pub fn receipt(fact: &Fact) -> String {
+pub(crate) fn receipt(fact: &Fact) -> String {
     let at = match (fact.at.get(..10), fact.at.get(11..16)) {
         (Some(date), Some(time)) => format!("kl. {time} den {date}"),
         _ => fact.at.clone(),
@@ -73,16 +73,16 @@ fn bounce(status: Option<&str>) -> &'static str {
 }
 
 /// The Danish name of a state given by its English name (as a status row carries it).
-pub fn state_named(name: &str) -> &str {
+pub(crate) fn state_named(name: &str) -> &str {
     State::parse(name).map(state).unwrap_or(name)
 }
 
 /// The preview's word for a letter the ledger has no record of.
-pub const NOT_SENT: &str = "ikke sendt";
+pub(crate) const NOT_SENT: &str = "ikke sendt";
 
 /// The report CSV's columns after the key column (which keeps its name from the recipients
 /// file), in order. Stable, for Excel and for scripts; README.md lists them.
-pub const REPORT_COLUMNS: [&str; 8] = [
+pub(crate) const REPORT_COLUMNS: [&str; 8] = [
     "navn",
     "adresse",
     "akt_id",
@@ -94,7 +94,7 @@ pub const REPORT_COLUMNS: [&str; 8] = [
 ];
 
 /// Where the letters go, in Danish: "udbakkemappen outbox" or "mailserveren smtp.example.dk:587".
-pub fn transport(config: &Config) -> String {
+pub(crate) fn transport(config: &Config) -> String {
     match &config.transport {
         Transport::Outbox { dir } => format!(
             "udbakkemappen {}",

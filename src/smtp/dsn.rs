@@ -10,14 +10,14 @@ use lettre::transport::smtp::extension::{MailParameter, RcptParameter};
 
 /// The service extensions a server listed in its EHLO reply, as written ("SIZE 10240000", "DSN").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extensions {
+pub(crate) struct Extensions {
     lines: Vec<String>,
 }
 
 impl Extensions {
     /// Reads the lines of an EHLO reply. The first line is the server's name and greeting; each
     /// further line is one keyword with its parameters.
-    pub fn from_ehlo_reply<'a>(lines: impl IntoIterator<Item = &'a str>) -> Extensions {
+    pub(crate) fn from_ehlo_reply<'a>(lines: impl IntoIterator<Item = &'a str>) -> Extensions {
         Extensions {
             lines: lines
                 .into_iter()
@@ -29,7 +29,7 @@ impl Extensions {
     }
 
     /// Whether the server listed this keyword (case does not matter).
-    pub fn offers(&self, keyword: &str) -> bool {
+    pub(crate) fn offers(&self, keyword: &str) -> bool {
         self.lines.iter().any(|l| {
             l.split_whitespace()
                 .next()
@@ -38,14 +38,14 @@ impl Extensions {
     }
 
     /// Every keyword line, in the server's order.
-    pub fn lines(&self) -> &[String] {
+    pub(crate) fn lines(&self) -> &[String] {
         &self.lines
     }
 }
 
 /// Which part of a letter a failure report returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ret {
+pub(crate) enum Ret {
     /// Only the headers: enough to match the report to the letter.
     Headers,
     /// The whole letter.
@@ -54,7 +54,7 @@ pub enum Ret {
 
 /// The delivery status notifications to ask for. With none of the three, `NOTIFY=NEVER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DsnRequest {
+pub(crate) struct DsnRequest {
     pub success: bool,
     pub failure: bool,
     pub delay: bool,
@@ -74,7 +74,7 @@ impl Default for DsnRequest {
 
 impl DsnRequest {
     /// The value of `NOTIFY`: "SUCCESS,FAILURE,DELAY", a part of it, or "NEVER".
-    pub fn notify(&self) -> String {
+    pub(crate) fn notify(&self) -> String {
         let chosen: Vec<&str> = [
             (self.success, "SUCCESS"),
             (self.failure, "FAILURE"),
@@ -92,7 +92,7 @@ impl DsnRequest {
     }
 
     /// `RET` and, for an ASCII id, `ENVID` (an id that names this letter in the reports).
-    pub fn mail_parameters(&self, envid: &str) -> Vec<MailParameter> {
+    pub(crate) fn mail_parameters(&self, envid: &str) -> Vec<MailParameter> {
         let ret = match self.ret {
             Ret::Headers => "HDRS",
             Ret::Full => "FULL",
@@ -105,7 +105,7 @@ impl DsnRequest {
     }
 
     /// `NOTIFY` and, for an ASCII address, `ORCPT=rfc822;<address>`.
-    pub fn rcpt_parameters(&self, address: &str) -> Vec<RcptParameter> {
+    pub(crate) fn rcpt_parameters(&self, address: &str) -> Vec<RcptParameter> {
         let mut parameters = vec![RcptParameter::Other {
             keyword: "NOTIFY".into(),
             value: Some(self.notify()),

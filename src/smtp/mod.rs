@@ -12,7 +12,7 @@
 //! or `Debug` output, panic on anything the network sends, or retry on its
 //! own (retry and ledger decisions belong to the caller).
 
-pub mod dsn;
+pub(crate) mod dsn;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -37,13 +37,13 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 mod trust;
-pub use trust::{CertificateInfo, Fingerprint, Trust};
+pub(crate) use trust::{CertificateInfo, Fingerprint, Trust};
 
 use self::dsn::{DsnRequest, Extensions};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
+pub(crate) enum Security {
     /// Plain connection upgraded with STARTTLS (usually port 587 or 25).
     /// Fails if the server does not offer STARTTLS.
     StartTls,
@@ -55,7 +55,7 @@ pub enum Security {
 
 /// SASL mechanism used to log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
+pub(crate) enum Mechanism {
     Plain,
     Login,
     /// OAuth 2 bearer token; [`Login::secret`] holds the access token.
@@ -74,7 +74,7 @@ impl Mechanism {
 
 /// Login data. `Debug` never shows the secret.
 #[derive(Clone)]
-pub struct Login {
+pub(crate) struct Login {
     pub user: String,
     /// Password, or OAuth access token for [`Mechanism::Xoauth2`].
     pub secret: String,
@@ -94,7 +94,7 @@ impl fmt::Debug for Login {
 
 /// Everything needed to open a connection.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -110,7 +110,7 @@ pub struct Settings {
 
 /// An SMTP reply: code and text (all lines of a multi-line reply joined by spaces).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub code: u16,
     pub text: String,
 }
@@ -127,7 +127,7 @@ impl fmt::Display for Reply {
 
 /// Where in the session something went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Server greeting and EHLO.
     Greeting,
     Login,
@@ -153,7 +153,7 @@ impl fmt::Display for Phase {
 
 /// Why a connection could not be opened or a message was not (surely) sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Refused, unreachable, name not found or connect timeout.
     Connect(String),
     /// TLS handshake or certificate problem, or STARTTLS missing/refused.
@@ -187,7 +187,7 @@ pub enum Failure {
 impl Failure {
     /// Whether any of the message's data went out (its DATA was accepted and sending began);
     /// false for anything refused or broken off before that.
-    pub fn data_sent(&self) -> bool {
+    pub(crate) fn data_sent(&self) -> bool {
         match self {
             Failure::Temporary { phase, .. } | Failure::Permanent { phase, .. } => {
                 *phase == Phase::Message
@@ -201,7 +201,7 @@ impl Failure {
     }
 
     /// The server's reply behind this failure, if there was one.
-    pub fn reply(&self) -> Option<&Reply> {
+    pub(crate) fn reply(&self) -> Option<&Reply> {
         match self {
             Failure::Login { reply, .. } | Failure::Temporary { reply, .. } => reply.as_ref(),
             Failure::Permanent { reply, .. } => Some(reply),
@@ -273,7 +273,7 @@ fn redact_secret(text: String, user: &str, secret: &str) -> String {
 }
 
 /// One open SMTP session. Not shared between tasks.
-pub struct Connection {
+pub(crate) struct Connection {
     smtp: AsyncSmtpConnection,
     probe: Arc<Probe>,
     usable: bool,
@@ -293,13 +293,13 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects (TCP with `TCP_NODELAY`), sets up TLS as configured, reads the
     /// greeting, sends EHLO and logs in.
-    pub async fn open(settings: &Settings) -> Result<Connection, Failure> {
+    pub(crate) async fn open(settings: &Settings) -> Result<Connection, Failure> {
         Self::open_showing(settings).await.0
     }
 
     /// Like [`Connection::open`], and also gives the certificate the server showed (if TLS got
     /// that far), whether or not it was trusted: for the operator to see and pin.
-    pub async fn open_showing(
+    pub(crate) async fn open_showing(
         settings: &Settings,
     ) -> (Result<Connection, Failure>, Option<CertificateInfo>) {
         let tls = match settings.security {
@@ -399,7 +399,7 @@ impl Connection {
     }
 
     /// The service extensions the server listed in its EHLO reply (after STARTTLS, if used).
-    pub fn extensions(&self) -> &Extensions {
+    pub(crate) fn extensions(&self) -> &Extensions {
         &self.extensions
     }
 
@@ -412,7 +412,7 @@ impl Connection {
     /// `before_data` is asked once every recipient is accepted and before the DATA command is
     /// written; when it says no, the transaction is reset and nothing of the message goes out
     /// (a temporary failure at DATA, without a reply).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         from: &str,
         to: &[String],
@@ -525,12 +525,12 @@ impl Connection {
     }
 
     /// False once a failure broke the connection (421, drop, timeout); open a new one.
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         self.usable && !self.smtp.has_broken()
     }
 
     /// Sends QUIT when the connection is still usable and closes it; errors are ignored.
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         if self.is_usable() {
             let _ = self.smtp.quit().await;
         }

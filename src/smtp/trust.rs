@@ -29,11 +29,11 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// A pinned SHA-256: of the certificate (DER) or of its public key (SubjectPublicKeyInfo).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint([u8; 32]);
+pub(crate) struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
     /// Reads 64 hex digits, with or without colons (or spaces) between the bytes, any case.
-    pub fn parse(text: &str) -> Result<Fingerprint, String> {
+    pub(crate) fn parse(text: &str) -> Result<Fingerprint, String> {
         let digits: String = text.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
         if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
             return Err(format!(
@@ -86,7 +86,7 @@ fn fingerprint(digest: &[u8]) -> String {
 
 /// What a server certificate says, in words, for the operator and IT to compare and pin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateInfo {
+pub(crate) struct CertificateInfo {
     pub subject: String,
     pub issuer: String,
     /// DNS names and IP addresses it is valid for (subject alternative names).
@@ -105,7 +105,7 @@ pub struct CertificateInfo {
 
 impl CertificateInfo {
     /// None when the bytes are not an X.509 certificate.
-    pub fn from_der(der: &[u8]) -> Option<CertificateInfo> {
+    pub(crate) fn from_der(der: &[u8]) -> Option<CertificateInfo> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let mut names = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -146,7 +146,7 @@ impl CertificateInfo {
     }
 
     /// The names, or a note that there are none.
-    pub fn names_text(&self) -> String {
+    pub(crate) fn names_text(&self) -> String {
         if self.names.is_empty() {
             "no host names (no subject alternative names)".to_owned()
         } else {
@@ -155,7 +155,7 @@ impl CertificateInfo {
     }
 
     /// Lines for `check-smtp`, each "label: value".
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut kind = Vec::new();
         if self.self_signed {
             kind.push("self-signed");
@@ -188,7 +188,7 @@ fn ip_text(bytes: &[u8]) -> String {
 
 /// What the client trusts.
 #[derive(Debug, Clone, Default)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// Extra trusted certificates, PEM: CA certificates, or the server's own certificate.
     pub ca_file: Option<PathBuf>,
     /// When not empty, only a certificate matching one of these is trusted.

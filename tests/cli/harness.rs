@@ -8,16 +8,16 @@ use std::process::{Command, Output};
 
 use mail_parser::{Message, MessageParser};
 
-pub const PINNED_NOW: &str = "2020-06-29T10:00:00+02:00";
+pub(crate) const PINNED_NOW: &str = "2020-06-29T10:00:00+02:00";
 
 /// A campaign folder with a config, a template and recipients.
-pub struct Campaign {
+pub(crate) struct Campaign {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 /// What a run printed and how it ended.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -34,7 +34,7 @@ impl Run {
 
     /// Fails the test, showing both streams, unless standard output contains `text`.
     #[track_caller]
-    pub fn stdout_has(&self, text: &str) -> &Run {
+    pub(crate) fn stdout_has(&self, text: &str) -> &Run {
         assert!(
             self.stdout.contains(text),
             "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -46,7 +46,7 @@ impl Run {
 
     /// Fails the test, showing both streams, unless standard error contains `text`.
     #[track_caller]
-    pub fn stderr_has(&self, text: &str) -> &Run {
+    pub(crate) fn stderr_has(&self, text: &str) -> &Run {
         assert!(
             self.stderr.contains(text),
             "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -56,12 +56,12 @@ impl Run {
         self
     }
 
-    pub fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 
     #[track_caller]
-    pub fn expect(self, code: i32) -> Run {
+    pub(crate) fn expect(self, code: i32) -> Run {
         assert_eq!(
             self.code, code,
             "expected exit code {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
@@ -89,14 +89,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A three-recipient recipients file for small fixtures.
-pub const SMALL_CSV: &str = "kommunekode,navn,region,email\n\
+pub(crate) const SMALL_CSV: &str = "kommunekode,navn,region,email\n\
 101,Københavns Kommune,Region Hovedstaden,post@kk.dk\n\
 492,Ærø Kommune,Region Syddanmark,post@aeroe.dk\n\
 607,Fredericia Kommune,Region Syddanmark,kommunen@fredericia.dk\n";
 
 impl Campaign {
     /// The shipped sample, exactly as a new user finds it in the repository.
-    pub fn shipped() -> Campaign {
+    pub(crate) fn shipped() -> Campaign {
         let c = Campaign::empty();
         std::fs::copy(repo().join("config.toml"), c.path("config.toml")).unwrap();
         copy_dir(&repo().join("templates"), &c.path("templates"));
@@ -105,13 +105,13 @@ impl Campaign {
     }
 
     /// The shipped config and template with three recipients.
-    pub fn small() -> Campaign {
+    pub(crate) fn small() -> Campaign {
         let c = Campaign::shipped();
         c.write("recipients/kommuner.csv", SMALL_CSV);
         c
     }
 
-    pub fn empty() -> Campaign {
+    pub(crate) fn empty() -> Campaign {
         Campaign {
             dir: tempfile::Builder::new()
                 .prefix("rundbrev-test")
@@ -123,7 +123,7 @@ impl Campaign {
 
     /// A copy of this campaign folder, everything in it, in a new temporary folder (with the
     /// same environment): the campaign moved to another disk.
-    pub fn copy(&self) -> Campaign {
+    pub(crate) fn copy(&self) -> Campaign {
         let c = Campaign {
             dir: Campaign::empty().dir,
             env: self.env.clone(),
@@ -132,39 +132,39 @@ impl Campaign {
         c
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+    pub(crate) fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
 
     /// Changes a text file by replacing `from` (which must be there) with `to`.
     #[track_caller]
-    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+    pub(crate) fn edit(&self, rel: &str, from: &str, to: &str) {
         let text = self.read(rel);
         assert!(text.contains(from), "{rel} does not contain {from:?}");
         self.write(rel, text.replacen(from, to, 1));
     }
 
-    pub fn set_env(&mut self, key: &str, value: &str) {
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
     }
 
     /// The real binary, in the campaign folder, with a scrubbed environment.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rundbrev"));
         cmd.current_dir(self.root()).args(args).env_clear();
         cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
@@ -175,16 +175,16 @@ impl Campaign {
         cmd
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("cannot run rundbrev"))
     }
 
-    pub fn ledger_path(&self) -> PathBuf {
+    pub(crate) fn ledger_path(&self) -> PathBuf {
         self.path("uim-2020-aeresrelaterede-konflikter.ledger.sqlite")
     }
 
     /// The files in a folder of the campaign, sorted; empty when the folder does not exist.
-    pub fn files(&self, rel: &str) -> Vec<String> {
+    pub(crate) fn files(&self, rel: &str) -> Vec<String> {
         let mut names: Vec<String> = match std::fs::read_dir(self.path(rel)) {
             Ok(d) => d
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -196,14 +196,14 @@ impl Campaign {
     }
 
     /// The ledger as `status --format json` reports it.
-    pub fn status_json(&self) -> serde_json::Value {
+    pub(crate) fn status_json(&self) -> serde_json::Value {
         let run = self.run(&["status", "--format", "json"]).expect(0);
         serde_json::from_str(&run.stdout)
             .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", run.stdout))
     }
 
     /// key → state, from the ledger.
-    pub fn states(&self) -> std::collections::BTreeMap<String, String> {
+    pub(crate) fn states(&self) -> std::collections::BTreeMap<String, String> {
         self.status_json()["recipients"]
             .as_array()
             .unwrap()
@@ -217,18 +217,18 @@ impl Campaign {
             .collect()
     }
 
-    pub fn ledger(&self) -> rusqlite::Connection {
+    pub(crate) fn ledger(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.ledger_path()).unwrap()
     }
 }
 
 /// A parsed e-mail, as a mail client would read it.
-pub struct Mail {
+pub(crate) struct Mail {
     pub raw: Vec<u8>,
 }
 
 impl Mail {
-    pub fn from_file(path: &Path) -> Mail {
+    pub(crate) fn from_file(path: &Path) -> Mail {
         Mail {
             raw: std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
         }
@@ -240,12 +240,12 @@ impl Mail {
             .expect("not an e-mail")
     }
 
-    pub fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         self.parsed().subject().unwrap_or_default().to_string()
     }
 
     /// "Name <address>" of the first To.
-    pub fn to(&self) -> String {
+    pub(crate) fn to(&self) -> String {
         let m = self.parsed();
         let a = m.to().and_then(|t| t.first()).expect("no To");
         format!(
@@ -255,11 +255,11 @@ impl Mail {
         )
     }
 
-    pub fn message_id(&self) -> String {
+    pub(crate) fn message_id(&self) -> String {
         self.parsed().message_id().unwrap_or_default().to_string()
     }
 
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let text = String::from_utf8_lossy(&self.raw);
         let head = text.split("\r\n\r\n").next().unwrap_or("");
         let prefix = format!("{}:", name.to_lowercase());
@@ -269,14 +269,14 @@ impl Mail {
     }
 
     /// The plain-text part, decoded, with line ends as `\n`.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parsed()
             .body_text(0)
             .unwrap_or_default()
             .replace("\r\n", "\n")
     }
 
-    pub fn html(&self) -> String {
+    pub(crate) fn html(&self) -> String {
         self.parsed().body_html(0).unwrap_or_default().into_owned()
     }
 }

@@ -31,7 +31,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const NOBODY: u32 = 65534;
 
 /// What the relay does with each domain.
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     /// Addresses whose mail is delivered into a mailbox (their domains are the relay's own).
     pub mailboxes: &'a [&'a str],
     /// Domains whose mail is accepted with 250 and then bounced with this 5.x.x reason.
@@ -42,7 +42,7 @@ pub struct Plan<'a> {
 }
 
 /// Postfix and Dovecot, running until dropped.
-pub struct MailHost {
+pub(crate) struct MailHost {
     dir: TempDir,
     smtp_port: u16,
     imap_port: u16,
@@ -51,7 +51,7 @@ pub struct MailHost {
 }
 
 impl MailHost {
-    pub fn start(plan: &Plan<'_>) -> MailHost {
+    pub(crate) fn start(plan: &Plan<'_>) -> MailHost {
         assert!(
             running_as_root(),
             "the relay tests start Postfix and Dovecot and must run as root; {INSTALL_HINT}"
@@ -94,31 +94,31 @@ impl MailHost {
         self.path("vmail")
     }
 
-    pub fn smtp_port(&self) -> u16 {
+    pub(crate) fn smtp_port(&self) -> u16 {
         self.smtp_port
     }
 
-    pub fn imap_port(&self) -> u16 {
+    pub(crate) fn imap_port(&self) -> u16 {
         self.imap_port
     }
 
     /// The CA that signed Dovecot's certificate, PEM: the client's `ca_file`.
-    pub fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.path("dovecot/ca.pem")
     }
 
     /// Postfix's log, for failure messages.
-    pub fn relay_log(&self) -> String {
+    pub(crate) fn relay_log(&self) -> String {
         fs::read_to_string(self.path("postfix/maillog")).unwrap_or_default()
     }
 
     /// Dovecot's log, for failure messages.
-    pub fn imap_log(&self) -> String {
+    pub(crate) fn imap_log(&self) -> String {
         fs::read_to_string(self.path("dovecot/dovecot.log")).unwrap_or_default()
     }
 
     /// The files of one address's Maildir (`new` and `cur`), as file names.
-    pub fn mailbox_files(&self, address: &str) -> Vec<String> {
+    pub(crate) fn mailbox_files(&self, address: &str) -> Vec<String> {
         let (local, domain) = address.split_once('@').unwrap();
         let base = self.maildirs().join(domain).join(local);
         let mut names = Vec::new();
@@ -135,7 +135,7 @@ impl MailHost {
 
     /// Makes Dovecot number `address`'s mailbox anew, with another UIDVALIDITY, as a server does
     /// after a restore: its UID list and index files are removed.
-    pub fn renumber(&self, address: &str) {
+    pub(crate) fn renumber(&self, address: &str) {
         let (local, domain) = address.split_once('@').unwrap();
         let base = self.maildirs().join(domain).join(local);
         // Dovecot takes the time in seconds as the new UIDVALIDITY.
@@ -151,7 +151,7 @@ impl MailHost {
 
     /// Waits until `address`'s mailbox holds `n` messages, at most `limit`.
     #[track_caller]
-    pub fn wait_for_messages(&self, address: &str, n: usize, limit: Duration) {
+    pub(crate) fn wait_for_messages(&self, address: &str, n: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
             let have = self.mailbox_files(address).len();

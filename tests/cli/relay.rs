@@ -11,7 +11,7 @@ use crate::servers::{Aiosmtpd, AiosmtpdOptions, Received};
 
 /// The small campaign sending to a plain SMTP server on 127.0.0.1; `extra` is appended to the
 /// config (e.g. a `[receipts]` section).
-pub fn smtp_campaign(port: u16, extra: &str) -> Campaign {
+pub(crate) fn smtp_campaign(port: u16, extra: &str) -> Campaign {
     let c = Campaign::small();
     c.edit("config.toml", "kind = \"outbox\"", "kind = \"smtp\"");
     let config = c.read("config.toml");

@@ -28,14 +28,14 @@ const INSTALL_HINT: &str = "run `bash .ci/install-test-servers` or apt-get insta
                             (choose 'No configuration')";
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
 }
 
 /// One message as the server received it: envelope plus message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     /// Envelope sender (MAIL FROM), without angle brackets; "" for `<>`.
     pub mail_from: String,
     /// Envelope recipients (RCPT TO) in the order sent, without angle brackets.
@@ -51,26 +51,26 @@ pub struct Received {
 
 /// An address from a header such as To, with its decoded display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     pub name: Option<String>,
     pub address: String,
 }
 
 impl Received {
     /// The parsed message, for anything the helpers below don't cover.
-    pub fn parsed(&self) -> Message<'_> {
+    pub(crate) fn parsed(&self) -> Message<'_> {
         MessageParser::default()
             .parse(&self.raw)
             .expect("mail-parser could not parse the received message")
     }
 
     /// Subject, with RFC 2047 encoded words decoded.
-    pub fn subject(&self) -> Option<String> {
+    pub(crate) fn subject(&self) -> Option<String> {
         self.parsed().subject().map(str::to_owned)
     }
 
     /// The To header's mailboxes (group members flattened).
-    pub fn to(&self) -> Vec<Mailbox> {
+    pub(crate) fn to(&self) -> Vec<Mailbox> {
         let msg = self.parsed();
         let Some(to) = msg.to() else {
             return Vec::new();
@@ -84,17 +84,17 @@ impl Received {
     }
 
     /// The Date header, parsed; `to_rfc3339()` and the `tz_*` fields show the offset.
-    pub fn date(&self) -> Option<DateTime> {
+    pub(crate) fn date(&self) -> Option<DateTime> {
         self.parsed().date().cloned()
     }
 
     /// Message-ID without the angle brackets.
-    pub fn message_id(&self) -> Option<String> {
+    pub(crate) fn message_id(&self) -> Option<String> {
         self.parsed().message_id().map(str::to_owned)
     }
 
     /// A header's value as sent (not RFC 2047-decoded), unfolded and trimmed.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let msg = self.parsed();
         let raw = msg.header_raw(name)?;
         Some(raw.replace("\r\n", "").replace('\n', "").trim().to_owned())
@@ -102,7 +102,7 @@ impl Received {
 
     /// The first inline text/plain part, transfer-decoded to text. None if the
     /// message has no such part (mail-parser's own body_text would convert HTML).
-    pub fn text_body(&self) -> Option<String> {
+    pub(crate) fn text_body(&self) -> Option<String> {
         let msg = self.parsed();
         let found = msg.text_bodies().find_map(|part| match &part.body {
             PartType::Text(text) => Some(text.to_string()),
@@ -113,7 +113,7 @@ impl Received {
 
     /// The first inline text/html part, transfer-decoded to text. None if the
     /// message has no such part (mail-parser's own body_html would convert text).
-    pub fn html_body(&self) -> Option<String> {
+    pub(crate) fn html_body(&self) -> Option<String> {
         let msg = self.parsed();
         let found = msg.html_bodies().find_map(|part| match &part.body {
             PartType::Html(html) => Some(html.to_string()),
@@ -124,7 +124,7 @@ impl Received {
 }
 
 /// Postfix's `smtp-sink` on 127.0.0.1, killed on drop.
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     port: u16,
     dir: TempDir,
@@ -136,12 +136,12 @@ impl SmtpSink {
     /// address, e.g. `&["-r", "RCPT"]`. Note that smtp-sink saves a message once its
     /// data has arrived, before it replies to ".": messages rejected with `-f .` or
     /// `-r .`, dropped with `-q .` or ended by `-M` are in `messages()` too.
-    pub fn start(extra_args: &[&str]) -> SmtpSink {
+    pub(crate) fn start(extra_args: &[&str]) -> SmtpSink {
         Self::spawn(extra_args, true)
     }
 
     /// Like `start`, but keeps no messages, only the count (for many messages).
-    pub fn start_counting(extra_args: &[&str]) -> SmtpSink {
+    pub(crate) fn start_counting(extra_args: &[&str]) -> SmtpSink {
         Self::spawn(extra_args, false)
     }
 
@@ -203,22 +203,22 @@ impl SmtpSink {
         panic!("smtp-sink found no free port in 3 attempts")
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// "127.0.0.1:<port>".
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// Whether smtp-sink is still running (it stops by itself with `-n` or `-M`).
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
     /// What smtp-sink wrote to stderr (add `-v` to see each SMTP dialogue).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
@@ -226,7 +226,7 @@ impl SmtpSink {
     /// Call it after the client is done: smtp-sink writes a file from MAIL on, so a
     /// message still being sent may show up cut short. (Files of transactions that
     /// have not reached DATA are skipped; smtp-sink deletes them when they end.)
-    pub fn messages(&self) -> Vec<Received> {
+    pub(crate) fn messages(&self) -> Vec<Received> {
         assert!(
             self.dumping,
             "messages() needs SmtpSink::start, not start_counting"
@@ -248,7 +248,7 @@ impl SmtpSink {
     }
 
     /// Messages whose data was completely received (smtp-sink's "mesg" counter).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         let out = fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default();
         // Counter lines look like "sess=2 quit=2 mesg=2\r"; the last one is current.
         out.rsplit("mesg=")
@@ -393,7 +393,7 @@ fn wait_listening(child: &mut Child, port: u16) -> Result<(), bool> {
 
 /// TLS on an [`Aiosmtpd`] server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TlsMode {
+pub(crate) enum TlsMode {
     /// Plain SMTP, no STARTTLS offered.
     #[default]
     None,
@@ -405,7 +405,7 @@ pub enum TlsMode {
 
 /// The certificate an [`Aiosmtpd`] server shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ServerCert {
+pub(crate) enum ServerCert {
     /// Self-signed, not a CA, for 127.0.0.1 and localhost.
     #[default]
     Simple,
@@ -423,7 +423,7 @@ pub enum ServerCert {
 
 /// Settings for [`Aiosmtpd::start`]; `AiosmtpdOptions::default()` is plain SMTP.
 #[derive(Debug, Clone, Default)]
-pub struct AiosmtpdOptions {
+pub(crate) struct AiosmtpdOptions {
     pub cert: ServerCert,
     pub tls: TlsMode,
     /// With `TlsMode::StartTls`: answer 530 to MAIL and the rest until STARTTLS.
@@ -438,14 +438,14 @@ pub struct AiosmtpdOptions {
 
 /// `smtpd.py` (aiosmtpd) on 127.0.0.1 with its own self-signed certificate,
 /// killed on drop. Runs `python3`, or the interpreter named by `$PYTHON`.
-pub struct Aiosmtpd {
+pub(crate) struct Aiosmtpd {
     child: Child,
     port: u16,
     dir: TempDir,
 }
 
 impl Aiosmtpd {
-    pub fn start(opts: AiosmtpdOptions) -> Aiosmtpd {
+    pub(crate) fn start(opts: AiosmtpdOptions) -> Aiosmtpd {
         let dir = tempfile::Builder::new()
             .prefix("aiosmtpd")
             .tempdir()
@@ -533,28 +533,28 @@ impl Aiosmtpd {
         panic!("smtpd.py exited at startup ({status}): {log}");
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// "127.0.0.1:<port>".
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// The server's self-signed certificate (PEM, for 127.0.0.1 and localhost): the
     /// file to give the client as its CA file.
-    pub fn ca_cert_path(&self) -> PathBuf {
+    pub(crate) fn ca_cert_path(&self) -> PathBuf {
         self.dir.path().join("cert.pem")
     }
 
     /// With `ServerCert::IssuedByOwnCa`: the CA certificate that issued the server's.
-    pub fn issuer_ca_path(&self) -> PathBuf {
+    pub(crate) fn issuer_ca_path(&self) -> PathBuf {
         self.dir.path().join("issuer-ca.pem")
     }
 
     /// SHA-256 of the server's certificate (DER), as "AB:CD:...".
-    pub fn cert_sha256(&self) -> String {
+    pub(crate) fn cert_sha256(&self) -> String {
         use sha2::Digest as _;
         let pem = fs::read_to_string(self.ca_cert_path()).unwrap();
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -570,13 +570,13 @@ impl Aiosmtpd {
     }
 
     /// The server's log (stderr): connections, commands, failed AUTH (no passwords).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("smtpd.log")).unwrap_or_default()
     }
 
     /// Every accepted message, in the order received. All are complete: each is saved
     /// before the client is told 250.
-    pub fn messages(&self) -> Vec<Received> {
+    pub(crate) fn messages(&self) -> Vec<Received> {
         let dump = self.dir.path().join("dump");
         let mut envelopes: Vec<PathBuf> = match fs::read_dir(&dump) {
             Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),

@@ -12,7 +12,7 @@ use krilla::Data;
 
 /// The four styles of the typeface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Style {
+pub(crate) enum Style {
     Regular,
     Bold,
     Italic,
@@ -20,7 +20,7 @@ pub enum Style {
 }
 
 impl Style {
-    pub fn new(bold: bool, italic: bool) -> Style {
+    pub(crate) fn new(bold: bool, italic: bool) -> Style {
         match (bold, italic) {
             (false, false) => Style::Regular,
             (true, false) => Style::Bold,
@@ -42,7 +42,7 @@ static FILES: [&[u8]; 4] = [
 ];
 
 /// The typeface, ready to measure with and to draw with.
-pub struct Fonts {
+pub(super) struct Fonts {
     faces: Vec<rustybuzz::Face<'static>>,
     fonts: Vec<Font>,
 }
@@ -59,13 +59,13 @@ static FONTS: LazyLock<Fonts> = LazyLock::new(|| Fonts {
 });
 
 /// The built-in typeface.
-pub fn fonts() -> &'static Fonts {
+pub(super) fn fonts() -> &'static Fonts {
     &FONTS
 }
 
 impl Fonts {
     /// The width of `text` in points, set in `style` at `size` points.
-    pub fn width(&self, style: Style, size: f32, text: &str) -> f32 {
+    pub(super) fn width(&self, style: Style, size: f32, text: &str) -> f32 {
         if text.is_empty() {
             return 0.0;
         }
@@ -81,12 +81,12 @@ impl Fonts {
 
     /// Whether the typeface has a glyph for `c`.
     #[cfg(test)]
-    pub fn covers(&self, c: char) -> bool {
+    pub(super) fn covers(&self, c: char) -> bool {
         self.faces[0].glyph_index(c).is_some()
     }
 
     /// The font to draw `style` with.
-    pub fn font(&self, style: Style) -> Font {
+    pub(super) fn font(&self, style: Style) -> Font {
         self.fonts[style.index()].clone()
     }
 }

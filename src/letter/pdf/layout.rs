@@ -12,10 +12,10 @@ use pulldown_cmark::{Event, HeadingLevel, Tag, TagEnd};
 use super::fonts::{fonts, Style};
 
 /// A4 in points.
-pub const PAGE_WIDTH: f32 = 595.28;
-pub const PAGE_HEIGHT: f32 = 841.89;
+pub(crate) const PAGE_WIDTH: f32 = 595.28;
+pub(crate) const PAGE_HEIGHT: f32 = 841.89;
 /// The left and right margins.
-pub const MARGIN: f32 = 68.0;
+pub(crate) const MARGIN: f32 = 68.0;
 const RIGHT: f32 = PAGE_WIDTH - MARGIN;
 const BODY_SIZE: f32 = 11.0;
 const BODY_LEADING: f32 = 15.0;
@@ -30,11 +30,11 @@ const FOOTER_Y: f32 = 806.0;
 const NEXT_PAGE_TOP: f32 = 72.0;
 const LIST_INDENT: f32 = 16.0;
 /// The logo's box in the top right corner: x, y, width, height.
-pub const LOGO_BOX: (f32, f32, f32, f32) = (RIGHT - 150.0, 34.0, 150.0, 52.0);
+pub(crate) const LOGO_BOX: (f32, f32, f32, f32) = (RIGHT - 150.0, 34.0, 150.0, 52.0);
 
 /// One run of text in one style at one place: `y` is the baseline.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Piece {
+pub(crate) struct Piece {
     pub page: usize,
     pub x: f32,
     pub y: f32,
@@ -49,7 +49,7 @@ pub struct Piece {
 
 impl Piece {
     /// The box the text covers: left, top, right, bottom.
-    pub fn bounds(&self) -> (f32, f32, f32, f32) {
+    pub(crate) fn bounds(&self) -> (f32, f32, f32, f32) {
         let width = fonts().width(self.style, self.size, &self.text);
         (
             self.x,
@@ -62,7 +62,7 @@ impl Piece {
 
 /// What a group of pieces is, for the reader and for tagging.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Heading(u16),
     Paragraph,
     /// A list item; `list` tells which list it belongs to, `label` is its bullet or number.
@@ -74,14 +74,14 @@ pub enum Kind {
 
 /// A heading, paragraph or list item, in reading order, with its pieces.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Block {
+pub(crate) struct Block {
     pub kind: Kind,
     pub pieces: Vec<Piece>,
 }
 
 /// The whole letter set on pages.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub pages: usize,
     /// The letter's content, in reading order.
     pub blocks: Vec<Block>,
@@ -90,7 +90,7 @@ pub struct Layout {
 }
 
 /// What the first page says besides the text.
-pub struct Head<'a> {
+pub(crate) struct Head<'a> {
     pub ministry: &'a str,
     /// The sender block: address and contact lines.
     pub sender: &'a [String],
@@ -105,7 +105,7 @@ pub struct Head<'a> {
 }
 
 /// Sets the letter: the first page's head, then the Markdown.
-pub fn layout(head: &Head<'_>, events: &[Event<'_>]) -> Layout {
+pub(crate) fn layout(head: &Head<'_>, events: &[Event<'_>]) -> Layout {
     let mut s = Setter {
         page: 0,
         y: 0.0,

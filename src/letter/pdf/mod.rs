@@ -32,11 +32,11 @@ use crate::letter::stamp::Stamp;
 use layout::{Block, Head, Kind, Piece};
 
 mod fonts;
-pub mod layout;
+pub(crate) mod layout;
 
 /// A logo for the letterhead, checked when the campaign is read.
 #[derive(Clone)]
-pub enum Logo {
+pub(crate) enum Logo {
     Svg(Arc<usvg::Tree>),
     Png(Arc<Vec<u8>>),
 }
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Logo {
 
 impl Logo {
     /// Reads a logo from its bytes; `name` (the file name) says whether it is SVG or PNG.
-    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Logo, String> {
+    pub(crate) fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Logo, String> {
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".svg") {
             let tree = usvg::Tree::from_data(&bytes, &usvg::Options::default())
@@ -83,7 +83,7 @@ impl Logo {
 
 /// The ministry's letterhead: the same on every letter of a campaign.
 #[derive(Debug, Clone)]
-pub struct Letterhead {
+pub(crate) struct Letterhead {
     pub ministry: String,
     pub logo: Option<Logo>,
     /// The sender block: address and contact lines.
@@ -95,7 +95,7 @@ pub struct Letterhead {
 }
 
 /// One recipient's letter, merged.
-pub struct Letter<'a> {
+pub(crate) struct Letter<'a> {
     /// The e-mail's subject: the document's title.
     pub title: &'a str,
     /// The recipient's name, then address lines.
@@ -106,7 +106,7 @@ pub struct Letter<'a> {
 }
 
 /// The letter as a PDF: A4, PDF/A-2b, tagged, fonts embedded; the same letter gives the same bytes.
-pub fn render(head: &Letterhead, letter: &Letter<'_>) -> Result<Vec<u8>, String> {
+pub(crate) fn render(head: &Letterhead, letter: &Letter<'_>) -> Result<Vec<u8>, String> {
     let stamps = [
         crate::letter::stamp::danish_date(letter.stamp.letter_date),
         format!("Sags nr. {}", letter.stamp.sags_nr),
