@@ -42,6 +42,8 @@ pub(crate) struct Planned {
 /// Who gets a letter in this run, and why the others do not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
+    /// Whether any letter to send was handed over before (and so has frozen stamps to use).
+    pub handed_over_before: bool,
     /// The letters to send, in file order.
     pub send: Vec<Planned>,
     pub already_delivered: usize,
@@ -85,6 +87,7 @@ impl<'a> Planner<'a> {
     /// how the start of the run settled a letter an earlier run left `sending`).
     pub(crate) fn add_letter_as(&mut self, letter: &Letter, state: State) {
         let row = crate::digest::fingerprint(&letter.row_hash);
+        let planned = self.plan.send.len();
         self.add(
             letter.index,
             &letter.key,
@@ -92,6 +95,11 @@ impl<'a> Planner<'a> {
             state,
             letter.address_corrected(),
         );
+        if self.plan.send.len() > planned
+            && letter.recorded.as_ref().is_some_and(|r| r.attempts > 0)
+        {
+            self.plan.handed_over_before = true;
+        }
     }
 
     /// Takes the next letter by its index, key, row fingerprint and state, in file order.

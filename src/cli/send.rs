@@ -30,7 +30,7 @@ use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
 use crate::delivery::settle::{self, Settled};
 use crate::delivery::{self, connections, Observer, Pace, Summary};
-use crate::record::ledger::{Frozen, Interrupted, Ledger, Listed, State};
+use crate::record::ledger::{Interrupted, Ledger, Listed, State};
 use crate::record::storage::LedgerWriteError;
 
 pub(super) fn resend(config: &Config, out: &Output, args: &ResendArgs) -> Result<Exit> {
@@ -63,13 +63,14 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     let existed = path.exists();
     let mut ledger = Ledger::create_or_open(&path)?;
     let now = clock::stamp_time(clock::now());
-    if let TransportConfig::Outbox { dir } = &config.transport {
-        // Before the plan: a letter found not delivered goes out in this run.
+    if let (TransportConfig::Outbox { dir }, true) = (&config.transport, config.archive_enabled) {
+        // Before the plan: a letter found not delivered goes out in this run. Without the
+        // archive there is no copy to prove what was handed over, so nothing is settled.
         let settled = settle::from_outbox(&mut ledger, dir, &config.archive_dir, &now)?;
         note_settled(out, &shown(config, dir), &settled);
     }
     let started = start(config, out, mode, args, &mut ledger, existed, &now);
-    let (p, plan, frozen) = match started {
+    let Started { p, plan, accepted } = match started {
         Ok(started) => started,
         Err(e) => {
             // Refused before anything was written: a first run leaves no ledger behind.
@@ -89,8 +90,14 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     }
     let opened = connections::open(config, plan.send.len())?;
     opened.warnings.iter().for_each(|w| out.note(w));
+    // Read again: the start may have taken back every earlier hand-over, and their freeze.
+    let frozen = ledger.frozen()?;
     if let Some(f) = p.freeze(frozen.as_ref(), args.accept_changes, &now) {
         ledger.freeze(&f)?;
+    }
+    // Changed rows accepted with --accept-changes are remembered only once the run goes ahead.
+    if !accepted.is_empty() {
+        ledger.accept_rows(&accepted, &now)?;
     }
     install_ctrl_c();
     let reader = Ledger::open_existing(&path)?;
@@ -115,6 +122,14 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     Ok(Exit::of(&summary))
 }
 
+/// A run after its start: the checked campaign, the plan, and the changed rows the user accepted
+/// (keys and row fingerprints), to be remembered once the run goes ahead.
+struct Started {
+    p: Prepared,
+    plan: Plan,
+    accepted: Vec<(String, String)>,
+}
+
 /// One pass over the recipients file: every letter checked, what would differ or go twice
 /// refused, the ledger's recipient list brought up to date and the run planned. The ledger
 /// changes only if all of it passes.
@@ -126,7 +141,7 @@ fn start(
     ledger: &mut Ledger,
     existed: bool,
     now: &str,
-) -> Result<(Prepared, Plan, Option<Frozen>)> {
+) -> Result<Started> {
     let reader = Ledger::open_existing(ledger.path())?.context("the ledger vanished")?;
     let known = existed.then_some(&reader);
     let frozen = reader.frozen()?;
@@ -178,10 +193,11 @@ fn start(
         return Err(e);
     }
     note_interrupted(out, &enlisting.commit()?);
-    if !accepted.is_empty() {
-        ledger.accept_rows(&accepted, now)?;
-    }
-    Ok((p, planner.finish(), frozen))
+    Ok(Started {
+        p,
+        plan: planner.finish(),
+        accepted,
+    })
 }
 
 fn note_interrupted(out: &Output, interrupted: &Interrupted) {

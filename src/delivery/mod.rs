@@ -312,9 +312,11 @@ impl Run<'_> {
         // still pending. Only a letter past its gate can be left `unknown` by a crash: at most one
         // per connection, however many are waiting.
         let mut planned = plan.send.iter().peekable();
-        // Letters never handed over have no frozen stamps: when the plan holds only those, the
+        // Letters never handed over have no frozen stamps: when the plan holds only those (not
+        // even a letter settled back to pending after an earlier try), the
         // ledger need not be asked letter by letter (start_batch still checks each state).
-        let all_new = plan.send.iter().all(|x| x.before == State::Pending);
+        let all_new =
+            !plan.handed_over_before && plan.send.iter().all(|x| x.before == State::Pending);
         let mut letters = self.p.letters(if all_new { None } else { reader })?;
         let interval = self.pace.interval();
         loop {

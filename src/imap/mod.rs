@@ -445,7 +445,10 @@ fn describe_tls_error(error: &io::Error, settings: &Settings) -> String {
                 "the server's certificate is not valid yet (check the clock)".to_owned()
             }
             C::Revoked => "the server's certificate has been revoked".to_owned(),
-            other => format!("the server's certificate was rejected ({other:?})"),
+            other => format!(
+                "the server's certificate was rejected ({})",
+                rustls::Error::InvalidCertificate(other.clone())
+            ),
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
             "the server did not answer with TLS (for a plain or STARTTLS port such as 143 use security \"starttls\"): {tls}"
@@ -454,13 +457,15 @@ fn describe_tls_error(error: &io::Error, settings: &Settings) -> String {
     }
 }
 
-/// Takes the secret out of text a server sent back, in case it echoed it.
+/// Takes the secret out of text a server sent back, in case it echoed it: as typed, and as
+/// the LOGIN command quoted it (with `\` before each `"` and `\`).
 fn redact(text: String, secret: &str) -> String {
     if secret.is_empty() {
-        text
-    } else {
-        text.replace(secret, "[redacted]")
+        return text;
     }
+    let quoted = secret.replace('\\', "\\\\").replace('"', "\\\"");
+    text.replace(&quoted, "[redacted]")
+        .replace(secret, "[redacted]")
 }
 
 #[cfg(test)]
@@ -489,6 +494,10 @@ mod tests {
         assert_eq!(
             redact("NO bad password hunter2".into(), "hunter2"),
             "NO bad password [redacted]"
+        );
+        assert_eq!(
+            redact(r#"NO LOGIN "u" "a\"b\\c" refused"#.into(), r#"a"b\c"#),
+            r#"NO LOGIN "u" "[redacted]" refused"#
         );
     }
 }

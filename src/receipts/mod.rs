@@ -214,7 +214,11 @@ pub(crate) fn record_message(
             Match::Letter { index, by } => {
                 let letter = letters.get(index);
                 let state = records[index].state;
-                let settle = settle(state, u.kind(), r);
+                // Matched by the address alone, a report changes nothing unless it is dated
+                // after the letter went out: an old bounce must not undo a delivery.
+                let settle = settle(state, u.kind(), r).filter(|_| {
+                    by != By::Address || after_hand_over(reported_at.as_deref(), &records[index])
+                });
                 let added = ledger.add_receipt(
                     &NewReceipt {
                         digest: &digest,
@@ -282,6 +286,17 @@ pub(crate) fn settle(state: State, kind: Kind, r: &Reported) -> Option<(State, S
             Some((state, State::Delivered))
         }
         _ => None,
+    }
+}
+
+/// Whether a report dated `reported_at` came after the letter's last hand-over (its delivery
+/// time, or its last change when it was never delivered); an undated report never does.
+fn after_hand_over(reported_at: Option<&str>, record: &crate::record::ledger::Record) -> bool {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let sent = record.delivered_at.as_deref().unwrap_or(&record.updated_at);
+    match (reported_at.and_then(parse), parse(sent)) {
+        (Some(reported), Some(sent)) => reported >= sent,
+        _ => false,
     }
 }
 

@@ -669,7 +669,8 @@ impl Ledger {
         let mut stmt = self.conn.prepare(
             "SELECT r.key, a.id, r.name, r.akt_id FROM recipients r
              JOIN attempts a ON a.id = (SELECT max(id) FROM attempts WHERE key = r.key)
-             WHERE r.state IN ('unknown', 'sending') AND a.transport = ?1
+             WHERE a.transport = ?1 AND (r.state = 'unknown' OR (r.state = 'sending'
+                 AND NOT (a.finished_at IS NULL AND a.data_at IS NULL AND a.was IS NOT NULL)))
              ORDER BY r.position, r.key",
         )?;
         let rows = stmt.query_map([transport], |r| {
@@ -1257,7 +1258,9 @@ fn abandon(
                  letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
                  sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
                  akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
-                 row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END
+                 row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END,
+                 address = COALESCE((SELECT address FROM attempts WHERE key = ?1
+                     AND address IS NOT NULL AND address <> '' ORDER BY id DESC LIMIT 1), address)
              WHERE key = ?1",
         )?;
         for (attempt, key, before) in abandoned {
@@ -1688,6 +1691,46 @@ mod tests {
         assert_eq!(
             r.iter().find(|r| r.key == "147").unwrap().address,
             "new@f.dk"
+        );
+    }
+
+    #[test]
+    fn a_hand_over_taken_back_leaves_the_address_the_letter_last_went_to() {
+        let mut l = memory();
+        sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
+        let frozen = stamp("1");
+        let start = |address| Start {
+            key: "101",
+            expected: State::Pending,
+            address,
+            name: "N",
+            stamp: &frozen,
+            row_hash: "h",
+        };
+        let first = l.start_batch(&[start("a@kk.dk")], "smtp", "t1").unwrap()[0];
+        l.data_started(&[first], "t1").unwrap();
+        l.finish(
+            first,
+            "101",
+            State::FailedPermanent,
+            Some(550),
+            "no such mailbox",
+            "t1",
+        )
+        .unwrap();
+        // Corrected to b@kk.dk and taken by a connection, then given back before any data went
+        // out (Ctrl-C): the record still says a@kk.dk, so the correction is seen again.
+        let second = Start {
+            expected: State::FailedPermanent,
+            ..start("b@kk.dk")
+        };
+        let id = l.start_batch(&[second], "smtp", "t2").unwrap()[0];
+        l.abandon_batch(&[(id, "101", State::FailedPermanent)], "t2")
+            .unwrap();
+        let r = l.records().unwrap().remove(0);
+        assert_eq!(
+            (r.address.as_str(), r.state, r.attempts),
+            ("a@kk.dk", State::FailedPermanent, 1)
         );
     }
 }

@@ -659,3 +659,33 @@ fn a_run_that_stops_before_handing_anything_over_freezes_nothing() {
         "the date was not frozen by the failed run"
     );
 }
+
+#[test]
+fn stamps_stay_frozen_when_a_crash_took_back_every_earlier_hand_over() {
+    let c = Campaign::small();
+    c.run(&["send", "--limit", "1"]).expect(0);
+    // As if that run had been killed after taking 101 but before any of its text went out:
+    // nothing of the campaign was handed over, so the next run takes the hand-over back.
+    for dir in ["outbox", "archive"] {
+        for f in c.files(dir) {
+            std::fs::remove_file(c.path(&format!("{dir}/{f}"))).unwrap();
+        }
+    }
+    let conn = c.ledger();
+    conn.execute_batch(
+        "UPDATE recipients SET state = 'sending' WHERE key = '101';
+         UPDATE attempts SET state = 'sending', finished_at = NULL, was = 'pending', data_at = NULL
+             WHERE key = '101';",
+    )
+    .unwrap();
+    drop(conn);
+    c.run(&["send", "--limit", "1"]).expect(0);
+    // The letters that went out now froze the stamps again: a changed template is refused.
+    c.edit(
+        "templates/rundbrev.md",
+        "Til samtlige kommuner",
+        "Til alle kommuner",
+    );
+    let run = c.run(&["send"]).expect(2);
+    run.stderr_has("refusing to send").stderr_has("has changed");
+}

@@ -454,3 +454,32 @@ fn a_full_report_folder_says_so_and_leaves_no_half_written_report() {
     c.run(&["report"]).expect(0);
     assert_eq!(c.files("report").len(), 2);
 }
+
+#[test]
+fn without_the_archive_a_letter_gone_from_the_outbox_stays_unknown_and_is_not_sent_again() {
+    let c = Campaign::small();
+    c.edit(
+        "config.toml",
+        "dir = \"archive\"",
+        "dir = \"archive\"\nenabled = false",
+    );
+    c.run(&["send", "--limit", "1"]).expect(0);
+    let file = c.files("outbox").remove(0);
+    // Written to the outbox, then collected, before the outcome was recorded. With no archived
+    // copy, a missing outbox file proves nothing: the letter may well have gone out.
+    std::fs::remove_file(c.path(&format!("outbox/{file}"))).unwrap();
+    let conn = c.ledger();
+    conn.execute(
+        "UPDATE recipients SET state = 'sending' WHERE key = '101'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let run = c.run(&["send"]).expect(0);
+    run.stdout_has("Delivered 2 letters");
+    assert_eq!(c.states()["101"], "unknown");
+    assert!(
+        !c.path(&format!("outbox/{file}")).exists(),
+        "101 was sent again"
+    );
+}

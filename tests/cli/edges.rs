@@ -193,6 +193,33 @@ fn an_accepted_change_to_a_sent_recipient_is_remembered() {
     run.stderr_has("101 (line 2)");
 }
 
+#[test]
+fn a_change_accepted_for_a_send_that_was_not_confirmed_is_not_remembered() {
+    let c = Campaign::small();
+    c.run(&["send", "--limit", "1"]).expect(0);
+    c.edit(
+        "recipients/kommuner.csv",
+        "101,Københavns Kommune,",
+        "101,Københavns Kommune (ny),",
+    );
+    // Over SMTP a send must be confirmed; without a terminal and without --yes it is not, so
+    // nothing goes ahead, and the accepted change must not be recorded either. (Nothing listens
+    // on the port: the run never gets that far.)
+    let config = c
+        .read("config.toml")
+        .replace("kind = \"outbox\"", "kind = \"smtp\"")
+        .replace(
+            "# [transport.smtp]",
+            "[transport.smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n# was: [transport.smtp]",
+        );
+    c.write("config.toml", config);
+    let run = c.run(&["send", "--accept-changes"]).expect(2);
+    run.stderr_has("confirmation is needed");
+    let run = c.run(&["send", "--yes"]).expect(2);
+    run.stderr_has("refusing to send")
+        .stderr_has("101 (line 2)");
+}
+
 // ---------------------------------------------------------------- 4. small things
 
 fn on_test_domain(c: &Campaign) {

@@ -717,3 +717,33 @@ fn a_report_is_matched_by_the_relays_queue_id_when_it_names_no_letter() {
         .unwrap();
     assert_eq!(by, "queue-id");
 }
+
+#[test]
+fn a_bounce_matched_by_address_alone_changes_a_letter_only_when_it_is_dated_after_the_send() {
+    let c = Campaign::shipped();
+    c.run(&["send"]).expect(0);
+    let l = letters(&c);
+    let bounce = |key: &str, id: &str| {
+        Dsn {
+            envid: None,
+            recipient: &l[key].0,
+            action: "failed",
+            status: "5.1.1",
+            returned_id: None,
+            message_id: id,
+        }
+        .text()
+    };
+    // An old bounce, from before this campaign's letters went out (say from an earlier
+    // mailing), names Læsø's address and nothing else: it must not undo the delivery.
+    let old = bounce("825", "old@relay.uim.dk").replace(
+        "Mon, 29 Jun 2020 10:03:00 +0200",
+        "Fri, 26 Jun 2020 09:00:00 +0200",
+    );
+    c.write("returned/old.eml", old);
+    // One dated after the send, about Fanø, still counts by the address.
+    c.write("returned/new.eml", bounce("563", "new@relay.uim.dk"));
+    c.run(&["receipts", "import", "returned"]).expect(0);
+    assert_eq!(row(&c, "825")["state"], "delivered");
+    assert_eq!(row(&c, "563")["state"], "bounced");
+}
