@@ -1540,14 +1540,20 @@ mod tests {
                 listed("101", "a@kk.dk"),
                 listed("147", "b@f.dk"),
                 listed("151", "c@b.dk"),
+                listed("192", "d@g.dk"),
             ],
             "t0",
         )
         .unwrap();
         for (key, akt) in [("101", "1"), ("147", "2"), ("151", "3")] {
-            l.start(key, State::Pending, &stamp(akt), "h", "outbox", "t1")
+            let id = l
+                .start(key, State::Pending, &stamp(akt), "h", "outbox", "t1")
                 .unwrap();
+            l.data_started(&[id], "t1").unwrap();
         }
+        // 192's text never started to go out: the run's start takes it back, not the outbox.
+        l.start("192", State::Pending, &stamp("4"), "h", "outbox", "t1")
+            .unwrap();
         let open = l.unsettled("outbox").unwrap();
         assert_eq!(
             open.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(),
