@@ -635,10 +635,17 @@ fn letters_are_marked_sending_on_disk_in_batches_before_they_are_handed_over() {
             "{sending} letters were sending over 2 connections"
         );
     }
-    // The first two letters are marked together, in one transaction, before either goes out.
+    // The first two letters are marked together, in one transaction, before either goes out:
+    // at the first hand-over neither is pending any more. (The other may already be delivered
+    // by the time this hand-over reads the ledger, when the two connections race.)
     let first = handovers.iter().min_by_key(|h| h.start).unwrap();
-    assert_eq!(first.on_disk[&key(0)], State::Sending);
-    assert_eq!(first.on_disk[&key(1)], State::Sending);
+    for k in [key(0), key(1)] {
+        assert_ne!(
+            first.on_disk[&k],
+            State::Pending,
+            "{k} at the first hand-over"
+        );
+    }
 }
 
 #[test]
