@@ -22,6 +22,7 @@ use crate::record::ledger::{Added, Ledger, NewReceipt, State};
 
 pub(crate) mod dsn;
 pub(crate) mod fetch;
+mod kind;
 pub(crate) mod matching;
 pub(crate) mod parse;
 pub(crate) mod source;

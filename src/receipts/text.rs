@@ -8,7 +8,7 @@
 use mail_parser::{Message, PartType};
 
 use crate::receipts::dsn;
-use crate::receipts::parse::{Kind, Reported};
+use crate::receipts::kind::{Kind, Reported};
 
 /// A home-made bounce read.
 pub(crate) struct TextBounce {
