@@ -22,7 +22,8 @@
 //!
 //! Beneath them all: `config` (the campaign file), `problem` (input errors with their place),
 //! `clock` (the one place the time is read), `secret` (passwords for the mail servers), `sanitize`
-//! (the one place outside text is made safe to show), `digest` and `whole_file`. Arrows only
+//! (the one place outside text is made safe to show), `digest`, `whole_file` and `net` (a TCP
+//! connection with a time limit). Arrows only
 //! point down: nothing imports a folder above it, and nothing below `cli/` prints.
 
 pub mod cli;
@@ -34,6 +35,7 @@ pub(crate) mod delivery;
 pub(crate) mod digest;
 pub(crate) mod imap;
 pub(crate) mod letter;
+pub(crate) mod net;
 pub(crate) mod problem;
 pub(crate) mod receipts;
 pub(crate) mod record;

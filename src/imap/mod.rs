@@ -361,26 +361,11 @@ where
 }
 
 async fn connect_tcp(settings: &Settings) -> Result<TcpStream, Failure> {
-    let target = if settings.host.contains(':') {
-        format!("[{}]:{}", settings.host, settings.port)
-    } else {
-        format!("{}:{}", settings.host, settings.port)
-    };
-    let connecting = TcpStream::connect((settings.host.as_str(), settings.port));
-    match tokio::time::timeout(settings.connect_timeout, connecting).await {
-        Ok(Ok(tcp)) => {
-            let _ = tcp.set_nodelay(true);
-            Ok(tcp)
-        }
-        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(Failure::Connect(
-            format!("{target} refused the connection (nothing listens there)"),
-        )),
-        Ok(Err(e)) => Err(Failure::Connect(format!("{target}: {e}"))),
-        Err(_) => Err(Failure::Connect(format!(
-            "{target} did not answer within {:?}",
-            settings.connect_timeout
-        ))),
-    }
+    let tcp = crate::net::connect(&settings.host, settings.port, settings.connect_timeout)
+        .await
+        .map_err(Failure::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 /// rustls with ring: the system's roots plus the certificates in `ca_file`.
