@@ -9,13 +9,12 @@ use serde_json::Value;
 
 use crate::harness::Campaign;
 
-/// The shared fixtures beside the repository; `BOUNCE_FIXTURES` names another place.
+/// Real bounces from many mail systems (the sisimai project's set, BSD licence, with its licence
+/// in the folder), kept in the repository; `BOUNCE_FIXTURES` names another place.
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("BOUNCE_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bounces")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounces"));
     assert!(
         dir.join("expected.json").is_file(),
         "the bounce fixtures are missing: expected {} with expected.json and the .eml files beside it (or set BOUNCE_FIXTURES to their folder)",
