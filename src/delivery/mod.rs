@@ -6,15 +6,15 @@
 //! Outcomes come back to the coordinator, which records them and only then reports them. This
 //! module decides nothing about who gets a letter (see `campaign`).
 //!
-//! Durability, with group commits. A letter goes through three marks, each for a whole batch in
-//! one transaction:
-//! 1. `sending` when it is queued for a connection (`Ledger::start_batch`, not forced to disk);
+//! Durability, with group commits. A letter goes through three marks. The coordinator writes
+//! them in turns: each turn records everything that came in since the last one, in one
+//! transaction (`Ledger::record_turn`):
+//! 1. `sending` when it is queued for a connection (not forced to disk on its own);
 //! 2. "data started" right before its message data goes out: the worker's transport stops at its
 //!    gate (SMTP: the envelope accepted, DATA not yet written; the archive copy written) and asks
-//!    the coordinator, which forces the marks of every worker waiting at that moment to disk in
-//!    one commit (`Ledger::data_started`, which forces the `sending` marks before it too), and only
-//!    then lets them go on;
-//! 3. the outcome (`Ledger::finish_batch`), committed before it is reported or retried.
+//!    the coordinator, whose next turn forces the marks of every worker waiting at that moment
+//!    to disk in one commit (and with them every commit before), and only then lets them go on;
+//! 3. the outcome, committed before it is reported or retried.
 //!
 //! A crash can therefore never lose a delivery. It can leave letters `sending`: the next run
 //! shows those whose data had started as `unknown` ("may have been delivered"), at most one per
@@ -40,7 +40,7 @@ use crate::campaign::plan::Plan;
 use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
-use crate::record::ledger::{Finish, Ledger, Start, State};
+use crate::record::ledger::{Finish, Ledger, Start, State, Turn};
 use crate::record::storage::LedgerWriteError;
 
 pub(crate) mod archive;
@@ -110,6 +110,22 @@ enum Event {
     Gate(i64, mpsc::SyncSender<Result<(), Stop>>),
     /// A letter is done with, one way or another.
     Done(Box<(Job, Done)>),
+}
+
+/// A letter at its gate: its attempt, and where to say whether its data may go out.
+type Waiting = (i64, mpsc::SyncSender<Result<(), Stop>>);
+
+/// What came back: the letters done with, and the letters waiting at their gates.
+fn sort(events: Vec<Event>) -> (Vec<(Job, Done)>, Vec<Waiting>) {
+    let mut finished = Vec::new();
+    let mut gates = Vec::new();
+    for event in events {
+        match event {
+            Event::Gate(attempt, answer) => gates.push((attempt, answer)),
+            Event::Done(done) => finished.push(*done),
+        }
+    }
+    (finished, gates)
 }
 
 enum Done {
@@ -201,7 +217,7 @@ pub(crate) fn execute(
                 Event::Done(done) => Some(*done),
             })
             .collect();
-        (result, run.record(drained))
+        (result, run.turn(drained, Vec::new(), Vec::new(), None))
     });
     match result.err().or(tail.err()) {
         None => Ok(run.summary),
@@ -314,23 +330,37 @@ impl Run<'_> {
         let mut planned = plan.send.iter().peekable();
         // Letters never handed over have no frozen stamps: when the plan holds only those (not
         // even a letter settled back to pending after an earlier try), the
-        // ledger need not be asked letter by letter (start_batch still checks each state).
+        // ledger need not be asked letter by letter (record_turn still checks each state).
         let all_new =
             !plan.handed_over_before && plan.send.iter().all(|x| x.before == State::Pending);
         let mut letters = self.p.letters(if all_new { None } else { reader })?;
         let interval = self.pace.interval();
+        let mut arrived: Vec<Event> = Vec::new();
         loop {
             if STOP.load(Ordering::SeqCst) && self.summary.stopped.is_none() {
                 self.summary.stopped = Some(Stop::Interrupted);
             }
-            // Record and report whatever has come back, then open the gates asked for, without
-            // waiting.
-            self.take(events.try_iter().collect())?;
+            // Whatever has come back, without waiting.
+            arrived.extend(events.try_iter());
+            let (finished, gates) = sort(std::mem::take(&mut arrived));
+            // A transport that refuses to go on stops the run before anything more is handed
+            // over, and before any gate opens.
+            if self.summary.stopped.is_none() {
+                self.summary.stopped = finished.iter().find_map(|(_, done)| match done {
+                    Done::Stopped(stop) => Some(stop.clone()),
+                    _ => None,
+                });
+            }
             let stopping = self.summary.stopped.is_some();
             if stopping {
                 halt.store(true, Ordering::SeqCst);
             }
-            // Hand over as much as the window and the rate limit allow, in one ledger batch.
+            self.in_flight -= finished.len().min(self.in_flight);
+            if let Some((_, done)) = finished.last() {
+                // Letters are going through while the last one that came back was delivered.
+                self.flowing = matches!(done, Done::Handed(o) if o.parts().0 == State::Delivered);
+            }
+            // Hand over as much as the window and the rate limit allow.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
             let window = if self.flowing { 2 * workers } else { workers };
             while !stopping && self.in_flight + batch.len() < window {
@@ -366,8 +396,9 @@ impl Run<'_> {
                 }
                 batch.push(next);
             }
-            if !batch.is_empty() {
-                self.dispatch(batch, jobs)?;
+            let handed = !batch.is_empty();
+            self.turn(finished, gates, batch, Some(jobs))?;
+            if handed {
                 continue;
             }
             let more_to_send = !stopping && (planned.peek().is_some() || !self.retries.is_empty());
@@ -395,11 +426,7 @@ impl Run<'_> {
                 continue;
             }
             match events.recv_timeout(wait) {
-                Ok(first) => {
-                    let mut arrived = vec![first];
-                    arrived.extend(events.try_iter());
-                    self.take(arrived)?;
-                }
+                Ok(first) => arrived.push(first),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     anyhow::bail!("the sending threads stopped unexpectedly; run again to continue (nothing is lost)")
@@ -408,98 +435,33 @@ impl Run<'_> {
         }
     }
 
-    /// Records the outcomes, then answers the gates (one forced commit for all of them, which
-    /// forces the outcomes too). In that order, a connection's next letter passes its gate only
-    /// once the letter before it has its outcome: a crash leaves at most one letter per
-    /// connection whose data had started and whose outcome is not recorded.
-    fn take(&mut self, events: Vec<Event>) -> Result<()> {
-        let mut gates = Vec::new();
-        let mut finished = Vec::new();
-        for event in events {
-            match event {
-                Event::Gate(attempt, answer) => gates.push((attempt, answer)),
-                Event::Done(done) => finished.push(*done),
-            }
-        }
-        if let Err(e) = self.record(finished) {
-            // Nothing more goes out: every letter waiting at its gate is told so.
-            for (_, tell) in gates {
-                let _ = tell.send(Err(Stop::Interrupted));
-            }
-            return Err(e);
-        }
-        if !gates.is_empty() {
-            self.open_gates(gates)?;
-        }
-        Ok(())
-    }
-
-    /// Makes the data marks durable in one forced commit, and only then lets the letters go on.
-    /// While the run is stopping, no gate opens: those letters are not handed over.
-    fn open_gates(&mut self, gates: Vec<(i64, mpsc::SyncSender<Result<(), Stop>>)>) -> Result<()> {
-        let answer = if let Some(why) = &self.summary.stopped {
-            Err(why.clone())
-        } else {
-            let ids: Vec<i64> = gates.iter().map(|(id, _)| *id).collect();
-            let now = clock::stamp_time(clock::now());
-            match self.ledger.data_started(&ids, &now) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    for (_, tell) in gates {
-                        let _ = tell.send(Err(Stop::Interrupted));
-                    }
-                    return Err(e);
-                }
-            }
-        };
-        for (_, tell) in gates {
-            let _ = tell.send(answer.clone());
-        }
-        Ok(())
-    }
-
-    /// Marks the letters `sending` in one transaction, then hands them to the workers.
-    fn dispatch(&mut self, batch: Vec<(Letter, State, u32)>, jobs: &Sender<Job>) -> Result<()> {
-        let starts: Vec<Start<'_>> = batch
-            .iter()
-            .map(|(l, before, tries)| Start {
-                key: &l.key,
-                expected: if *tries == 0 {
-                    *before
-                } else {
-                    State::FailedTemporary
-                },
-                address: &l.to.email,
-                name: &l.to.name,
-                stamp: &l.stamp,
-                row_hash: &l.row_hash,
-            })
-            .collect();
-        let ids = self
-            .ledger
-            .start_batch(&starts, self.kind, &clock::stamp_time(clock::now()))?;
-        drop(starts);
-        self.open += ids.len();
-        for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
-            self.in_flight += 1;
-            jobs.send(Job {
-                attempt,
-                letter,
-                before,
-                tries: tries + 1,
-            })
-            .context("the sending threads stopped unexpectedly")?;
-        }
-        Ok(())
-    }
-
-    /// Records outcomes in one transaction, then reports them and schedules retries.
-    fn record(&mut self, finished: Vec<(Job, Done)>) -> Result<()> {
-        if finished.is_empty() {
+    /// One turn of the coordinator. The outcomes that came back, the data marks of the letters
+    /// waiting at their gates and the letters handed over now are recorded in one transaction,
+    /// forced to disk when a gate waits (`Ledger::record_turn`); only then do the gates open, the
+    /// outcomes get reported and the letters go to the connections. In that order a
+    /// connection's next letter passes its gate only once the letter before it has its outcome
+    /// recorded: a crash leaves at most one letter per connection whose data had started and
+    /// whose outcome is not recorded. While the run is stopping, no gate opens: those letters are
+    /// not handed over. When the ledger cannot be written, nothing of the turn is recorded,
+    /// reported or handed over.
+    fn turn(
+        &mut self,
+        finished: Vec<(Job, Done)>,
+        gates: Vec<Waiting>,
+        batch: Vec<(Letter, State, u32)>,
+        jobs: Option<&Sender<Job>>,
+    ) -> Result<()> {
+        if finished.is_empty() && gates.is_empty() && batch.is_empty() {
             return Ok(());
         }
-        self.in_flight -= finished.len().min(self.in_flight);
-        let now = clock::stamp_time(clock::now());
+        let answer = match &self.summary.stopped {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        };
+        let data: Vec<i64> = match answer {
+            Ok(()) => gates.iter().map(|(id, _)| *id).collect(),
+            Err(_) => Vec::new(),
+        };
         let mut finishes = Vec::new();
         let mut abandoned = Vec::new();
         for (job, done) in &finished {
@@ -525,42 +487,62 @@ impl Run<'_> {
                 }
             }
         }
-        // A write that fails leaves those letters `sending` (the next run finds them unknown);
-        // the other batch is still recorded if it can be.
-        let mut failure = None;
-        let handed_recorded = finishes.is_empty()
-            || match self.ledger.finish_batch(&finishes, &now) {
-                Ok(()) => true,
-                Err(e) => {
-                    failure = Some(e);
-                    false
+        let starts: Vec<Start<'_>> = batch
+            .iter()
+            .map(|(l, before, tries)| Start {
+                key: &l.key,
+                expected: if *tries == 0 {
+                    *before
+                } else {
+                    State::FailedTemporary
+                },
+                address: &l.to.email,
+                name: &l.to.name,
+                stamp: &l.stamp,
+                row_hash: &l.row_hash,
+            })
+            .collect();
+        let turn = Turn {
+            finishes: &finishes,
+            abandoned: &abandoned,
+            data: &data,
+            starts: &starts,
+        };
+        let now = clock::stamp_time(clock::now());
+        let ids = match self.ledger.record_turn(&turn, self.kind, &now) {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Nothing more goes out: every letter waiting at its gate is told so.
+                for (_, tell) in gates {
+                    let _ = tell.send(Err(Stop::Interrupted));
                 }
-            };
-        let abandoned_recorded = abandoned.is_empty()
-            || match self.ledger.abandon_batch(&abandoned, &now) {
-                Ok(()) => true,
-                Err(e) => {
-                    failure = failure.or(Some(e));
-                    false
-                }
-            };
-        if handed_recorded {
-            self.open -= finishes.len().min(self.open);
-        }
-        if abandoned_recorded {
-            self.open -= abandoned.len().min(self.open);
-        }
-        drop(finishes);
-        drop(abandoned);
-        // Only now, with everything committed, is anything reported.
-        for (job, done) in finished {
-            let recorded = match done {
-                Done::Handed(_) => handed_recorded,
-                Done::Stopped(_) | Done::Skipped => abandoned_recorded,
-            };
-            if !recorded {
-                continue;
+                return Err(e);
             }
+        };
+        drop((finishes, abandoned, starts));
+        for (_, tell) in gates {
+            let _ = tell.send(answer.clone());
+        }
+        self.open -= finished.len().min(self.open);
+        self.open += ids.len();
+        self.report(finished);
+        for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
+            let jobs = jobs.context("the sending threads stopped unexpectedly")?;
+            self.in_flight += 1;
+            jobs.send(Job {
+                attempt,
+                letter,
+                before,
+                tries: tries + 1,
+            })
+            .context("the sending threads stopped unexpectedly")?;
+        }
+        Ok(())
+    }
+
+    /// Reports recorded outcomes and schedules retries.
+    fn report(&mut self, finished: Vec<(Job, Done)>) {
+        for (job, done) in finished {
             match done {
                 Done::Handed(outcome) => {
                     let (state, _, reply) = outcome.parts();
@@ -579,7 +561,6 @@ impl Run<'_> {
                         }));
                         continue;
                     }
-                    self.flowing = state == State::Delivered;
                     self.reported += 1;
                     self.observer
                         .letter_done(self.reported, self.total, &job.letter, state, reply);
@@ -590,25 +571,29 @@ impl Run<'_> {
                         _ => self.summary.unknown += 1,
                     }
                 }
-                Done::Stopped(_) | Done::Skipped => {
+                Done::Stopped(stop) => {
                     self.flowing = false;
-                    if job.tries > 1 {
-                        self.summary.failed_temporary += 1;
-                    } else {
-                        self.summary.left += 1;
-                    }
-                    if let (Done::Stopped(stop), None) = (done, &self.summary.stopped) {
+                    self.count_unsent(&job);
+                    if self.summary.stopped.is_none() {
                         self.summary.stopped = Some(stop);
                     }
                 }
+                Done::Skipped => {
+                    self.flowing = false;
+                    self.count_unsent(&job);
+                }
             }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
         }
     }
 
+    /// A letter not handed over after all: failed for now after an earlier try, else left.
+    fn count_unsent(&mut self, job: &Job) {
+        if job.tries > 1 {
+            self.summary.failed_temporary += 1;
+        } else {
+            self.summary.left += 1;
+        }
+    }
     /// The summary of a run the ledger stopped: what was recorded, what it could not record
     /// (left `sending`), and what was never handed over (pending).
     fn stopped_by_ledger(mut self, failed: LedgerWriteError) -> Summary {

@@ -2,8 +2,8 @@
 //!
 //! For each recipient it holds the state, the attempts, the last server reply, the frozen stamps
 //! and the Message-ID; a history table keeps every attempt. Every change is one transaction. A
-//! letter is marked `sending` when a connection takes it (`start_batch`), and its attempt is
-//! marked "data started" (`data_started`, forced to disk, and with it every earlier commit)
+//! letter is marked `sending` when a connection takes it, and its attempt is marked "data started"
+//! (both by `record_turn`; the data mark forced to disk, and with it every earlier commit)
 //! before its message data goes out; so a crash can never lose a delivery or hide one that may
 //! have happened, and a letter whose data never started goes back to where it was
 //! (`Ledger::enlist`). This module decides nothing about who gets a letter (see `campaign`),
@@ -197,7 +197,7 @@ pub(crate) struct Recorded {
     pub address: String,
 }
 
-/// The start of one hand-over, for `start_batch`.
+/// The start of one hand-over, for `record_turn`.
 pub(crate) struct Start<'a> {
     pub key: &'a str,
     /// The state the letter must be in now; anything else means the plan is stale.
@@ -208,13 +208,25 @@ pub(crate) struct Start<'a> {
     pub row_hash: &'a str,
 }
 
-/// The end of one hand-over, for `finish_batch`.
+/// The end of one hand-over, for `record_turn`.
 pub(crate) struct Finish<'a> {
     pub attempt: i64,
     pub key: &'a str,
     pub state: State,
     pub code: Option<u16>,
     pub reply: &'a str,
+}
+
+/// One turn of a run, for `Ledger::record_turn`: what came back, which letters' data is about
+/// to go out, and which letters connections take now.
+#[derive(Default)]
+pub(crate) struct Turn<'a> {
+    pub finishes: &'a [Finish<'a>],
+    /// Attempts taken back unsent, each with the state its letter returns to.
+    pub abandoned: &'a [(i64, &'a str, State)],
+    /// Attempts whose data is about to go out.
+    pub data: &'a [i64],
+    pub starts: &'a [Start<'a>],
 }
 
 /// A letter left unknown, with its latest attempt, for `delivery::settle`.
@@ -330,8 +342,8 @@ pub(crate) struct Ledger {
     path: PathBuf,
     /// Whether the ledger keeps a write-ahead log (it does unless the file system cannot).
     wal: bool,
-    /// Whether the folder's entry for the write-ahead log has been forced to disk.
-    log_listed: bool,
+    /// The write-ahead log, open once its folder entry has been forced to disk (`force_log`).
+    log: Option<File>,
 }
 
 /// Held while a run sends from this campaign; a second run cannot take it.
@@ -431,7 +443,7 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             wal: mode.eq_ignore_ascii_case("wal"),
-            log_listed: false,
+            log: None,
         })
     }
 
@@ -716,194 +728,120 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records, durably and in one transaction, that these letters are about to be handed over,
-    /// and freezes their stamps. Returns each attempt's id, in order, for `finish_batch`.
-    /// Records, in one transaction, that connections have taken these letters (`sending`), and
-    /// freezes their stamps. Returns each attempt's id, in order, for `data_started` and
-    /// `finish_batch`.
+    /// Records one turn of a run in one transaction, in this order: the outcomes that came back
+    /// (`finishes`), the letters taken back unsent (`abandoned`), the "data started" marks of the
+    /// letters at their gates (`data`), and the letters connections take now (`starts`, marked
+    /// `sending`, their stamps frozen). Returns the new attempts' ids, in order.
     ///
-    /// This commit is not forced to disk on its own: `data_started`, which must come before any
-    /// letter's data goes out, forces it with everything before it. A crash loses nothing that
-    /// was committed; a power cut before then can only take back marks of letters whose data had
-    /// not started, and those are pending again anyway.
+    /// With data marks, the commit is forced to disk before this returns, and with it every
+    /// commit before: only then may their data go out, and from then on a crash leaves such a
+    /// letter `unknown`, never pending. Without, it is not forced on its own: the next turn with
+    /// data marks (or the checkpoint at the end) forces it. A crash of rundbrev loses nothing
+    /// committed; a power cut can only take back `sending` marks of letters whose data had not
+    /// started (pending again anyway), or turn a just-recorded outcome back into `sending` with
+    /// its data started, shown as unknown: never a letter sent twice.
+    ///
+    /// Nothing of a turn is recorded unless all of it is.
+    pub(crate) fn record_turn(
+        &mut self,
+        turn: &Turn<'_>,
+        transport: &str,
+        now: &str,
+    ) -> Result<Vec<i64>> {
+        let forced = !turn.data.is_empty();
+        if forced && !self.wal {
+            // Without a write-ahead log, synchronous=FULL forces this commit itself.
+            let result = self.turn_inner(turn, transport, now);
+            return self.written(result);
+        }
+        // Committed unforced, then, with data marks, forced by syncing the write-ahead log's
+        // data ourselves: what synchronous=FULL does, but with fdatasync, which SQLite as built
+        // here replaces by a full fsync (about 20 times slower on a journaling file system, and
+        // waited for before each letter's data).
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.turn_inner(turn, transport, now);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let ids = self.written(result)?;
+        if forced {
+            let result = self.force_log();
+            self.written(result)?;
+        }
+        Ok(ids)
+    }
+
+    /// Forces every commit so far to disk: syncs the data of the write-ahead log (which holds
+    /// them until a checkpoint, itself synced) and, the first time, the folder that lists it.
+    /// The log stays open for the next time: SQLite keeps the same file while the ledger is open.
+    fn force_log(&mut self) -> Result<()> {
+        let what = || format!("cannot force the ledger {} to disk", self.path.display());
+        if self.log.is_none() {
+            let mut wal = self.path.as_os_str().to_owned();
+            wal.push("-wal");
+            let log = File::open(&wal).with_context(what)?;
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)
+                    .and_then(|f| f.sync_all())
+                    .with_context(what)?;
+            }
+            self.log = Some(log);
+        }
+        let log = self.log.as_ref().expect("opened above");
+        log.sync_data().with_context(what)
+    }
+
+    fn turn_inner(&mut self, turn: &Turn<'_>, transport: &str, now: &str) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        record_finishes(&tx, turn.finishes, now)?;
+        if !turn.abandoned.is_empty() {
+            abandon(&tx, turn.abandoned, now)?;
+        }
+        mark_data(&tx, turn.data, now)?;
+        let ids = record_starts(&tx, turn.starts, transport, now)?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// A turn that only marks these letters `sending`.
+    #[cfg(test)]
     pub(crate) fn start_batch(
         &mut self,
         starts: &[Start<'_>],
         transport: &str,
         now: &str,
     ) -> Result<Vec<i64>> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.start_batch_inner(starts, transport, now);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        self.written(result)
+        let turn = Turn {
+            starts,
+            ..Turn::default()
+        };
+        self.record_turn(&turn, transport, now)
     }
 
-    /// Records, forced to disk in one transaction (and with it every commit before), that the
-    /// message data of these attempts is about to go out. Only when this has returned may it go:
-    /// from then on a crash leaves the letter `unknown`, never pending.
-    pub(crate) fn data_started(&mut self, attempts: &[i64], now: &str) -> Result<()> {
-        if !self.wal {
-            let result = self.data_started_inner(attempts, now);
-            return self.written(result);
-        }
-        // Committed like the others, then forced to disk by syncing the write-ahead log's data
-        // ourselves: what synchronous=FULL does, but with fdatasync, which SQLite as built here
-        // replaces by a full fsync (about 20 times slower on a journaling file system, and
-        // waited for before each letter's data).
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.data_started_inner(attempts, now);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        self.written(result)?;
-        let forced = self.force_log();
-        self.written(forced)
+    /// A turn that only marks the data of these attempts as started (forced to disk).
+    #[cfg(test)]
+    pub(crate) fn data_started(&mut self, data: &[i64], now: &str) -> Result<()> {
+        let turn = Turn {
+            data,
+            ..Turn::default()
+        };
+        self.record_turn(&turn, "", now).map(drop)
     }
 
-    /// Forces every commit so far to disk: syncs the data of the write-ahead log (which holds
-    /// them until a checkpoint, itself synced) and, the first time, the folder that lists it.
-    fn force_log(&mut self) -> Result<()> {
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        let what = || format!("cannot force the ledger {} to disk", self.path.display());
-        File::open(&wal)
-            .and_then(|f| f.sync_data())
-            .with_context(what)?;
-        if !self.log_listed {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)
-                    .and_then(|f| f.sync_all())
-                    .with_context(what)?;
-            }
-            self.log_listed = true;
-        }
-        Ok(())
-    }
-
-    fn data_started_inner(&mut self, attempts: &[i64], now: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut mark = tx.prepare_cached(
-                "UPDATE attempts SET data_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
-            )?;
-            for id in attempts {
-                if mark.execute(params![id, now])? != 1 {
-                    bail!("the ledger has no open attempt {id}; nothing more was sent, run again");
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn start_batch_inner(
-        &mut self,
-        starts: &[Start<'_>],
-        transport: &str,
-        now: &str,
-    ) -> Result<Vec<i64>> {
-        let tx = self.conn.transaction()?;
-        let mut ids = Vec::with_capacity(starts.len());
-        {
-            // The stamps stay as frozen at the first hand-over; the address, name and row are
-            // the ones this letter goes to now (they may have been corrected, --accept-changes).
-            let mut mark = tx.prepare_cached(
-                "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
-                     message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
-                     sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
-                     row_hash = ?7, address = COALESCE(NULLIF(?8, ''), address),
-                     name = COALESCE(NULLIF(?9, ''), name)
-                 WHERE key = ?1 AND state = ?10",
-            )?;
-            let mut history = tx.prepare_cached(
-                "INSERT INTO attempts (key, transport, started_at, state, address, was) VALUES (?1, ?2, ?3, 'sending', ?4, ?5)",
-            )?;
-            for s in starts {
-                let changed = mark.execute(params![
-                    s.key,
-                    now,
-                    s.stamp.message_id,
-                    s.stamp.letter_date.to_string(),
-                    s.stamp.sags_nr,
-                    s.stamp.akt_id,
-                    s.row_hash,
-                    s.address,
-                    s.name,
-                    s.expected.as_str()
-                ])?;
-                if changed != 1 {
-                    bail!(
-                        "the ledger no longer has {} as {} (another change came in between); nothing more was sent, run again",
-                        s.key,
-                        s.expected
-                    );
-                }
-                history.execute(params![
-                    s.key,
-                    transport,
-                    now,
-                    s.address,
-                    s.expected.as_str()
-                ])?;
-                ids.push(tx.last_insert_rowid());
-            }
-        }
-        tx.commit()?;
-        Ok(ids)
-    }
-
-    /// Records the outcomes of attempts, in one transaction.
-    ///
-    /// This commit is not forced to disk on its own: the next `data_started` (or the checkpoint
-    /// at the end) forces it with everything before it. A crash of rundbrev loses nothing that
-    /// was committed; a power cut can at worst turn a just-recorded outcome back into `sending`
-    /// with its data started, shown as unknown: never a letter sent twice.
-    pub(crate) fn finish_batch(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.finish_batch_inner(finishes, now);
-        let result = self.written(result);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        result
-    }
-
-    fn finish_batch_inner(&mut self, finishes: &[Finish<'_>], now: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut history = tx.prepare_cached(
-                "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
-            )?;
-            let mut record = tx.prepare_cached(
-                "UPDATE recipients SET state = ?2, last_code = ?3, last_reply = ?4, updated_at = ?5,
-                     delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
-                 WHERE key = ?1",
-            )?;
-            for f in finishes {
-                history.execute(params![f.attempt, now, f.state.as_str(), f.code, f.reply])?;
-                record.execute(params![f.key, f.state.as_str(), f.code, f.reply, now])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Takes back attempts that never reached the transport (the run stopped first): each letter
-    /// returns to the state it had, and the attempt leaves no trace in the history.
+    /// A turn that only takes these attempts back unsent.
+    #[cfg(test)]
     pub(crate) fn abandon_batch(
         &mut self,
         abandoned: &[(i64, &str, State)],
         now: &str,
     ) -> Result<()> {
-        let result = self.abandon_batch_inner(abandoned, now);
-        self.written(result)
-    }
-
-    fn abandon_batch_inner(&mut self, abandoned: &[(i64, &str, State)], now: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        abandon(&tx, abandoned, now)?;
-        tx.commit()?;
-        Ok(())
+        let turn = Turn {
+            abandoned,
+            ..Turn::default()
+        };
+        self.record_turn(&turn, "", now).map(drop)
     }
 
     #[cfg(test)]
-    /// `start_batch` for one letter.
+    /// A turn that only marks one letter `sending`.
     pub(crate) fn start(
         &mut self,
         key: &str,
@@ -973,7 +911,7 @@ impl Ledger {
     }
 
     #[cfg(test)]
-    /// `finish_batch` for one letter.
+    /// A turn that only records the outcome of one letter.
     pub(crate) fn finish(
         &mut self,
         attempt: i64,
@@ -983,16 +921,18 @@ impl Ledger {
         reply: &str,
         now: &str,
     ) -> Result<()> {
-        self.finish_batch(
-            &[Finish {
-                attempt,
-                key,
-                state,
-                code,
-                reply,
-            }],
-            now,
-        )
+        let finishes = [Finish {
+            attempt,
+            key,
+            state,
+            code,
+            reply,
+        }];
+        let turn = Turn {
+            finishes: &finishes,
+            ..Turn::default()
+        };
+        self.record_turn(&turn, "", now).map(drop)
     }
 }
 
@@ -1244,6 +1184,98 @@ fn settle_interrupted(tx: &rusqlite::Transaction<'_>, now: &str) -> Result<Inter
 
 /// Takes back attempts whose letters never went out: each letter returns to the state it had, its
 /// stamps unfrozen if this was its first attempt, and the attempt leaves no trace in the history.
+fn record_finishes(
+    tx: &rusqlite::Transaction<'_>,
+    finishes: &[Finish<'_>],
+    now: &str,
+) -> Result<()> {
+    if finishes.is_empty() {
+        return Ok(());
+    }
+    let mut history = tx.prepare_cached(
+        "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
+    )?;
+    let mut record = tx.prepare_cached(
+        "UPDATE recipients SET state = ?2, last_code = ?3, last_reply = ?4, updated_at = ?5,
+             delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
+         WHERE key = ?1",
+    )?;
+    for f in finishes {
+        history.execute(params![f.attempt, now, f.state.as_str(), f.code, f.reply])?;
+        record.execute(params![f.key, f.state.as_str(), f.code, f.reply, now])?;
+    }
+    Ok(())
+}
+
+fn mark_data(tx: &rusqlite::Transaction<'_>, attempts: &[i64], now: &str) -> Result<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let mut mark = tx
+        .prepare_cached("UPDATE attempts SET data_at = ?2 WHERE id = ?1 AND finished_at IS NULL")?;
+    for id in attempts {
+        if mark.execute(params![id, now])? != 1 {
+            bail!("the ledger has no open attempt {id}; nothing more was sent, run again");
+        }
+    }
+    Ok(())
+}
+
+fn record_starts(
+    tx: &rusqlite::Transaction<'_>,
+    starts: &[Start<'_>],
+    transport: &str,
+    now: &str,
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(starts.len());
+    if starts.is_empty() {
+        return Ok(ids);
+    }
+    // The stamps stay as frozen at the first hand-over; the address, name and row are the ones
+    // this letter goes to now (they may have been corrected, --accept-changes).
+    let mut mark = tx.prepare_cached(
+        "UPDATE recipients SET state = 'sending', attempts = attempts + 1, updated_at = ?2,
+             message_id = COALESCE(message_id, ?3), letter_date = COALESCE(letter_date, ?4),
+             sags_nr = COALESCE(sags_nr, ?5), akt_id = COALESCE(akt_id, ?6),
+             row_hash = ?7, address = COALESCE(NULLIF(?8, ''), address),
+             name = COALESCE(NULLIF(?9, ''), name)
+         WHERE key = ?1 AND state = ?10",
+    )?;
+    let mut history = tx.prepare_cached(
+        "INSERT INTO attempts (key, transport, started_at, state, address, was) VALUES (?1, ?2, ?3, 'sending', ?4, ?5)",
+    )?;
+    for s in starts {
+        let changed = mark.execute(params![
+            s.key,
+            now,
+            s.stamp.message_id,
+            s.stamp.letter_date.to_string(),
+            s.stamp.sags_nr,
+            s.stamp.akt_id,
+            s.row_hash,
+            s.address,
+            s.name,
+            s.expected.as_str()
+        ])?;
+        if changed != 1 {
+            bail!(
+                "the ledger no longer has {} as {} (another change came in between); nothing more was sent, run again",
+                s.key,
+                s.expected
+            );
+        }
+        history.execute(params![
+            s.key,
+            transport,
+            now,
+            s.address,
+            s.expected.as_str()
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
 fn abandon(
     tx: &rusqlite::Transaction<'_>,
     abandoned: &[(i64, &str, State)],
@@ -1325,7 +1357,7 @@ mod tests {
             conn,
             path: PathBuf::from(":memory:"),
             wal: false,
-            log_listed: false,
+            log: None,
         }
     }
 
