@@ -95,6 +95,9 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
     })
 }
 
+/// Letters handed to a checking thread at a time.
+const CHUNK: usize = 32;
+
 /// Reads every row once: checks it, and merges and composes its letter in memory on every core,
 /// without keeping it. Returns the problems and the number of rows.
 pub(super) fn check_all(
@@ -145,17 +148,21 @@ pub(super) fn check_all(
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
-    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<Letter>(256);
+    // Letters go to the threads in chunks: one hand-over (and wake-up) per chunk, not per letter.
+    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<Vec<Letter>>(8);
     let letter_rx = std::sync::Mutex::new(letter_rx);
+    let mut chunk = Vec::with_capacity(CHUNK);
     let (problem_tx, problem_rx) = std::sync::mpsc::channel::<MergeProblem>();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (letters, found) = (&letter_rx, problem_tx.clone());
             scope.spawn(move || loop {
                 let next = letters.lock().map(|rx| rx.recv());
-                let Ok(Ok(letter)) = next else { break };
-                if let Some(problem) = merge_problem(p, &letter, now) {
-                    let _ = found.send(problem);
+                let Ok(Ok(chunk)) = next else { break };
+                for letter in &chunk {
+                    if let Some(problem) = merge_problem(p, letter, now) {
+                        let _ = found.send(problem);
+                    }
                 }
             });
         }
@@ -209,9 +216,19 @@ pub(super) fn check_all(
             }
             see(&letter);
             // One problem per cause: a bad row is not merged as well.
-            if fine && letter_tx.send(letter).is_err() {
-                break;
+            if fine {
+                chunk.push(letter);
+                if chunk.len() == CHUNK
+                    && letter_tx
+                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                        .is_err()
+                {
+                    break;
+                }
             }
+        }
+        if !chunk.is_empty() {
+            let _ = letter_tx.send(chunk);
         }
         drop(letter_tx);
         merge_problems.extend(problem_rx.iter());
