@@ -27,25 +27,39 @@ pub(crate) struct Selection {
 }
 
 /// One letter a run will send, and the state it had before.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Planned {
-    /// The row's place among the rows (a u32: a plan takes 24 bytes a letter, not 32).
-    pub index: u32,
-    /// The fingerprint of the recipient's key (`recipients::fingerprint`), to make sure the row at
-    /// `index` is still theirs when it is sent.
-    pub key: u64,
-    /// The fingerprint of the row as it was checked: a row changed since is not sent.
-    pub row: u64,
+    /// The row's place among the rows.
+    pub index: usize,
     pub before: State,
 }
 
+/// Letters to send are checked against the plan this many at a time (`Plan::group_matches`).
+pub(crate) const GROUP: usize = 64;
+
+/// Rows `first..first + len`, all to be sent, all in the state `before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    first: u32,
+    len: u32,
+    before: State,
+}
+
 /// Who gets a letter in this run, and why the others do not.
+///
+/// The letters to send are kept as runs of consecutive rows in the same state, and as one
+/// fingerprint per `GROUP` of them, of their rows as they were checked: a plan for a million
+/// recipients takes a few hundred kilobytes, not a few bytes a letter. The send loop reads each
+/// group again before any letter of it goes out, and sends none of it when a row changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Whether any letter to send was handed over before (and so has frozen stamps to use).
     pub handed_over_before: bool,
     /// The letters to send, in file order.
-    pub send: Vec<Planned>,
+    spans: Vec<Span>,
+    /// One fingerprint per group of letters to send (`group_fingerprint`).
+    groups: Vec<u64>,
+    len: usize,
     pub already_delivered: usize,
     /// Unknown (may have been delivered): skipped unless asked for.
     pub unknown: usize,
@@ -60,6 +74,61 @@ pub(crate) struct Plan {
     pub not_selected: usize,
 }
 
+/// The fingerprint of a group of letters: each one's row index and row fingerprint, in order.
+pub(crate) fn group_fingerprint(letters: impl IntoIterator<Item = (usize, u64)>) -> u64 {
+    let mut h = GroupHasher::default();
+    for (index, row) in letters {
+        h.add(index, row);
+    }
+    h.finish()
+}
+
+#[derive(Default)]
+struct GroupHasher(std::collections::hash_map::DefaultHasher);
+
+impl GroupHasher {
+    fn add(&mut self, index: usize, row: u64) {
+        use std::hash::Hash as _;
+        (index as u64, row).hash(&mut self.0);
+    }
+
+    fn finish(&self) -> u64 {
+        std::hash::Hasher::finish(&self.0)
+    }
+}
+
+impl Plan {
+    /// How many letters the run sends.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The letters to send, in file order.
+    pub(crate) fn letters(&self) -> impl Iterator<Item = Planned> + '_ {
+        self.spans.iter().flat_map(|s| {
+            (s.first..s.first + s.len).map(move |i| Planned {
+                index: i as usize,
+                before: s.before,
+            })
+        })
+    }
+
+    /// Whether every letter to send is one never handed over (pending, with no earlier try).
+    pub(crate) fn all_new(&self) -> bool {
+        !self.handed_over_before && self.spans.iter().all(|s| s.before == State::Pending)
+    }
+
+    /// Whether the `group`th group of letters to send, read again now as (row index, row
+    /// fingerprint), is the one planned.
+    pub(crate) fn group_matches(&self, group: usize, letters: &[(usize, u64)]) -> bool {
+        self.groups.get(group) == Some(&group_fingerprint(letters.iter().copied()))
+    }
+}
+
 /// Decides who gets a letter, one letter at a time, from each letter's index, key and ledger
 /// state. Pure: the states, the mode and the selection decide everything, and nothing of the
 /// campaign is held but the letters to send.
@@ -67,6 +136,9 @@ pub(crate) struct Planner<'a> {
     mode: Mode,
     selection: &'a Selection,
     plan: Plan,
+    /// The group being filled, and how many letters it has.
+    group: GroupHasher,
+    in_group: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -75,6 +147,8 @@ impl<'a> Planner<'a> {
             mode,
             selection,
             plan: Plan::default(),
+            group: GroupHasher::default(),
+            in_group: 0,
         }
     }
 
@@ -87,7 +161,7 @@ impl<'a> Planner<'a> {
     /// how the start of the run settled a letter an earlier run left `sending`).
     pub(crate) fn add_letter_as(&mut self, letter: &Letter, state: State) {
         let row = crate::digest::fingerprint(&letter.row_hash);
-        let planned = self.plan.send.len();
+        let planned = self.plan.len;
         self.add(
             letter.index,
             &letter.key,
@@ -95,9 +169,7 @@ impl<'a> Planner<'a> {
             state,
             letter.address_corrected(),
         );
-        if self.plan.send.len() > planned
-            && letter.recorded.as_ref().is_some_and(|r| r.attempts > 0)
-        {
+        if self.plan.len > planned && letter.recorded.as_ref().is_some_and(|r| r.attempts > 0) {
             self.plan.handed_over_before = true;
         }
     }
@@ -170,23 +242,33 @@ impl<'a> Planner<'a> {
             self.plan.not_selected += 1;
             return;
         }
-        if self
-            .selection
-            .limit
-            .is_some_and(|n| self.plan.send.len() >= n)
-        {
+        if self.selection.limit.is_some_and(|n| self.plan.len >= n) {
             self.plan.not_selected += 1;
             return;
         }
-        self.plan.send.push(Planned {
-            index: u32::try_from(index).expect("fewer than 4 billion rows"),
-            key: crate::digest::fingerprint(key),
-            row,
-            before: state,
-        });
+        let index = u32::try_from(index).expect("fewer than 4 billion rows");
+        match self.plan.spans.last_mut() {
+            Some(s) if s.first + s.len == index && s.before == state => s.len += 1,
+            _ => self.plan.spans.push(Span {
+                first: index,
+                len: 1,
+                before: state,
+            }),
+        }
+        self.plan.len += 1;
+        self.group.add(index as usize, row);
+        self.in_group += 1;
+        if self.in_group == GROUP {
+            self.plan.groups.push(self.group.finish());
+            self.group = GroupHasher::default();
+            self.in_group = 0;
+        }
     }
 
-    pub(crate) fn finish(self) -> Plan {
+    pub(crate) fn finish(mut self) -> Plan {
+        if self.in_group > 0 {
+            self.plan.groups.push(self.group.finish());
+        }
         self.plan
     }
 }
@@ -281,10 +363,7 @@ mod tests {
             mode,
             selection,
         );
-        (
-            p.send.iter().map(|x| states[x.index as usize].0).collect(),
-            p,
-        )
+        (p.letters().map(|x| states[x.index].0).collect(), p)
     }
 
     #[test]
@@ -295,7 +374,7 @@ mod tests {
             (plan.already_delivered, plan.failed, plan.unknown),
             (1, 3, 2)
         );
-        assert_eq!(plan.send[0].before, State::Pending);
+        assert_eq!(plan.letters().next().unwrap().before, State::Pending);
     }
 
     #[test]
@@ -337,14 +416,14 @@ mod tests {
             )
         };
         let same = with(false, resend);
-        assert!(same.send.is_empty());
+        assert!(same.is_empty());
         assert_eq!(same.bounced_uncorrected, 1);
         assert!(same.skipped(resend).contains("correct the address"));
         let corrected = with(true, resend);
-        assert_eq!(corrected.send.len(), 1);
-        assert_eq!(corrected.send[0].before, State::Bounced);
+        assert_eq!(corrected.len(), 1);
+        assert_eq!(corrected.letters().next().unwrap().before, State::Bounced);
         // `send` never takes it, corrected or not; a delivered letter is never taken.
-        assert!(with(true, Mode::Send).send.is_empty());
+        assert!(with(true, Mode::Send).is_empty());
     }
 
     #[test]
@@ -367,5 +446,38 @@ mod tests {
         let (keys, plan) = run(&pending, Mode::Send, &limit);
         assert_eq!(keys, vec!["a", "b", "c"]);
         assert_eq!(plan.not_selected, 1);
+    }
+
+    #[test]
+    fn a_plan_keeps_runs_of_rows_and_one_fingerprint_a_group() {
+        let selection = Selection::default();
+        let mut planner = Planner::new(Mode::Send, &selection);
+        let n = 3 * GROUP + 5;
+        for i in 0..n {
+            // Every tenth letter was delivered already: the plan has gaps.
+            let state = if i % 10 == 9 {
+                State::Delivered
+            } else {
+                State::Pending
+            };
+            planner.add(i, &format!("k{i}"), 1000 + i as u64, state, false);
+        }
+        let plan = planner.finish();
+        let sent: Vec<usize> = plan.letters().map(|x| x.index).collect();
+        assert_eq!(sent, (0..n).filter(|i| i % 10 != 9).collect::<Vec<_>>());
+        assert_eq!(plan.len(), sent.len());
+        assert_eq!(plan.spans.len(), n.div_ceil(10));
+        assert_eq!(plan.groups.len(), sent.len().div_ceil(GROUP));
+        assert!(plan.all_new());
+        // Each group read again as it was matches; a changed row or another row does not.
+        for (g, rows) in sent.chunks(GROUP).enumerate() {
+            let read: Vec<(usize, u64)> = rows.iter().map(|&i| (i, 1000 + i as u64)).collect();
+            assert!(plan.group_matches(g, &read));
+            let mut changed = read.clone();
+            changed[rows.len() - 1].1 += 1;
+            assert!(!plan.group_matches(g, &changed));
+            assert!(!plan.group_matches(g, &read[1..]));
+        }
+        assert!(!plan.group_matches(plan.groups.len(), &[]));
     }
 }

@@ -24,7 +24,7 @@ use crate::cli::output::Output;
 use crate::cli::progress::{self, Lines};
 use crate::cli::prompt::{confirm, install_ctrl_c};
 use crate::cli::storage;
-use crate::cli::summary::{self, RunKeys};
+use crate::cli::summary::{self, ThisRun};
 use crate::cli::workspace::{config_flag, describe_transport, ledger_path, prepare_guarded, shown};
 use crate::clock;
 use crate::config::{Config, Transport as TransportConfig};
@@ -80,15 +80,15 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
             return Err(e);
         }
     };
-    if plan.send.is_empty() {
+    if plan.is_empty() {
         return nothing_to_send(config, out, args, &plan.skipped(mode), &ledger);
     }
 
     announce(config, out, &p, &plan, mode);
     if matches!(config.transport, TransportConfig::Smtp(_)) {
-        confirm(args.yes, plan.send.len())?;
+        confirm(args.yes, plan.len())?;
     }
-    let opened = connections::open(config, plan.send.len())?;
+    let opened = connections::open(config, plan.len())?;
     opened.warnings.iter().for_each(|w| out.note(w));
     // Read again: the start may have taken back every earlier hand-over, and their freeze.
     let frozen = ledger.frozen()?;
@@ -102,11 +102,13 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     install_ctrl_c();
     let reader = Ledger::open_existing(&path)?;
     let mut observer: Box<dyn Observer + '_> = if progress::wanted(out.quiet) {
-        Box::new(progress::Bar::new(plan.send.len(), out.verbose))
+        Box::new(progress::Bar::new(plan.len(), out.verbose))
     } else {
         Box::new(Lines { out })
     };
     let pace = Pace::for_transport(&config.transport);
+    // The letters this run hands over are those with an attempt after this one.
+    let run = ThisRun::after(ledger.last_attempt()?);
     let summary = delivery::execute(
         &p,
         reader.as_ref(),
@@ -118,7 +120,7 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
     );
     drop(observer);
     let summary = summary?;
-    report(config, out, args, &summary, &ledger, plan)?;
+    report(config, out, args, &summary, &ledger, &run)?;
     Ok(Exit::of(&summary))
 }
 
@@ -229,12 +231,7 @@ fn nothing_to_send(
         config_flag(config)
     ));
     if args.format == OutputFormat::Json {
-        summary::write_json(
-            config,
-            &Summary::default(),
-            ledger,
-            &RunKeys::new(Vec::new()),
-        )?;
+        summary::write_json(config, &Summary::default(), ledger, &ThisRun::nothing())?;
     }
     Ok(Exit::Done)
 }
@@ -274,7 +271,7 @@ fn note_settled(out: &Output, outbox: &str, s: &Settled) {
 
 /// "About to send 98 letters via … from …", the copies, and who is left out and why.
 fn announce(config: &Config, out: &Output, p: &Prepared, plan: &Plan, mode: Mode) {
-    let n = plan.send.len();
+    let n = plan.len();
     let letters = if n == 1 { "letter" } else { "letters" };
     out.always(format!(
         "About to send {n} {letters} via {}, from {}.",
@@ -298,13 +295,11 @@ fn report(
     args: &RunArgs,
     s: &Summary,
     ledger: &Ledger,
-    plan: Plan,
+    run: &ThisRun,
 ) -> Result<()> {
-    // The plan is done with: its memory becomes the run's keys.
-    let run = RunKeys::new(plan.send.into_iter().map(|x| x.key).collect());
-    summary::print(config, out, s, ledger, &run);
+    summary::print(config, out, s, ledger, run);
     if args.format == OutputFormat::Json {
-        summary::write_json(config, s, ledger, &run)?;
+        summary::write_json(config, s, ledger, run)?;
     }
     Ok(())
 }

@@ -21,35 +21,35 @@ use crate::record::explain;
 use crate::record::ledger::{Ledger, Record, State};
 use crate::record::status;
 
-/// The fingerprints (`digest::fingerprint`) of the keys of the letters a run was for, sorted:
-/// 8 bytes a letter.
-pub(super) struct RunKeys(Vec<u64>);
+/// The letters a run handed over: those with an attempt recorded after a given one (an attempt
+/// taken back unsent leaves no trace). Nothing is kept per letter.
+pub(super) struct ThisRun {
+    after: Option<i64>,
+}
 
-impl RunKeys {
-    pub(super) fn new(mut keys: Vec<u64>) -> RunKeys {
-        keys.sort_unstable();
-        RunKeys(keys)
+impl ThisRun {
+    /// A run whose attempts come after attempt `last` (0: the ledger had none).
+    pub(super) fn after(last: i64) -> ThisRun {
+        ThisRun { after: Some(last) }
     }
 
-    fn contains(&self, key: &str) -> bool {
-        self.0
-            .binary_search(&crate::digest::fingerprint(key))
-            .is_ok()
+    /// A run that handed nothing over.
+    pub(super) fn nothing() -> ThisRun {
+        ThisRun { after: None }
     }
 }
 
 /// The letters this run handed over that were not delivered, in file order.
-fn run_not_delivered(ledger: &Ledger, run: &RunKeys) -> Result<Vec<Record>> {
-    Ok(ledger
-        .not_delivered()?
-        .into_iter()
-        .filter(|r| run.contains(&r.key))
-        .collect())
+fn run_not_delivered(ledger: &Ledger, run: &ThisRun) -> Result<Vec<Record>> {
+    match run.after {
+        Some(after) => ledger.not_delivered_since(after),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The most common reason, in plain words, why letters of this run failed (failed-temporary or
 /// failed-permanent); `None` when none did or the ledger cannot be read.
-pub(super) fn failure_reason(ledger: &Ledger, run: &RunKeys) -> Option<String> {
+pub(super) fn failure_reason(ledger: &Ledger, run: &ThisRun) -> Option<String> {
     let failures: Vec<(State, String)> = run_not_delivered(ledger, run)
         .ok()?
         .into_iter()
@@ -97,7 +97,7 @@ pub(super) fn write_json(
     config: &Config,
     summary: &Summary,
     ledger: &Ledger,
-    run: &RunKeys,
+    run: &ThisRun,
 ) -> Result<()> {
     let not_delivered = run_not_delivered(ledger, run)?
         .into_iter()
@@ -142,7 +142,7 @@ pub(super) fn write_json(
 
 /// The end of a run in a clerk's words: what was delivered, what failed and why, what is unknown,
 /// why the run stopped, and where the record is.
-pub(super) fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &RunKeys) {
+pub(super) fn print(config: &Config, out: &Output, s: &Summary, ledger: &Ledger, run: &ThisRun) {
     let mut line = format!(
         "Delivered {} letter{}",
         s.delivered,

@@ -27,7 +27,7 @@
 //! `pending` again.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::campaign::plan::Plan;
+use crate::campaign::plan::{self, Plan, Planned};
 use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
@@ -112,6 +112,37 @@ enum Event {
     Done(Box<(Job, Done)>),
 }
 
+/// Reads the next group of planned letters (`plan::GROUP`) from the recipients file into
+/// `ready`, and makes sure they are the letters checked: the same rows, unchanged, each in the
+/// state it was planned in. Otherwise none of them is sent and the run stops.
+fn read_group(
+    plan: &Plan,
+    group: usize,
+    planned: &mut impl Iterator<Item = Planned>,
+    letters: &mut impl Iterator<Item = Result<Letter>>,
+    ready: &mut VecDeque<(Letter, State)>,
+) -> Result<()> {
+    let mut read = Vec::with_capacity(plan::GROUP);
+    for next in planned.take(plan::GROUP) {
+        let letter = loop {
+            let letter = letters.next().context(CHANGED)??;
+            if letter.index == next.index {
+                break letter;
+            }
+        };
+        if letter.state() != next.before {
+            anyhow::bail!(CHANGED);
+        }
+        read.push((next.index, crate::digest::fingerprint(&letter.row_hash)));
+        ready.push_back((letter, next.before));
+    }
+    if !read.is_empty() && !plan.group_matches(group, &read) {
+        ready.clear();
+        anyhow::bail!(CHANGED);
+    }
+    Ok(())
+}
+
 /// A letter at its gate: its attempt, and where to say whether its data may go out.
 type Waiting = (i64, mpsc::SyncSender<Result<(), Stop>>);
 
@@ -184,7 +215,7 @@ pub(crate) fn execute(
         pace,
         observer,
         summary: Summary::default(),
-        total: plan.send.len(),
+        total: plan.len(),
         reported: 0,
         in_flight: 0,
         retries: BinaryHeap::new(),
@@ -217,6 +248,7 @@ pub(crate) fn execute(
                 Event::Done(done) => Some(*done),
             })
             .collect();
+        run.schedule_retries(&drained);
         (result, run.turn(drained, Vec::new(), Vec::new(), None))
     });
     match result.err().or(tail.err()) {
@@ -327,13 +359,14 @@ impl Run<'_> {
         // every letter (a server that drops each connection) then stops the run with the rest
         // still pending. Only a letter past its gate can be left `unknown` by a crash: at most one
         // per connection, however many are waiting.
-        let mut planned = plan.send.iter().peekable();
+        let mut planned = plan.letters().peekable();
+        // The next letters to send, read again and found as planned, a group at a time.
+        let mut ready: VecDeque<(Letter, State)> = VecDeque::new();
+        let mut group = 0;
         // Letters never handed over have no frozen stamps: when the plan holds only those (not
         // even a letter settled back to pending after an earlier try), the
         // ledger need not be asked letter by letter (record_turn still checks each state).
-        let all_new =
-            !plan.handed_over_before && plan.send.iter().all(|x| x.before == State::Pending);
-        let mut letters = self.p.letters(if all_new { None } else { reader })?;
+        let mut letters = self.p.letters(if plan.all_new() { None } else { reader })?;
         let interval = self.pace.interval();
         let mut arrived: Vec<Event> = Vec::new();
         loop {
@@ -360,6 +393,9 @@ impl Run<'_> {
                 // Letters are going through while the last one that came back was delivered.
                 self.flowing = matches!(done, Done::Handed(o) if o.parts().0 == State::Delivered);
             }
+            // A letter to try again is due before the letters not tried yet: a failure that
+            // concerns every letter then stops the run with the others untouched.
+            let scheduled = self.schedule_retries(&finished);
             // Hand over as much as the window and the rate limit allow.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
             let window = if self.flowing { 2 * workers } else { workers };
@@ -371,24 +407,15 @@ impl Run<'_> {
                 let next = if self.retries.peek().is_some_and(|r| r.0.due <= now) {
                     let Reverse(r) = self.retries.pop().expect("peeked");
                     (r.letter, r.before, r.tries)
-                } else if let Some(next) = planned.peek() {
-                    let letter = loop {
-                        let letter = letters.next().context(CHANGED)??;
-                        if letter.index == next.index as usize {
-                            break letter;
-                        }
-                    };
-                    if crate::digest::fingerprint(&letter.key) != next.key
-                        || crate::digest::fingerprint(&letter.row_hash) != next.row
-                        || letter.state() != next.before
-                    {
-                        anyhow::bail!(CHANGED);
-                    }
-                    let before = next.before;
-                    planned.next();
-                    (letter, before, 0)
                 } else {
-                    break;
+                    if ready.is_empty() {
+                        read_group(plan, group, &mut planned, &mut letters, &mut ready)?;
+                        group += 1;
+                    }
+                    match ready.pop_front() {
+                        Some((letter, before)) => (letter, before, 0),
+                        None => break,
+                    }
                 };
                 if let Some(interval) = interval {
                     // Spaced evenly from the last hand-over: never a burst to catch up.
@@ -397,14 +424,20 @@ impl Run<'_> {
                 batch.push(next);
             }
             let handed = !batch.is_empty();
-            self.turn(finished, gates, batch, Some(jobs))?;
+            if let Err(e) = self.turn(finished, gates, batch, Some(jobs)) {
+                // Their failure is not recorded: they are not waiting for a retry either.
+                self.retries
+                    .retain(|Reverse(r)| !scheduled.contains(&r.letter.key));
+                return Err(e);
+            }
             if handed {
                 continue;
             }
-            let more_to_send = !stopping && (planned.peek().is_some() || !self.retries.is_empty());
+            let more_to_send = !stopping
+                && (!ready.is_empty() || planned.peek().is_some() || !self.retries.is_empty());
             if self.in_flight == 0 && !more_to_send {
                 if stopping {
-                    self.summary.left += planned.count();
+                    self.summary.left += ready.len() + planned.count();
                     // Letters waiting for a retry stay failed-temporary, as recorded.
                     self.summary.failed_temporary += self.retries.len();
                 }
@@ -540,27 +573,46 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Reports recorded outcomes and schedules retries.
+    /// How long to wait before trying this letter again, if it is to be tried again.
+    fn retry_wait(&self, job: &Job, done: &Done) -> Option<Duration> {
+        let Done::Handed(outcome) = done else {
+            return None;
+        };
+        let again = outcome.parts().0 == State::FailedTemporary
+            && job.tries <= self.pace.retries
+            && self.summary.stopped.is_none();
+        again.then(|| self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1))
+    }
+
+    /// Puts the letters to try again in the queue of retries; returns their keys.
+    fn schedule_retries(&mut self, finished: &[(Job, Done)]) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (job, done) in finished {
+            if let Some(wait) = self.retry_wait(job, done) {
+                keys.push(job.letter.key.clone());
+                self.retries.push(Reverse(Retry {
+                    due: Instant::now() + wait,
+                    letter: job.letter.clone(),
+                    before: job.before,
+                    tries: job.tries,
+                }));
+            }
+        }
+        keys
+    }
+
+    /// Reports recorded outcomes (the retries are already scheduled, `schedule_retries`).
     fn report(&mut self, finished: Vec<(Job, Done)>) {
         for (job, done) in finished {
+            if let (Some(wait), Done::Handed(outcome)) = (self.retry_wait(&job, &done), &done) {
+                self.flowing = false;
+                self.observer
+                    .retrying(&job.letter, job.tries, wait, outcome.parts().2);
+                continue;
+            }
             match done {
                 Done::Handed(outcome) => {
                     let (state, _, reply) = outcome.parts();
-                    let retry = state == State::FailedTemporary
-                        && job.tries <= self.pace.retries
-                        && self.summary.stopped.is_none();
-                    if retry {
-                        self.flowing = false;
-                        let wait = self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1);
-                        self.observer.retrying(&job.letter, job.tries, wait, reply);
-                        self.retries.push(Reverse(Retry {
-                            due: Instant::now() + wait,
-                            letter: job.letter,
-                            before: job.before,
-                            tries: job.tries,
-                        }));
-                        continue;
-                    }
                     self.reported += 1;
                     self.observer
                         .letter_done(self.reported, self.total, &job.letter, state, reply);

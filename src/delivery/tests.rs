@@ -356,10 +356,10 @@ impl Ran {
 }
 
 /// Sends the whole campaign over `connections` scripted transports.
-fn run(c: &Campaign, connections: usize, script: &Arc<Script>, pace: Pace) -> Ran {
+/// The recipient list brought in line with the file and the run planned, as `send` does.
+fn planned(c: &Campaign) -> (Ledger, Plan) {
     let mut ledger = Ledger::create_or_open(&c.ledger).unwrap();
     let now = clock::stamp_time(clock::now());
-    // The recipient list brought in line with the file and the run planned, as `send` does.
     let selection = Selection::default();
     let mut planner = Planner::new(Mode::Send, &selection);
     let mut enlisting = ledger.enlist(&now).unwrap();
@@ -376,15 +376,23 @@ fn run(c: &Campaign, connections: usize, script: &Arc<Script>, pace: Pace) -> Ra
             .unwrap();
     }
     enlisting.commit().unwrap();
-    let plan = planner.finish();
-    let reader = Ledger::open_existing(&c.ledger).unwrap();
-    let transports = (0..connections)
+    (ledger, planner.finish())
+}
+
+fn scripted(connections: usize, script: &Arc<Script>) -> Vec<Box<dyn Transport + Send>> {
+    (0..connections)
         .map(|_| {
             Box::new(Scripted {
                 script: Arc::clone(script),
             }) as Box<dyn Transport + Send>
         })
-        .collect();
+        .collect()
+}
+
+fn run(c: &Campaign, connections: usize, script: &Arc<Script>, pace: Pace) -> Ran {
+    let (mut ledger, plan) = planned(c);
+    let reader = Ledger::open_existing(&c.ledger).unwrap();
+    let transports = scripted(connections, script);
     let mut watcher = Watcher {
         reader: Ledger::open_existing(&c.ledger).unwrap().unwrap(),
         done: Vec::new(),
@@ -445,6 +453,59 @@ fn an_accepted_letter_is_delivered_and_recorded_before_it_is_reported() {
     }
     for i in 0..3 {
         assert_eq!((ran.state(i), ran.attempts(i)), (State::Delivered, 1));
+    }
+}
+
+#[test]
+fn a_row_changed_after_the_check_stops_the_run_before_any_letter_of_its_group() {
+    let _serial = serial();
+    let n = crate::campaign::plan::GROUP + 10;
+    let c = campaign(n);
+    let (mut ledger, plan) = planned(&c);
+    // A clerk edits one row of the second group while the run is about to start.
+    let file = c._dir.path().join("recipients/kommuner.csv");
+    let changed_row = n - 3;
+    let csv = std::fs::read_to_string(&file).unwrap().replace(
+        &format!("Kommune {}", key(changed_row)),
+        &format!("Kommune {} (ny)", key(changed_row)),
+    );
+    std::fs::write(&file, csv).unwrap();
+    let script = Script::new(c.ledger.clone(), &[]);
+    let mut watcher = Watcher {
+        reader: Ledger::open_existing(&c.ledger).unwrap().unwrap(),
+        done: Vec::new(),
+        retrying: Vec::new(),
+    };
+    let reader = Ledger::open_existing(&c.ledger).unwrap();
+    let error = execute(
+        &c.p,
+        reader.as_ref(),
+        &mut ledger,
+        scripted(1, &script),
+        &plan,
+        plain(),
+        &mut watcher,
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("changed after the letters were checked"),
+        "{error:#}"
+    );
+    // Letters of the first group went out (the run stops as soon as it reads the second, and
+    // the letters queued then stay as they were); nothing of the group with the changed row did.
+    let started = script.log().started.clone();
+    assert!(!started.is_empty() && started.len() <= crate::campaign::plan::GROUP);
+    assert!(started
+        .iter()
+        .all(|a| key_of(a) < key(crate::campaign::plan::GROUP).as_str()));
+    for i in crate::campaign::plan::GROUP..n {
+        assert_eq!(
+            ledger.lookup(&key(i)).unwrap().unwrap().state,
+            State::Pending,
+            "{i}"
+        );
     }
 }
 
