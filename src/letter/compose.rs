@@ -3,8 +3,9 @@
 //!
 //! Headers: From, To with the recipient's name, Date (the moment of hand-over, given by the
 //! caller), the frozen Message-ID, Reply-To, Cc and Bcc, and when asked a read-receipt request
-//! (`Disposition-Notification-To`, RFC 8098) to the sender. lettre does the RFC 2047 and
-//! quoted-printable work; the multipart boundary is derived from the Message-ID so the same letter
+//! (`Disposition-Notification-To`, RFC 8098) to the sender. lettre does the RFC 2047 work
+//! and the MIME structure; the text bodies are encoded by `body` (the same bytes lettre would
+//! make, faster); the multipart boundary is derived from the Message-ID so the same letter
 //! composed at the same moment is the same bytes. This module is pure: it never reads the clock.
 
 use std::fmt;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Sender;
 use crate::letter::attachment::Attached;
+use crate::letter::body;
 use crate::letter::render::{html_document, Rendered, TemplateError};
 use crate::letter::stamp::Stamp;
 
@@ -205,11 +207,11 @@ pub(crate) fn compose_with(
     }
     let body = MultiPart::alternative()
         .boundary(boundary(&stamp.message_id))
-        .singlepart(SinglePart::plain(letter.text.clone()))
-        .singlepart(SinglePart::html(html_document(
-            &letter.subject,
-            &letter.html_body,
-        )));
+        .singlepart(text_part(header::ContentType::TEXT_PLAIN, &letter.text))
+        .singlepart(text_part(
+            header::ContentType::TEXT_HTML,
+            &html_document(&letter.subject, &letter.html_body),
+        ));
     let body = if files.is_empty() {
         body
     } else {
@@ -248,6 +250,14 @@ pub(crate) fn compose_with(
         envelope_to: env.to().iter().map(|a| a.to_string()).collect(),
         message_id: stamp.message_id.clone(),
     })
+}
+
+/// A text part: what `SinglePart::plain` or `SinglePart::html` make of the text, byte for
+/// byte, with the body encoded by `body::encode_text`.
+fn text_part(content_type: header::ContentType, text: &str) -> SinglePart {
+    SinglePart::builder()
+        .header(content_type)
+        .body(body::encode_text(text))
 }
 
 /// The longest line RFC 5322 allows, without its CRLF.
@@ -412,6 +422,31 @@ mod tests {
             message: "unexpected end of template".into(),
         });
         assert!(!merge.is_bad_address());
+    }
+
+    #[test]
+    fn a_text_part_is_the_part_lettre_makes_of_the_string() {
+        let html = html_document(
+            "Æresrelaterede konflikter",
+            "<p>Til samtlige kommuner</p>\n",
+        );
+        let long = format!("{} \n", "Æblegrød med fløde ".repeat(9));
+        for text in [
+            "Til samtlige kommuner\n",
+            "Ærø Kommune\n",
+            &html,
+            &long,
+            "📬📬📬📬",
+        ] {
+            assert_eq!(
+                text_part(header::ContentType::TEXT_PLAIN, text).formatted(),
+                SinglePart::plain(text.to_owned()).formatted()
+            );
+            assert_eq!(
+                text_part(header::ContentType::TEXT_HTML, text).formatted(),
+                SinglePart::html(text.to_owned()).formatted()
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! file, ledger, network or clock is touched.
 
 pub(crate) mod attachment;
+pub(crate) mod body;
 pub(crate) mod compose;
 pub(crate) mod page;
 pub(crate) mod pdf;
