@@ -40,15 +40,24 @@ fn choose(bytes: &[u8]) -> ContentTransferEncoding {
     let mut escaping = 0usize;
     let mut too_long = false;
     let mut last = 0usize;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !matches!(b, b'\t' | b' '..=b'~') {
-            escaping += 1;
-            ascii &= b.is_ascii();
-            if b == b'\n' {
-                too_long |= i - last >= 76;
-                last = i;
+    let mut i = 0;
+    while i < bytes.len() {
+        if word(bytes, i).is_some_and(all_printable) {
+            i += 8;
+            continue;
+        }
+        let end = bytes.len().min(i + 8);
+        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
+            if !matches!(b, b'\t' | b' '..=b'~') {
+                escaping += 1;
+                ascii &= b.is_ascii();
+                if b == b'\n' {
+                    too_long |= j - last >= 76;
+                    last = j;
+                }
             }
         }
+        i = end;
     }
     too_long |= bytes.len() - last >= 76;
     if ascii && !too_long {
@@ -60,16 +69,51 @@ fn choose(bytes: &[u8]) -> ContentTransferEncoding {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes from `at` as one word (in no particular byte order), if there are 8.
+#[inline]
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    let eight: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(eight))
+}
+
+/// Whether one of the word's bytes is zero. (A borrow only ever crosses from a byte that is
+/// zero, so the answer is exact.)
+#[inline]
+fn has_zero(w: u64) -> bool {
+    w.wrapping_sub(ONES) & !w & HIGHS != 0
+}
+
+/// Whether every byte of the word is printable ASCII, `' '..='~'`. (Borrows and carries only
+/// cross from a byte outside that range, so the answer is exact.)
+#[inline]
+fn all_printable(w: u64) -> bool {
+    let below = w.wrapping_sub(0x20 * ONES) & !w & HIGHS;
+    let above = (w.wrapping_add(ONES) | w) & HIGHS;
+    below | above == 0
+}
+
 /// The bytes with a CR put before every LF that has none (lettre's `encode_crlf`).
 fn crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16 + 8);
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
-            out.extend_from_slice(&bytes[start..i]);
-            out.push(b'\r');
-            start = i;
+    let mut i = 0;
+    while i < bytes.len() {
+        if word(bytes, i).is_some_and(|w| !has_zero(w ^ (u64::from(b'\n') * ONES))) {
+            i += 8;
+            continue;
         }
+        let end = bytes.len().min(i + 8);
+        for j in i..end {
+            if bytes[j] == b'\n' && (j == 0 || bytes[j - 1] != b'\r') {
+                out.extend_from_slice(&bytes[start..j]);
+                out.push(b'\r');
+                start = j;
+            }
+        }
+        i = end;
     }
     out.extend_from_slice(&bytes[start..]);
     out
@@ -99,6 +143,13 @@ fn needs_encoding(b: u8) -> bool {
     !matches!(b, b'\t' | b' '..=b'<' | b'>'..=b'~')
 }
 
+/// Whether quoted_printable keeps all 8 bytes of the word as they are (a tab is left to the
+/// byte-by-byte path).
+#[inline]
+fn all_plain(w: u64) -> bool {
+    all_printable(w) && !has_zero(w ^ (u64::from(b'=') * ONES))
+}
+
 /// quoted_printable 0.5's `encode` of the CRLF-normalised bytes, in one pass: a LF, or a CR
 /// before a LF, is a hard line break; a CR alone is `=0D`.
 fn quoted_printable(bytes: &[u8]) -> Vec<u8> {
@@ -125,10 +176,13 @@ fn quoted_printable(bytes: &[u8]) -> Vec<u8> {
             // A run of bytes that stay as they are, as long as it leaves room for a soft break.
             let max_run = QP_LIMIT - qp.on_line - 2;
             let rest = &bytes[i..bytes.len().min(i + max_run)];
-            let run = rest
-                .iter()
-                .position(|&c| needs_encoding(c))
-                .unwrap_or(rest.len());
+            let mut run = 0;
+            while word(rest, run).is_some_and(all_plain) {
+                run += 8;
+            }
+            while run < rest.len() && !needs_encoding(rest[run]) {
+                run += 1;
+            }
             qp.out.extend_from_slice(&rest[..run]);
             qp.on_line += run;
             qp.backup = qp.out.len();
@@ -160,12 +214,17 @@ struct Qp {
 }
 
 impl Qp {
+    #[inline]
     fn append(&mut self, piece: &[u8]) {
         if self.on_line + piece.len() > QP_LIMIT {
             if self.on_line == QP_LIMIT {
-                self.on_line = self.out.len() - self.backup;
-                self.out
-                    .splice(self.backup..self.backup, b"=\r\n".iter().copied());
+                // The soft break goes before the last piece appended.
+                let at = self.backup;
+                self.on_line = self.out.len() - at;
+                self.out.extend_from_slice(b"=\r\n");
+                let end = self.out.len() - 3;
+                self.out.copy_within(at..end, at + 3);
+                self.out[at..at + 3].copy_from_slice(b"=\r\n");
             } else {
                 self.out.extend_from_slice(b"=\r\n");
                 self.on_line = 0;
