@@ -18,7 +18,13 @@ pub(crate) fn fingerprint(value: &str) -> u64 {
 
 /// Bytes as lower-case hexadecimal, for digests in identifiers and the ledger.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// The first pass of an exact duplicate search: one fingerprint per value seen.
@@ -87,6 +93,12 @@ mod tests {
             .enumerate()
             .filter_map(|(i, v)| exact.again(v, i as u64 + 2).map(|first| (i, first)))
             .collect()
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]
