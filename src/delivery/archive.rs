@@ -1,8 +1,9 @@
 //! The archive for the case file: every letter exactly as it was handed to the transport.
 //!
 //! `Archiving` wraps a transport. Right before the message's data goes out (at the transport's
-//! gate, before the caller's own), it writes the message's bytes atomically to
-//! `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`; if that fails, the message is not handed
+//! gate, before the caller's own), it writes the message's bytes to
+//! `<archive.dir>/<Akt-id>_<kommunekode>_<name>.eml`, a name the file gets only once it is whole
+//! (see `keep`); if that fails, the message is not handed
 //! over and the run stops (a letter that cannot be archived is not sent).
 //! When a letter is handed over again (a retry or a resend) and its bytes differ, the earlier
 //! file is kept as `….earlier-N.eml`: the case file loses nothing that may have arrived. A letter
@@ -91,6 +92,13 @@ impl<T: Transport> Transport for Archiving<T> {
 
 /// Writes the message; returns its path, whether this call wrote it (false: the same bytes were
 /// there from an earlier hand-over) and where an earlier, different version was moved.
+///
+/// The protocol, for a crash at any moment (`kill -9` included): the copy gets its letter's name
+/// only once it is whole (`whole_file::create_new`, which never takes the name from a file already
+/// there), so the archive never holds part of a letter under a letter's name. Most letters are
+/// archived once: the name is simply taken, with no look first; only when it is taken is the file
+/// there read, and an earlier, different version renamed to `….earlier-N.eml` before the new copy
+/// takes the name.
 fn keep(
     dir: &Path,
     dir_made: &mut bool,
@@ -102,29 +110,27 @@ fn keep(
         *dir_made = true;
     }
     let path = path_for(dir, name);
-    let mut moved = None;
-    // Most letters are archived once: ask whether the file is there before reading it.
-    if path.try_exists()? {
-        if std::fs::read(&path)? == bytes {
-            return Ok((path, false, None));
-        }
-        let kept = (1..)
-            .map(|n| dir.join(format!("{name}.earlier-{n}.eml")))
-            .find(|p| !p.exists())
-            .expect("a free name");
-        std::fs::rename(&path, &kept)?;
-        moved = Some(kept);
-    }
     // Whole or not at all, but not forced to disk letter by letter: it survives a crash of
     // rundbrev; after a power cut the ledger, which is forced to disk, is the record.
-    if let Err(e) = crate::whole_file::write(&path, bytes, false) {
+    match crate::whole_file::create_new(&path, bytes) {
+        Ok(()) => return Ok((path, true, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    if std::fs::read(&path)? == bytes {
+        return Ok((path, false, None));
+    }
+    let kept = (1..)
+        .map(|n| dir.join(format!("{name}.earlier-{n}.eml")))
+        .find(|p| !p.exists())
+        .expect("a free name");
+    std::fs::rename(&path, &kept)?;
+    if let Err(e) = crate::whole_file::create_new(&path, bytes) {
         // The earlier copy goes back: the archive keeps holding what was handed over last.
-        if let Some(earlier) = moved {
-            let _ = std::fs::rename(earlier, &path);
-        }
+        let _ = std::fs::rename(&kept, &path);
         return Err(e);
     }
-    Ok((path, true, moved))
+    Ok((path, true, Some(kept)))
 }
 
 #[cfg(test)]
