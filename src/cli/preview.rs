@@ -4,9 +4,12 @@
 //! The pages are built by `letter::page` from escaped values; this command only writes them, on
 //! every core, and the index lists them in file order.
 //! Nothing is sent and the ledger is not changed. An earlier preview's letters are removed first
-//! so that none is left over from old data.
+//! so that none is left over from old data. Each file has its name only once it is whole, and the
+//! index comes last: a preview cut short (even by `kill -9`) holds no part of a letter and no
+//! index, and one that fails is removed again.
 
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -234,11 +237,12 @@ fn write_letter(
     let made = p.make(letter, now)?;
     let (rendered, composed) = (made.body, made.composed);
     let stem = p.file_stem(letter);
-    whole_file::write(&dir.join(format!("{stem}.eml")), &composed.bytes, false)?;
+    // Each file gets its name only once it is whole; the folder was cleared and made before.
+    whole_file::create_new(&dir.join(format!("{stem}.eml")), &composed.bytes)?;
     let pdf_file = match &made.pdf {
         Some(pdf) => {
             let name = format!("{stem}.pdf");
-            whole_file::write(&dir.join(&name), &pdf.bytes, false)?;
+            whole_file::create_new(&dir.join(&name), &pdf.bytes)?;
             Some(name)
         }
         None => None,
@@ -261,7 +265,7 @@ fn write_letter(
         &rendered.html_body,
         &format!("{stem}.eml"),
     );
-    whole_file::write(&dir.join(format!("{stem}.html")), page.as_bytes(), false)?;
+    whole_file::create_new(&dir.join(format!("{stem}.html")), page.as_bytes())?;
     let show = if shown_key.is_empty() {
         letter.index == 0
     } else {
@@ -295,10 +299,13 @@ fn clear_preview(dir: &Path) -> Result<()> {
     };
     for entry in entries {
         let path = entry?.path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("eml" | "html" | "pdf")
-        ) {
+        let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+        // A `.partial` file is one that a crashed run of an earlier version left behind.
+        let name = name.strip_suffix(b".partial").unwrap_or(name);
+        if [&b".eml"[..], b".html", b".pdf"]
+            .iter()
+            .any(|e| name.len() > e.len() && name.ends_with(e))
+        {
             std::fs::remove_file(&path).with_context(|| {
                 format!("cannot remove the old preview file {}", path.display())
             })?;
