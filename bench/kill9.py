@@ -2,8 +2,9 @@
 """kill -9 a send of N letters (default 10,000) over 8 connections into smtp-sink at several
 moments, then run send again into a fresh sink. Prints one JSON line per moment: the letters the
 second run reports unknown, how many of those the first sink saw the data of (and received
-completely), and whether any address got two copies. Needs Postfix's smtp-sink; run as root
-(smtp-sink -u nobody). Standard library only.
+completely), whether any address got two copies, and whether the archive holds a file under a letter's name
+that is not a whole letter (or a leftover .partial file), at the kill and after. Needs Postfix's
+smtp-sink; run as root (smtp-sink -u nobody). Standard library only.
 
     python3 bench/kill9.py REPO BINARY 4,7,10,13
 """
@@ -27,6 +28,18 @@ def sink(dump):
         except OSError:
             time.sleep(0.05)
     return p, port
+
+def archive_check(folder):
+    """(files, files under a letter's name that are not a whole letter, leftover .partial files)."""
+    files = list(folder.iterdir()) if folder.exists() else []
+    bad = 0
+    for f in files:
+        if f.name.endswith(".eml"):
+            data = f.read_bytes()
+            m = re.search(rb'boundary="([^"]+)"', data)
+            if not m or not data.rstrip().endswith(b"--" + m.group(1) + b"--"):
+                bad += 1
+    return len(files), bad, sum(1 for f in files if f.name.endswith(".partial"))
 
 def received(dump):
     """address -> (data started, complete) per dump file."""
@@ -55,6 +68,7 @@ for delay in DELAYS:
     rb.send_signal(signal.SIGKILL); rb.wait()
     time.sleep(0.5); s1.terminate(); s1.wait()
     first = received(WORK / "s1" / "dump")
+    archived_at_kill = archive_check(camp / "archive")
     found = list(camp.glob("*.ledger.sqlite"))
     if not found:
         print(json.dumps({"bin": BIN, "kill_after_s": delay, "note": "killed before the ledger existed"}), flush=True)
@@ -82,5 +96,7 @@ for delay in DELAYS:
                       "sending_at_kill": sending, "unknown_next_run": len(unknown),
                       "of_those_data_started_at_sink": unk_started, "of_those_complete_at_sink": unk_complete,
                       "addresses_with_two_copies": len(twice), "delivered_but_not_exactly_once": len(missing),
-                      "second_run_exit": r.returncode}), flush=True)
+                      "second_run_exit": r.returncode,
+                      "archive_at_kill_files_notwhole_partial": archived_at_kill,
+                      "archive_after_files_notwhole_partial": archive_check(camp / "archive")}), flush=True)
 shutil.rmtree(WORK, ignore_errors=True)
