@@ -2,10 +2,13 @@
 //!
 //! Wraps the client in `smtp` as a `Transport`: a session is opened (TLS, login) before the first
 //! letter is marked, reused for every letter, and reopened when the server drops it. Connection
-//! failures in a row stop the run. The gate is passed once the server has accepted the envelope
-//! and before DATA, so a letter refused at MAIL or RCPT never counts as possibly delivered. The password is read from the environment, a command or a
-//! prompt, and never printed, logged, stored or put into an error. This module does not decide
-//! who gets a letter and does not touch the ledger.
+//! failures in a row stop the run; a connection the client closed itself to end a transaction
+//! undelivered (a refused Bcc copy after a pipelined 354) is not counted as one. The gate is
+//! passed only once the server has accepted the sender and every recipient, and before any of
+//! the message goes out (with PIPELINING: after the server's 354 to DATA; without: before DATA),
+//! so a letter refused at MAIL or RCPT never counts as possibly delivered. The password is read
+//! from the environment, a command or a prompt, and never printed, logged, stored or put into an
+//! error. This module does not decide who gets a letter and does not touch the ledger.
 
 use std::time::Duration;
 
@@ -234,7 +237,7 @@ impl Transport for SmtpTransport {
             &mut before_data,
         ));
         if let Some(stop) = closed {
-            // Held back before DATA: nothing of the letter went out.
+            // Held back before its data: nothing of the letter went out.
             if !conn.is_usable() {
                 self.conn = None;
             }
@@ -243,8 +246,11 @@ impl Transport for SmtpTransport {
         if conn.is_usable() {
             self.breaks_in_a_row = 0;
         } else {
+            // Closed by the client to end a transaction undelivered: the server is fine.
+            if !conn.closed_on_purpose() {
+                self.breaks_in_a_row += 1;
+            }
             self.conn = None;
-            self.breaks_in_a_row += 1;
         }
         Ok(match result {
             Ok(reply) => {

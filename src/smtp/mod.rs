@@ -1,20 +1,31 @@
 //! SMTP client layer: opens one connection to the configured mail server
 //! (TCP with `TCP_NODELAY`, then implicit TLS, STARTTLS or plaintext, EHLO
-//! and an optional login), sends messages over it one envelope at a time with
-//! lettre's low-level commands, and turns every outcome into a [`Reply`] or a
-//! [`Failure`] that says plainly whether nothing was delivered (safe to
-//! retry), the message was refused, or the outcome is unknown because the
-//! connection broke after the message's final "." was sent.
+//! and an optional login, all set up by lettre), sends messages over it one
+//! envelope at a time with our own command writer and reply reader (`wire`),
+//! pipelined (RFC 2920) when the server offers PIPELINING, and turns every
+//! outcome into a [`Reply`] or a [`Failure`] that says plainly whether nothing
+//! was delivered (safe to retry), the message was refused, or the outcome is
+//! unknown because the connection broke after the message's final "." was
+//! sent. What a transaction's replies mean is decided in `transaction`; where
+//! the caller's gate comes is enforced in [`Connection::send`]: after the
+//! sender and every recipient were accepted and before any byte of the message.
 //!
 //! It must not: fall back to plaintext when TLS was asked for, skip
 //! certificate verification, send a login secret over an unencrypted
 //! connection to another machine, put the secret into any error, `Display`
-//! or `Debug` output, panic on anything the network sends, or retry on its
-//! own (retry and ledger decisions belong to the caller).
+//! or `Debug` output, panic on anything the network sends, send any of a
+//! message after a refused MAIL FROM or RCPT TO or without passing the gate,
+//! end an unwanted data phase with "." (it closes the connection instead), or
+//! retry on its own (retry and ledger decisions belong to the caller).
 
 pub(crate) mod dsn;
 mod reply;
 mod socket;
+mod transaction;
+mod wire;
+
+#[cfg(test)]
+mod session_tests;
 
 use std::fmt;
 use std::io;
@@ -24,10 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism as SmtpMechanism};
-use lettre::transport::smtp::client::AsyncSmtpConnection;
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::commands::{Ehlo, Starttls};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::Address;
 use tokio::net::TcpStream;
@@ -39,6 +49,8 @@ use self::dsn::{DsnRequest, Extensions};
 use self::reply::*;
 pub(crate) use self::reply::{Failure, Phase, Reply};
 use self::socket::*;
+use self::transaction::{judge, After, Commands, Verdict};
+use self::wire::{Unasked, Wire};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +121,49 @@ pub(crate) struct Settings {
 
 /// One open SMTP session. Not shared between tasks.
 pub(crate) struct Connection {
-    smtp: AsyncSmtpConnection,
+    wire: Wire,
     probe: Arc<Probe>,
     usable: bool,
+    /// Closed by us to end a transaction undelivered (not a failure of the server or network).
+    closed_on_purpose: bool,
     command_timeout: Duration,
     /// The keywords of the server's last EHLO reply (lettre keeps only those it knows).
     extensions: Extensions,
+    offers: Offers,
+    /// The last sender checked, and whether it is empty (the null sender): every letter of a
+    /// run has the same one, so it is checked once.
+    sender: Option<String>,
+    /// Where each command of the transaction being sent ends in the output buffer.
+    ends: Vec<usize>,
+    /// The replies of the transaction being sent.
+    replies: Vec<Reply>,
+}
+
+/// What the server offers that sending depends on, from its EHLO reply.
+#[derive(Debug, Clone, Copy)]
+struct Offers {
+    smtputf8: bool,
+    eightbitmime: bool,
+    dsn: bool,
+    /// RFC 2920: MAIL FROM, the RCPT TOs and DATA may go out as one group.
+    pipelining: bool,
+}
+
+/// The stream lent to lettre for setting the session up, to be taken back.
+enum Lent {
+    Plain(Handoff<Socket>),
+    Tls(Handoff<Tls>),
+    Resumed(Handoff<Greeted>),
+}
+
+impl Lent {
+    fn take(self) -> Option<Box<dyn AsyncTokioStream>> {
+        match self {
+            Lent::Plain(h) => h.take().map(|s| Box::new(s) as Box<dyn AsyncTokioStream>),
+            Lent::Tls(h) => h.take().map(|s| Box::new(s) as Box<dyn AsyncTokioStream>),
+            Lent::Resumed(h) => h.take().map(|s| Box::new(s) as Box<dyn AsyncTokioStream>),
+        }
+    }
 }
 
 impl fmt::Debug for Connection {
@@ -165,12 +214,18 @@ impl Connection {
         let socket = Socket::new(tcp, settings.command_timeout, Arc::clone(&probe));
         let hello = client_id(settings);
 
-        let smtp = match (settings.security, tls) {
+        // lettre reads the greeting, does STARTTLS, EHLO and the login on a stream it is only
+        // lent: once the session is set up, the stream is taken back and the letters go out
+        // over it by `wire` and `transaction`.
+        let (mut smtp, lent) = match (settings.security, tls) {
             (Security::Tls, Some(tls)) => {
                 let encrypted = handshake(socket, &tls, settings).await?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(encrypted), &hello)
-                    .await
-                    .map_err(|e| greeting_failure(&e, settings))?
+                let lent = Handoff::new(encrypted);
+                let smtp =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(lent.clone()), &hello)
+                        .await
+                        .map_err(|e| greeting_failure(&e, settings))?;
+                (smtp, Lent::Tls(lent))
             }
             (Security::StartTls, Some(tls)) => {
                 // The plain part of the session runs on a socket that can be taken back for
@@ -201,19 +256,25 @@ impl Connection {
                     Failure::Tls("the connection was lost during STARTTLS".into())
                 })?;
                 let encrypted = handshake(socket, &tls, settings).await?;
-                let resumed = Greeted::new(encrypted);
-                AsyncSmtpConnection::connect_with_transport(Box::new(resumed), &hello)
-                    .await
-                    .map_err(|e| greeting_failure(&e, settings))?
+                let lent = Handoff::new(Greeted::new(encrypted));
+                let smtp =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(lent.clone()), &hello)
+                        .await
+                        .map_err(|e| greeting_failure(&e, settings))?;
+                (smtp, Lent::Resumed(lent))
             }
-            _ => AsyncSmtpConnection::connect_with_transport(Box::new(socket), &hello)
-                .await
-                .map_err(|e| greeting_failure(&e, settings))?,
+            _ => {
+                let lent = Handoff::new(socket);
+                let smtp =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(lent.clone()), &hello)
+                        .await
+                        .map_err(|e| greeting_failure(&e, settings))?;
+                (smtp, Lent::Plain(lent))
+            }
         };
-        let mut smtp = smtp;
 
         // lettre's own EHLO reply is not kept whole: ask again (before the login, which a new
-        // EHLO could undo) to learn every keyword, DSN among them.
+        // EHLO could undo) to learn every keyword, DSN and PIPELINING among them.
         let extensions = match smtp.command(Ehlo::new(hello.clone())).await {
             Ok(reply) => Extensions::from_ehlo_reply(reply.message()),
             Err(e) => return Err(greeting_failure(&e, settings)),
@@ -224,12 +285,31 @@ impl Connection {
             authenticate(&mut smtp, login, encrypted || loopback, settings).await?;
         }
 
+        let info = smtp.server_info();
+        let offers = Offers {
+            smtputf8: info.supports_feature(Extension::SmtpUtfEight),
+            eightbitmime: info.supports_feature(Extension::EightBitMime),
+            dsn: extensions.offers("DSN"),
+            pipelining: extensions.offers("PIPELINING"),
+        };
+        drop(smtp);
+        let stream = lent.take().ok_or_else(|| Failure::Temporary {
+            phase: Phase::Greeting,
+            reply: None,
+            message: "the connection was lost while the session was set up".into(),
+        })?;
+
         Ok(Connection {
-            smtp,
+            wire: Wire::new(stream, Arc::clone(&probe)),
             probe,
             usable: true,
+            closed_on_purpose: false,
             command_timeout: settings.command_timeout,
             extensions,
+            offers,
+            sender: None,
+            ends: Vec::new(),
+            replies: Vec::new(),
         })
     }
 
@@ -244,9 +324,25 @@ impl Connection {
     /// When the server offers DSN, it also asks for delivery status notifications as `dsn` says,
     /// with `envid` naming the message in them; without DSN in the server's EHLO reply nothing
     /// extra is sent.
-    /// `before_data` is asked once every recipient is accepted and before the DATA command is
-    /// written; when it says no, the transaction is reset and nothing of the message goes out
-    /// (a temporary failure at DATA, without a reply).
+    ///
+    /// When the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go out in
+    /// one write and their replies are read in order; otherwise one command at a time.
+    /// `before_data` (the gate) is asked once, before any of the message's data goes out, and
+    /// only when the server accepted the sender and every recipient:
+    /// - one command at a time: before the DATA command is written; when it says no, the
+    ///   transaction is reset (RSET) and the connection goes on;
+    /// - pipelined: after the server answered DATA with 354; when it says no, the connection is
+    ///   closed without a byte of the message: a "." would deliver an empty message, and
+    ///   anything else would be taken as message text, whereas a transaction the server never
+    ///   saw the end of is not delivered (RFC 5321, 4.1.1.4).
+    ///
+    /// Either way a gate that said no is a temporary failure at DATA, without a reply. A refusal
+    /// of MAIL FROM or of any RCPT TO is the letter's outcome (4xx temporary, 5xx permanent),
+    /// never "data sent", and the gate is not asked; a 354 that comes anyway (a pipelined group
+    /// with a refused copy) closes the connection likewise. Before the message goes out, a
+    /// connection the server closed after its 354 is found without waiting: nothing of the
+    /// message is sent and the failure is temporary. Only a break after the message's final "."
+    /// was written is [`Failure::Unknown`].
     pub(crate) async fn send(
         &mut self,
         from: &str,
@@ -256,7 +352,7 @@ impl Connection {
         envid: &str,
         before_data: &mut dyn FnMut() -> bool,
     ) -> Result<Reply, Failure> {
-        let dsn = dsn.filter(|_| self.extensions.offers("DSN"));
+        let dsn = dsn.filter(|_| self.offers.dsn);
         if !self.is_usable() {
             return Err(Failure::Temporary {
                 phase: Phase::Mail,
@@ -269,231 +365,316 @@ impl Connection {
                 message: "the message has no recipients".into(),
             });
         }
-        let sender = if from.is_empty() {
-            None
-        } else {
-            Some(from.parse::<Address>().map_err(|e| Failure::Unsendable {
-                message: format!("invalid sender address \"{from}\": {e}"),
-            })?)
-        };
-        let mut recipients = Vec::with_capacity(to.len());
+        if self.sender.as_deref() != Some(from) {
+            if !from.is_empty() {
+                from.parse::<Address>().map_err(|e| Failure::Unsendable {
+                    message: format!("invalid sender address \"{from}\": {e}"),
+                })?;
+            }
+            self.sender = Some(from.to_owned());
+        }
         for raw in to {
-            let address = raw.parse::<Address>().map_err(|e| Failure::Unsendable {
+            raw.parse::<Address>().map_err(|e| Failure::Unsendable {
                 message: format!("invalid recipient address \"{raw}\": {e}"),
             })?;
-            recipients.push(address);
         }
-
-        let info = self.smtp.server_info();
-        let mut parameters = Vec::new();
-        if !from.is_ascii() || to.iter().any(|t| !t.is_ascii()) {
-            if !info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(Failure::Unsendable {
-                    message:
-                        "an address has non-ASCII characters and the server does not offer SMTPUTF8"
-                            .into(),
-                });
-            }
-            parameters.push(MailParameter::SmtpUtfEight);
-        }
-        if !message.is_ascii() {
-            if !info.supports_feature(Extension::EightBitMime) {
-                return Err(Failure::Unsendable {
-                    message: "the message has 8-bit content and the server does not offer 8BITMIME; encode it (base64/quoted-printable)".into(),
-                });
-            }
-            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
-        if let Some(dsn) = dsn {
-            parameters.extend(dsn.mail_parameters(envid));
-        }
-
-        let sender_text = format!("sender <{from}>");
-        self.step(Phase::Mail, Mail::new(sender, parameters), &sender_text)
-            .await?;
-        for (address, raw) in recipients.into_iter().zip(to) {
-            let what = format!("recipient <{raw}>");
-            let asked = dsn.map(|d| d.rcpt_parameters(raw)).unwrap_or_default();
-            self.step(Phase::Rcpt, Rcpt::new(address, asked), &what)
-                .await?;
-        }
-        if !before_data() {
-            self.reset().await;
-            return Err(Failure::Temporary {
-                phase: Phase::Data,
-                reply: None,
-                message: "held back before the data: the message was not sent".into(),
+        let utf8 = !from.is_ascii() || to.iter().any(|t| !t.is_ascii());
+        if utf8 && !self.offers.smtputf8 {
+            return Err(Failure::Unsendable {
+                message:
+                    "an address has non-ASCII characters and the server does not offer SMTPUTF8"
+                        .into(),
             });
         }
-        let data = self.step(Phase::Data, Data, "DATA command").await?;
-        if u16::from(data.code()) != 354 {
-            self.usable = false;
-            return Err(Failure::Temporary {
-                phase: Phase::Data,
-                reply: Some(reply_from_response(&data)),
-                message: "the server answered DATA with something other than 354".into(),
+        let eight_bit = !message.is_ascii();
+        if eight_bit && !self.offers.eightbitmime {
+            return Err(Failure::Unsendable {
+                message: "the message has 8-bit content and the server does not offer 8BITMIME; encode it (base64/quoted-printable)".into(),
             });
         }
 
-        self.probe.watch();
-        // lettre ends the data with "\r\n.\r\n": its CRLF is the message's last line end, so
-        // that one is taken off here and the server receives exactly the composed bytes.
-        let result = self
-            .smtp
-            .message(message.strip_suffix(b"\r\n").unwrap_or(message))
-            .await;
-        let reply_awaited = self.probe.unwatch();
-        match result {
-            Ok(response) => {
-                let reply = reply_from_response(&response);
-                if (200..300).contains(&reply.code) {
-                    Ok(reply)
-                } else {
-                    self.usable = false;
-                    Err(Failure::Unknown {
-                        message: format!("unexpected reply to the end of the message: {reply}"),
-                    })
+        // The commands, written once into the output buffer: MAIL FROM, each RCPT TO, DATA.
+        self.write_commands(from, to, utf8, eight_bit, dsn, envid);
+        let commands = Commands {
+            from,
+            to,
+            timeout: self.command_timeout,
+        };
+        self.replies.clear();
+        if self.offers.pipelining {
+            let mut broken = self.wire.send_all().await.err();
+            if broken.is_none() {
+                for _ in 0..self.ends.len() {
+                    match self.wire.read_reply().await {
+                        Ok(reply) => {
+                            let closing = reply.code == 421;
+                            self.replies.push(reply);
+                            if closing {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            broken = Some(e);
+                            break;
+                        }
+                    }
                 }
             }
-            Err(e) => Err(self.message_failure(&e, reply_awaited)),
+            match judge(&self.replies, broken.as_ref(), &commands) {
+                Verdict::Send => {}
+                Verdict::Failed(failure, after) => return Err(self.end(failure, after).await),
+                Verdict::Accepted => {
+                    // Every reply was read, so DATA's is there: not reached.
+                    self.usable = false;
+                    return Err(Failure::Temporary {
+                        phase: Phase::Data,
+                        reply: None,
+                        message: "the server did not answer the DATA command".into(),
+                    });
+                }
+            }
+            if !before_data() {
+                self.close_on_purpose();
+                return Err(held_back());
+            }
+        } else {
+            let data = self.ends.len() - 1;
+            let mut start = 0;
+            for index in 0..self.ends.len() {
+                let end = self.ends[index];
+                if index == data && !before_data() {
+                    self.reset().await;
+                    return Err(held_back());
+                }
+                let broken = match self.wire.send(start..end).await {
+                    Ok(()) => match self.wire.read_reply().await {
+                        Ok(reply) => {
+                            self.replies.push(reply);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    },
+                    Err(e) => Some(e),
+                };
+                start = end;
+                match judge(&self.replies, broken.as_ref(), &commands) {
+                    Verdict::Accepted | Verdict::Send => {}
+                    Verdict::Failed(failure, after) => return Err(self.end(failure, after).await),
+                }
+            }
+        }
+
+        // The server waits for the message. If it hung up after its 354, the message is not
+        // sent: nothing of it can arrive, and the letter can go again.
+        match self.wire.already_said().await {
+            Unasked::Nothing => {}
+            Unasked::Reply(reply) => {
+                self.close_on_failure();
+                return Err(Failure::Temporary {
+                    phase: Phase::Data,
+                    message: if reply.code == 421 {
+                        "the server is closing the connection (after DATA, before the message)"
+                            .into()
+                    } else {
+                        "the server spoke out of turn after DATA; the message was not sent".into()
+                    },
+                    reply: Some(reply),
+                });
+            }
+            Unasked::Broken(broken) => {
+                self.close_on_failure();
+                return Err(Failure::Temporary {
+                    phase: Phase::Data,
+                    reply: None,
+                    message: format!(
+                        "the connection broke after DATA, before the message was sent: {broken}"
+                    ),
+                });
+            }
+        }
+
+        self.wire.output.clear();
+        wire::put_data(message, &mut self.wire.output);
+        if let Err(broken) = self.wire.send_all().await {
+            // The final "." was not written completely: the message cannot have been taken.
+            self.close_on_failure();
+            let message = if broken.is_timeout() || self.probe.timed_out.load(Ordering::Relaxed) {
+                format!(
+                    "the server accepted no data for {:?} while the message was being sent",
+                    self.command_timeout
+                )
+            } else {
+                format!("the connection broke while the message was being sent: {broken}")
+            };
+            return Err(Failure::Temporary {
+                phase: Phase::Message,
+                reply: None,
+                message,
+            });
+        }
+        // Every byte, the final "." included, is written: from here a break is unknown.
+        let reply = match self.wire.read_reply().await {
+            Ok(reply) => reply,
+            Err(broken) => {
+                self.close_on_failure();
+                let message = if broken.is_timeout() {
+                    format!(
+                        "the whole message was sent but no answer came within {:?}",
+                        self.command_timeout
+                    )
+                } else {
+                    format!(
+                        "the whole message was sent but the connection broke before the server answered: {broken}"
+                    )
+                };
+                return Err(Failure::Unknown { message });
+            }
+        };
+        let phase = Phase::Message;
+        match reply.code {
+            200..=299 => Ok(reply),
+            421 => {
+                self.close_on_failure();
+                Err(Failure::Temporary {
+                    phase,
+                    reply: Some(reply),
+                    message: "the server is closing the connection and did not accept the message"
+                        .into(),
+                })
+            }
+            400..=499 => Err(Failure::Temporary {
+                phase,
+                reply: Some(reply),
+                message: "the server did not accept the message for now".into(),
+            }),
+            500..=599 => Err(Failure::Permanent {
+                phase,
+                reply,
+                message: "the server refused the message".into(),
+            }),
+            _ => {
+                self.close_on_failure();
+                Err(Failure::Unknown {
+                    message: format!("unexpected reply to the end of the message: {reply}"),
+                })
+            }
         }
     }
 
-    /// False once a failure broke the connection (421, drop, timeout); open a new one.
+    /// False once a failure broke the connection (421, drop, timeout) or it was closed to end a
+    /// transaction; open a new one.
     pub(crate) fn is_usable(&self) -> bool {
-        self.usable && !self.smtp.has_broken()
+        self.usable
+    }
+
+    /// Whether the connection was closed by us to end a transaction undelivered (a refused
+    /// copy, or a gate that said no, after a pipelined 354): not a failure of the server.
+    pub(crate) fn closed_on_purpose(&self) -> bool {
+        self.closed_on_purpose
     }
 
     /// Sends QUIT when the connection is still usable and closes it; errors are ignored.
     pub(crate) async fn quit(mut self) {
         if self.is_usable() {
-            let _ = self.smtp.quit().await;
+            self.wire.output.clear();
+            self.wire.output.extend_from_slice(b"QUIT\r\n");
+            if self.wire.send_all().await.is_ok() {
+                let _ = self.wire.read_reply().await;
+            }
         }
     }
 
-    /// Sends one envelope command and classifies a refusal or a broken connection.
-    async fn step<C: fmt::Display>(
+    /// Writes MAIL FROM, each RCPT TO and DATA into the output buffer, noting where each ends.
+    /// The bytes are lettre's (its `Mail`/`Rcpt` commands and parameter encoding) as before.
+    fn write_commands(
         &mut self,
-        phase: Phase,
-        command: C,
-        what: &str,
-    ) -> Result<Response, Failure> {
-        let error = match self.smtp.command(command).await {
-            Ok(response) => return Ok(response),
-            Err(e) => e,
-        };
-        match reply_of(&error) {
-            Some(reply) if reply.code == 421 => {
-                self.usable = false;
-                Err(Failure::Temporary {
-                    phase,
-                    reply: Some(reply),
-                    message: format!("the server is closing the connection (at the {what})"),
-                })
-            }
-            Some(reply) => {
-                self.reset().await;
-                let message = format!("the server refused the {what}");
-                if reply.code < 500 {
-                    Err(Failure::Temporary {
-                        phase,
-                        reply: Some(reply),
-                        message,
-                    })
-                } else {
-                    Err(Failure::Permanent {
-                        phase,
-                        reply,
-                        message,
-                    })
-                }
-            }
-            None => {
-                self.usable = false;
-                let message = if self.timed_out(&error) {
-                    format!(
-                        "no answer within {:?} at {phase} ({what})",
-                        self.command_timeout
-                    )
-                } else {
-                    format!("the connection broke at the {what}: {}", cause(&error))
-                };
-                Err(Failure::Temporary {
-                    phase,
-                    reply: None,
-                    message,
-                })
+        from: &str,
+        to: &[String],
+        utf8: bool,
+        eight_bit: bool,
+        dsn: Option<&DsnRequest>,
+        envid: &str,
+    ) {
+        use std::io::Write as _;
+        let out = &mut self.wire.output;
+        out.clear();
+        self.ends.clear();
+        out.extend_from_slice(b"MAIL FROM:<");
+        out.extend_from_slice(from.as_bytes());
+        out.push(b'>');
+        if utf8 {
+            let _ = write!(out, " {}", MailParameter::SmtpUtfEight);
+        }
+        if eight_bit {
+            let _ = write!(
+                out,
+                " {}",
+                MailParameter::Body(MailBodyParameter::EightBitMime)
+            );
+        }
+        if let Some(dsn) = dsn {
+            for parameter in dsn.mail_parameters(envid) {
+                let _ = write!(out, " {parameter}");
             }
         }
+        out.extend_from_slice(b"\r\n");
+        self.ends.push(out.len());
+        for raw in to {
+            out.extend_from_slice(b"RCPT TO:<");
+            out.extend_from_slice(raw.as_bytes());
+            out.push(b'>');
+            if let Some(dsn) = dsn {
+                for parameter in dsn.rcpt_parameters(raw) {
+                    let _ = write!(out, " {parameter}");
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            self.ends.push(out.len());
+        }
+        out.extend_from_slice(b"DATA\r\n");
+        self.ends.push(out.len());
     }
 
-    fn message_failure(&mut self, error: &SmtpError, reply_awaited: bool) -> Failure {
-        let phase = Phase::Message;
-        match reply_of(error) {
-            Some(reply) if reply.code == 421 => {
-                self.usable = false;
-                Failure::Temporary {
-                    phase,
-                    reply: Some(reply),
-                    message: "the server is closing the connection and did not accept the message"
-                        .into(),
-                }
-            }
-            Some(reply) if reply.code < 500 => Failure::Temporary {
-                phase,
-                reply: Some(reply),
-                message: "the server did not accept the message for now".into(),
-            },
-            Some(reply) => Failure::Permanent {
-                phase,
-                reply,
-                message: "the server refused the message".into(),
-            },
-            None => {
-                self.usable = false;
-                let timed_out = self.timed_out(error);
-                match (reply_awaited, timed_out) {
-                    (true, true) => Failure::Unknown {
-                        message: format!(
-                            "the whole message was sent but no answer came within {:?}",
-                            self.command_timeout
-                        ),
-                    },
-                    (true, false) => Failure::Unknown {
-                        message: format!(
-                            "the whole message was sent but the connection broke before the server answered: {}",
-                            cause(error)
-                        ),
-                    },
-                    (false, true) => Failure::Temporary {
-                        phase,
-                        reply: None,
-                        message: format!(
-                            "the server accepted no data for {:?} while the message was being sent",
-                            self.command_timeout
-                        ),
-                    },
-                    (false, false) => Failure::Temporary {
-                        phase,
-                        reply: None,
-                        message: format!(
-                            "the connection broke while the message was being sent: {}",
-                            cause(error)
-                        ),
-                    },
-                }
-            }
+    /// Ends a failed transaction as `after` says, and gives the failure back.
+    async fn end(&mut self, failure: Failure, after: After) -> Failure {
+        match after {
+            After::Reset => self.reset().await,
+            After::Close => self.close_on_purpose(),
+            After::Gone => self.close_on_failure(),
         }
+        failure
+    }
+
+    /// Closes the connection to end a transaction the server would otherwise complete.
+    fn close_on_purpose(&mut self) {
+        self.close_on_failure();
+        self.closed_on_purpose = true;
+    }
+
+    fn close_on_failure(&mut self) {
+        self.usable = false;
+        self.wire.close();
     }
 
     async fn reset(&mut self) {
-        if self.smtp.command(Rset).await.is_err() {
-            self.usable = false;
+        self.wire.output.clear();
+        self.wire.output.extend_from_slice(b"RSET\r\n");
+        let done = match self.wire.send_all().await {
+            Ok(()) => self.wire.read_reply().await.ok(),
+            Err(_) => None,
+        };
+        if !done.is_some_and(|reply| (200..300).contains(&reply.code)) {
+            self.close_on_failure();
         }
     }
+}
 
-    fn timed_out(&self, error: &SmtpError) -> bool {
-        error.is_timeout() || self.probe.timed_out.load(Ordering::Relaxed)
+/// The failure of a letter held back at the gate.
+fn held_back() -> Failure {
+    Failure::Temporary {
+        phase: Phase::Data,
+        reply: None,
+        message: "held back before the data: the message was not sent".into(),
     }
 }
 
@@ -691,10 +872,11 @@ mod tests {
 
     #[test]
     fn multiline_reply_is_joined() {
-        let response: Response = "250-2.0.0 first\r\n250-2.0.0 second\r\n250 2.0.0 third\r\n"
-            .parse()
-            .expect("valid reply");
-        let reply = reply_from_response(&response);
+        let wire::Parsed::Reply(reply, _) =
+            wire::parse_reply(b"250-2.0.0 first\r\n250-2.0.0 second\r\n250 2.0.0 third\r\n")
+        else {
+            panic!("not a reply");
+        };
         assert_eq!(reply.to_string(), "250 2.0.0 first second third");
     }
 }

@@ -8,7 +8,6 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 
 /// An SMTP reply: code and text (all lines of a multi-line reply joined by spaces).
@@ -185,10 +184,10 @@ pub(super) fn reply_of(error: &SmtpError) -> Option<Reply> {
     })
 }
 
-/// Joins the lines of a reply with spaces; an enhanced status code repeated
-/// at the start of continuation lines is kept only once.
-pub(super) fn reply_from_response(response: &Response) -> Reply {
-    let mut lines = response.message();
+/// A reply from its code and the text of each line (without the code): the lines joined with
+/// spaces, an enhanced status code repeated at the start of continuation lines kept only once.
+pub(super) fn reply_from_lines<'a>(code: u16, lines: impl IntoIterator<Item = &'a str>) -> Reply {
+    let mut lines = lines.into_iter();
     let mut text = lines.next().unwrap_or_default().to_owned();
     let enhanced = text
         .split(' ')
@@ -212,10 +211,7 @@ pub(super) fn reply_from_response(response: &Response) -> Reply {
         }
         text.push_str(line);
     }
-    Reply {
-        code: u16::from(response.code()),
-        text,
-    }
+    Reply { code, text }
 }
 
 /// The innermost cause of a lettre error, in words.

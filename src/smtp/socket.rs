@@ -1,5 +1,6 @@
-//! The socket under lettre: TCP, TLS and the STARTTLS hand-off, with timeouts, and a probe that
-//! tells whether every byte of a message, its final "." included, was written.
+//! The socket under the session: TCP and TLS with timeouts, and the hand-offs that let lettre
+//! set a session up (greeting, STARTTLS, EHLO, login) on a stream that is then taken back for
+//! sending.
 //!
 //! These are stream adapters only: they decide nothing about replies or retries.
 
@@ -18,31 +19,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// Shared between [`Connection`] and its [`Socket`]: tells whether lettre
-/// started to read the reply to the message (so every byte of it, final "."
-/// included, was written) and whether a timeout fired.
+/// Shared between the session and its [`Socket`]: whether a timeout fired, and whether the
+/// session is only looking whether anything arrived (no timer is started for that).
 #[derive(Debug, Default)]
 pub(super) struct Probe {
-    pub(super) watching: AtomicBool,
-    pub(super) reply_awaited: AtomicBool,
     pub(super) timed_out: AtomicBool,
+    pub(super) peeking: AtomicBool,
 }
 
-impl Probe {
-    pub(super) fn watch(&self) {
-        self.reply_awaited.store(false, Ordering::Relaxed);
-        self.timed_out.store(false, Ordering::Relaxed);
-        self.watching.store(true, Ordering::Relaxed);
-    }
-
-    pub(super) fn unwatch(&self) -> bool {
-        self.watching.store(false, Ordering::Relaxed);
-        self.reply_awaited.load(Ordering::Relaxed)
-    }
-}
-
-/// The TCP socket handed to lettre: fails a read or write that makes no
-/// progress for `limit` (the command timeout) and reports reads to the probe.
+/// The TCP socket: fails a read or write that makes no progress for `limit` (the command
+/// timeout), and tells the probe when that happened.
 pub(super) struct Socket {
     pub(super) tcp: TcpStream,
     pub(super) limit: Duration,
@@ -100,14 +86,12 @@ impl AsyncRead for Socket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.probe.watching.load(Ordering::Relaxed) {
-            this.probe.reply_awaited.store(true, Ordering::Relaxed);
-        }
         match Pin::new(&mut this.tcp).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 this.read_timer = None;
                 Poll::Ready(result)
             }
+            Poll::Pending if this.probe.peeking.load(Ordering::Relaxed) => Poll::Pending,
             Poll::Pending => wait_or_expire(&mut this.read_timer, this.limit, &this.probe, cx),
         }
     }
@@ -182,37 +166,44 @@ impl AsyncTokioStream for Tls {
     }
 }
 
-/// The plain socket of a STARTTLS session, shared so that it can be taken back from lettre
-/// once the server said "220" to STARTTLS. After that the lettre session left behind reads
-/// and writes nothing (bytes it had buffered beyond the "220" are dropped with it).
-#[derive(Debug, Clone)]
-pub(super) struct Handoff(pub(super) Arc<std::sync::Mutex<Option<Socket>>>);
+/// A stream lent to lettre and taken back later: the plain socket of a STARTTLS session once the
+/// server said "220" to STARTTLS, and every session's stream once it is set up. After that, the
+/// lettre session left behind reads and writes nothing; it has nothing buffered either, since
+/// the server sends nothing unasked after its reply to the last command.
+#[derive(Debug)]
+pub(super) struct Handoff<S>(pub(super) Arc<std::sync::Mutex<Option<S>>>);
 
-impl Handoff {
-    pub(super) fn new(socket: Socket) -> Handoff {
-        Handoff(Arc::new(std::sync::Mutex::new(Some(socket))))
+impl<S> Clone for Handoff<S> {
+    fn clone(&self) -> Self {
+        Handoff(Arc::clone(&self.0))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Handoff<S> {
+    pub(super) fn new(stream: S) -> Handoff<S> {
+        Handoff(Arc::new(std::sync::Mutex::new(Some(stream))))
     }
 
-    pub(super) fn take(&self) -> Option<Socket> {
+    pub(super) fn take(&self) -> Option<S> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub(super) fn with<T>(
         &self,
-        f: impl FnOnce(Pin<&mut Socket>) -> Poll<io::Result<T>>,
+        f: impl FnOnce(Pin<&mut S>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_mut() {
-            Some(socket) => f(Pin::new(socket)),
+            Some(stream) => f(Pin::new(stream)),
             None => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
-                "the socket was handed over to TLS",
+                "the stream was taken back from the session setup",
             ))),
         }
     }
 }
 
-impl AsyncRead for Handoff {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Handoff<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -222,7 +213,7 @@ impl AsyncRead for Handoff {
     }
 }
 
-impl AsyncWrite for Handoff {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Handoff<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -240,11 +231,11 @@ impl AsyncWrite for Handoff {
     }
 }
 
-impl AsyncTokioStream for Handoff {
+impl<S: AsyncTokioStream> AsyncTokioStream for Handoff<S> {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
         let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
-            Some(socket) => socket.tcp.peer_addr(),
+            Some(stream) => stream.peer_addr(),
             None => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
