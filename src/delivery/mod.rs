@@ -11,9 +11,10 @@
 //! transaction (`Ledger::record_turn`):
 //! 1. `sending` when it is queued for a connection (not forced to disk on its own);
 //! 2. "data started" right before its message data goes out: the worker's transport stops at its
-//!    gate (SMTP: the envelope accepted, DATA not yet written; the archive copy written) and asks
-//!    the coordinator, whose next turn forces the marks of every worker waiting at that moment
-//!    to disk in one commit (and with them every commit before), and only then lets them go on;
+//!    gate (SMTP: the envelope accepted and DATA answered with 354, no byte of the message
+//!    written; the archive copy written) and asks the coordinator, whose next turn forces the
+//!    marks of every worker waiting at that moment to disk in one commit (and with them every
+//!    commit before), and only then lets them go on;
 //! 3. the outcome, committed before it is reported or retried.
 //!
 //! A crash can therefore never lose a delivery. It can leave letters `sending`: the next run

@@ -327,19 +327,16 @@ impl Connection {
     ///
     /// When the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go out in
     /// one write and their replies are read in order; otherwise one command at a time.
-    /// `before_data` (the gate) is asked once, before any of the message's data goes out, and
-    /// only when the server accepted the sender and every recipient:
-    /// - one command at a time: before the DATA command is written; when it says no, the
-    ///   transaction is reset (RSET) and the connection goes on;
-    /// - pipelined: after the server answered DATA with 354; when it says no, the connection is
-    ///   closed without a byte of the message: a "." would deliver an empty message, and
-    ///   anything else would be taken as message text, whereas a transaction the server never
-    ///   saw the end of is not delivered (RFC 5321, 4.1.1.4).
+    /// `before_data` (the gate) is asked once, only when the server accepted the sender and
+    /// every recipient and answered DATA with 354, and before any byte of the message goes
+    /// out. When it says no, the connection is closed without a byte of the message: a "."
+    /// would deliver an empty message and anything else would be taken as message text,
+    /// whereas a transaction the server never saw the end of is not delivered (RFC 5321,
+    /// 4.1.1.4). A gate that said no is a temporary failure at DATA, without a reply.
     ///
-    /// Either way a gate that said no is a temporary failure at DATA, without a reply. A refusal
-    /// of MAIL FROM or of any RCPT TO is the letter's outcome (4xx temporary, 5xx permanent),
-    /// never "data sent", and the gate is not asked; a 354 that comes anyway (a pipelined group
-    /// with a refused copy) closes the connection likewise. Before the message goes out, a
+    /// A refusal of MAIL FROM or of any RCPT TO is the letter's outcome (4xx temporary, 5xx
+    /// permanent), never "data sent", and the gate is not asked; a 354 that comes anyway (a
+    /// pipelined group with a refused copy) closes the connection likewise. After the gate, a
     /// connection the server closed after its 354 is found without waiting: nothing of the
     /// message is sent and the failure is temporary. Only a break after the message's final "."
     /// was written is [`Failure::Unknown`].
@@ -433,19 +430,10 @@ impl Connection {
                     });
                 }
             }
-            if !before_data() {
-                self.close_on_purpose();
-                return Err(held_back());
-            }
         } else {
-            let data = self.ends.len() - 1;
             let mut start = 0;
             for index in 0..self.ends.len() {
                 let end = self.ends[index];
-                if index == data && !before_data() {
-                    self.reset().await;
-                    return Err(held_back());
-                }
                 let broken = match self.wire.send(start..end).await {
                     Ok(()) => match self.wire.read_reply().await {
                         Ok(reply) => {
@@ -464,8 +452,13 @@ impl Connection {
             }
         }
 
-        // The server waits for the message. If it hung up after its 354, the message is not
-        // sent: nothing of it can arrive, and the letter can go again.
+        // The server waits for the message: the gate, then a look whether the server hung up
+        // after its 354 (the gate's durable write gives its close time to arrive). Either way
+        // not a byte of the message is sent: nothing of it can arrive, and it can go again.
+        if !before_data() {
+            self.close_on_purpose();
+            return Err(held_back());
+        }
         match self.wire.already_said().await {
             Unasked::Nothing => {}
             Unasked::Reply(reply) => {
@@ -568,7 +561,7 @@ impl Connection {
     }
 
     /// Whether the connection was closed by us to end a transaction undelivered (a refused
-    /// copy, or a gate that said no, after a pipelined 354): not a failure of the server.
+    /// copy after a pipelined 354, or a gate that said no): not a failure of the server.
     pub(crate) fn closed_on_purpose(&self) -> bool {
         self.closed_on_purpose
     }
