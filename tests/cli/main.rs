@@ -15,5 +15,6 @@ mod receipts;
 mod relay;
 mod servers;
 mod smtp;
+mod smtp_pipelining;
 mod tls;
 mod workbook;

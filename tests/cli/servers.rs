@@ -3,8 +3,11 @@
 //! [`SmtpSink`] runs Postfix's `smtp-sink`: fast, with fault flags (`-r`, `-f`, `-Q`,
 //! `-q`, `-n`, `-M`, `-w`, ...) for failure paths, no TLS, and it accepts any AUTH.
 //! [`Aiosmtpd`] runs `smtpd.py` (aiosmtpd) with a fresh self-signed certificate for
-//! STARTTLS or implicit TLS and, optionally, required AUTH PLAIN/LOGIN. Both keep
-//! every received message in their own temporary directory, read back as
+//! STARTTLS or implicit TLS and, optionally, required AUTH PLAIN/LOGIN; it does not offer
+//! PIPELINING. [`Scripted`] runs `scripted_smtpd.py` (Python's standard library only): a
+//! pipelining server that refuses recipients or hangs up after its 354 on demand and logs how
+//! the commands arrived. All keep every received message in their own temporary directory, read
+//! back as
 //! [`Received`], whose helpers decode the headers and bodies with mail-parser. Each
 //! server is killed when dropped. `ci-install.sh` (`.ci/install-test-servers` in the
 //! project) installs both programs.
@@ -577,41 +580,176 @@ impl Aiosmtpd {
     /// Every accepted message, in the order received. All are complete: each is saved
     /// before the client is told 250.
     pub(crate) fn messages(&self) -> Vec<Received> {
-        let dump = self.dir.path().join("dump");
-        let mut envelopes: Vec<PathBuf> = match fs::read_dir(&dump) {
-            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-            Err(_) => return Vec::new(), // nothing received yet
+        read_dump(&self.dir.path().join("dump"))
+    }
+}
+
+/// The messages saved in a dump folder of `smtpd.py` or `scripted_smtpd.py`, in order.
+fn read_dump(dump: &Path) -> Vec<Received> {
+    let mut envelopes: Vec<PathBuf> = match fs::read_dir(dump) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => return Vec::new(), // nothing received yet
+    };
+    envelopes.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    envelopes.sort();
+    envelopes
+        .iter()
+        .map(|json| {
+            let strings = json_strings(&fs::read_to_string(json).unwrap());
+            // {"mail_from": "<from>", "rcpt_tos": ["<to>", ...]}
+            assert_eq!(strings.first().map(String::as_str), Some("mail_from"));
+            assert_eq!(strings.get(2).map(String::as_str), Some("rcpt_tos"));
+            // "MAIL <from> PARAMS" then "RCPT <to> PARAMS" for each recipient
+            let args = fs::read_to_string(json.with_extension("params")).unwrap();
+            let mut lines = args.lines();
+            let mail_params = lines
+                .next()
+                .and_then(|l| l.strip_prefix("MAIL "))
+                .map(envelope_params)
+                .unwrap_or_default();
+            let rcpt_params = lines
+                .filter_map(|l| l.strip_prefix("RCPT "))
+                .map(envelope_params)
+                .collect();
+            Received {
+                mail_from: strings[1].clone(),
+                rcpt_to: strings[3..].to_vec(),
+                mail_params,
+                rcpt_params,
+                raw: fs::read(json.with_extension("eml")).unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Settings for [`Scripted::start`]; the default offers PIPELINING and behaves.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScriptedOptions {
+    /// Leave PIPELINING out of the EHLO reply.
+    pub no_pipelining: bool,
+    /// (address, reply): answer RCPT TO for this address with this reply.
+    pub refuse: Vec<(String, String)>,
+    /// (address, times): answer DATA with 354 and hang up, the first `times` transactions
+    /// with this address among their recipients.
+    pub drop_after_354: Vec<(String, u32)>,
+}
+
+/// `scripted_smtpd.py` on 127.0.0.1 (Python's standard library only): a pipelining server that
+/// refuses recipients or hangs up after its 354 on demand, and logs how the commands arrived.
+/// Killed on drop. Runs `python3`, or the interpreter named by `$PYTHON`.
+pub(crate) struct Scripted {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Scripted {
+    pub(crate) fn start(opts: ScriptedOptions) -> Scripted {
+        let dir = tempfile::Builder::new()
+            .prefix("scripted-smtpd")
+            .tempdir()
+            .unwrap();
+        let p = |name: &str| dir.path().join(name);
+        let script = p("scripted_smtpd.py");
+        fs::write(&script, include_str!("scripted_smtpd.py")).unwrap();
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .arg("--dump")
+            .arg(p("dump"))
+            .arg("--ready-file")
+            .arg(p("ready"));
+        if opts.no_pipelining {
+            cmd.arg("--no-pipelining");
+        }
+        for (address, reply) in &opts.refuse {
+            cmd.arg("--refuse").arg(format!("{address}={reply}"));
+        }
+        for (address, times) in &opts.drop_after_354 {
+            cmd.arg("--drop-after-354")
+                .arg(format!("{address}:{times}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(p("server.log")).unwrap());
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot run {python}: {e}; install Python 3 (python3 on PATH, or set $PYTHON)")
+        });
+        let ready = p("ready");
+        let log = p("server.log");
+        let mut server = Scripted {
+            child,
+            port: 0,
+            dir,
         };
-        envelopes.retain(|p| p.extension().is_some_and(|e| e == "json"));
-        envelopes.sort();
-        envelopes
-            .iter()
-            .map(|json| {
-                let strings = json_strings(&fs::read_to_string(json).unwrap());
-                // {"mail_from": "<from>", "rcpt_tos": ["<to>", ...]}
-                assert_eq!(strings.first().map(String::as_str), Some("mail_from"));
-                assert_eq!(strings.get(2).map(String::as_str), Some("rcpt_tos"));
-                // "MAIL <from> PARAMS" then "RCPT <to> PARAMS" for each recipient
-                let args = fs::read_to_string(json.with_extension("params")).unwrap();
-                let mut lines = args.lines();
-                let mail_params = lines
-                    .next()
-                    .and_then(|l| l.strip_prefix("MAIL "))
-                    .map(envelope_params)
-                    .unwrap_or_default();
-                let rcpt_params = lines
-                    .filter_map(|l| l.strip_prefix("RCPT "))
-                    .map(envelope_params)
-                    .collect();
-                Received {
-                    mail_from: strings[1].clone(),
-                    rcpt_to: strings[3..].to_vec(),
-                    mail_params,
-                    rcpt_params,
-                    raw: fs::read(json.with_extension("eml")).unwrap(),
-                }
-            })
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(text) = fs::read_to_string(&ready) {
+                server.port = text.trim().parse().expect("port number in the ready file");
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "scripted_smtpd.py exited at startup ({status}): {}; it needs Python 3 \
+                     (python3 on PATH, or set $PYTHON)",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("scripted_smtpd.py did not listen within {START_TIMEOUT:?}");
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every accepted message, in the order received (each saved before its "250").
+    pub(crate) fn messages(&self) -> Vec<Received> {
+        read_dump(&self.dir.path().join("dump"))
+    }
+
+    /// One entry per read that held commands: their verbs in order, "MAIL RCPT DATA" for a
+    /// pipelined group.
+    pub(crate) fn command_reads(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.path().join("commands.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
             .collect()
+    }
+
+    /// How many connections the client opened.
+    pub(crate) fn sessions(&self) -> usize {
+        fs::read_to_string(self.dir.path().join("sessions.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "connected")
+            .count()
+    }
+
+    /// How many times the server hung up after its 354, as asked.
+    pub(crate) fn drops(&self) -> usize {
+        fs::read_to_string(self.dir.path().join("sessions.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("dropped after 354"))
+            .count()
+    }
+
+    /// What the server wrote to stderr.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
