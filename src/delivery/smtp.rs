@@ -3,12 +3,12 @@
 //! Wraps the client in `smtp` as a `Transport`: a session is opened (TLS, login) before the first
 //! letter is marked, reused for every letter, and reopened when the server drops it. Connection
 //! failures in a row stop the run; a connection the client closed itself to end a transaction
-//! undelivered (a refused Bcc copy after a pipelined 354, a closed gate) is not counted as one. The gate is
-//! passed only once the server has accepted the sender and every recipient and answered DATA
-//! with 354 (pipelined or not), and before any of the message goes out, so a letter refused at
-//! MAIL or RCPT never counts as possibly delivered. The password is read
-//! from the environment, a command or a prompt, and never printed, logged, stored or put into an
-//! error. This module does not decide who gets a letter and does not touch the ledger.
+//! undelivered (a refused Bcc copy after a pipelined 354, a closed gate) is not counted as one.
+//! The gate is passed only once the server has accepted the sender and every recipient and
+//! answered DATA with 354 (pipelined or not), and before any of the message goes out, so a letter
+//! refused at MAIL or RCPT never counts as possibly delivered. The password is read from the
+//! environment, a command or a prompt, and never printed, logged, stored or put into an error.
+//! This module does not decide who gets a letter and does not touch the ledger.
 
 use std::time::Duration;
 
