@@ -223,6 +223,7 @@ pub(crate) fn execute(
         next_slot: Instant::now(),
         open: 0,
         flowing: false,
+        ending: false,
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
@@ -249,7 +250,8 @@ pub(crate) fn execute(
                 Event::Done(done) => Some(*done),
             })
             .collect();
-        run.schedule_retries(&drained);
+        // The run is over: a letter that failed for now here stays failed-temporary.
+        run.ending = true;
         (result, run.turn(drained, Vec::new(), Vec::new(), None))
     });
     match result.err().or(tail.err()) {
@@ -340,6 +342,8 @@ struct Run<'a> {
     open: usize,
     /// Whether the last letter that came back was delivered: letters are going through.
     flowing: bool,
+    /// Whether the run is over and only what comes back from the connections is recorded.
+    ending: bool,
 }
 
 /// Why a run refuses to go on when the recipients file no longer matches the plan.
@@ -399,6 +403,9 @@ impl Run<'_> {
             let scheduled = self.schedule_retries(&finished);
             // Hand over as much as the window and the rate limit allow.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
+            // The recipients file changed or could not be read: nothing more is handed over,
+            // but what came back is still recorded first.
+            let mut unreadable = None;
             let window = if self.flowing { 2 * workers } else { workers };
             while !stopping && self.in_flight + batch.len() < window {
                 let now = Instant::now();
@@ -410,7 +417,12 @@ impl Run<'_> {
                     (r.letter, r.before, r.tries)
                 } else {
                     if ready.is_empty() {
-                        read_group(plan, group, &mut planned, &mut letters, &mut ready)?;
+                        if let Err(e) =
+                            read_group(plan, group, &mut planned, &mut letters, &mut ready)
+                        {
+                            unreadable = Some(e);
+                            break;
+                        }
                         group += 1;
                     }
                     match ready.pop_front() {
@@ -424,11 +436,17 @@ impl Run<'_> {
                 }
                 batch.push(next);
             }
+            if unreadable.is_some() {
+                batch.clear();
+            }
             let handed = !batch.is_empty();
             if let Err(e) = self.turn(finished, gates, batch, Some(jobs)) {
                 // Their failure is not recorded: they are not waiting for a retry either.
                 self.retries
                     .retain(|Reverse(r)| !scheduled.contains(&r.letter.key));
+                return Err(e);
+            }
+            if let Some(e) = unreadable {
                 return Err(e);
             }
             if handed {
@@ -581,7 +599,8 @@ impl Run<'_> {
         };
         let again = outcome.parts().0 == State::FailedTemporary
             && job.tries <= self.pace.retries
-            && self.summary.stopped.is_none();
+            && self.summary.stopped.is_none()
+            && !self.ending;
         again.then(|| self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1))
     }
 

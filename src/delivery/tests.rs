@@ -500,6 +500,16 @@ fn a_row_changed_after_the_check_stops_the_run_before_any_letter_of_its_group() 
     assert!(started
         .iter()
         .all(|a| key_of(a) < key(crate::campaign::plan::GROUP).as_str()));
+    // What came back before the run stopped is recorded: every letter handed over is delivered
+    // in the ledger, none left `sending`.
+    for address in &started {
+        let key = key_of(address);
+        assert_eq!(
+            ledger.lookup(key).unwrap().unwrap().state,
+            State::Delivered,
+            "{key}"
+        );
+    }
     for i in crate::campaign::plan::GROUP..n {
         assert_eq!(
             ledger.lookup(&key(i)).unwrap().unwrap().state,

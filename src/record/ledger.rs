@@ -758,10 +758,12 @@ impl Ledger {
         // data ourselves: what synchronous=FULL does, but with fdatasync, which SQLite as built
         // here replaces by a full fsync (about 20 times slower on a journaling file system, and
         // waited for before each letter's data).
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let relaxed = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        self.written(relaxed.map_err(Into::into))?;
         let result = self.turn_inner(turn, transport, now);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
         let ids = self.written(result)?;
+        self.written(restored.map_err(Into::into))?;
         if forced {
             let result = self.force_log();
             self.written(result)?;
