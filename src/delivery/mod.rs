@@ -223,7 +223,6 @@ pub(crate) fn execute(
         next_slot: Instant::now(),
         open: 0,
         flowing: false,
-        ending: false,
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
@@ -250,9 +249,9 @@ pub(crate) fn execute(
                 Event::Done(done) => Some(*done),
             })
             .collect();
-        // The run is over: a letter that failed for now here stays failed-temporary.
-        run.ending = true;
-        (result, run.turn(drained, Vec::new(), Vec::new(), None))
+        // The run is over: nothing is tried again, a letter that failed for now here stays
+        // failed-temporary.
+        (result, run.turn(drained, Vec::new(), Vec::new(), &[], None))
     });
     match result.err().or(tail.err()) {
         None => Ok(run.summary),
@@ -342,8 +341,6 @@ struct Run<'a> {
     open: usize,
     /// Whether the last letter that came back was delivered: letters are going through.
     flowing: bool,
-    /// Whether the run is over and only what comes back from the connections is recorded.
-    ending: bool,
 }
 
 /// Why a run refuses to go on when the recipients file no longer matches the plan.
@@ -440,10 +437,10 @@ impl Run<'_> {
                 batch.clear();
             }
             let handed = !batch.is_empty();
-            if let Err(e) = self.turn(finished, gates, batch, Some(jobs)) {
+            if let Err(e) = self.turn(finished, gates, batch, &scheduled, Some(jobs)) {
                 // Their failure is not recorded: they are not waiting for a retry either.
                 self.retries
-                    .retain(|Reverse(r)| !scheduled.contains(&r.letter.key));
+                    .retain(|Reverse(r)| !scheduled.iter().any(|(k, _)| *k == r.letter.key));
                 return Err(e);
             }
             if let Some(e) = unreadable {
@@ -501,6 +498,7 @@ impl Run<'_> {
         finished: Vec<(Job, Done)>,
         gates: Vec<Waiting>,
         batch: Vec<(Letter, State, u32)>,
+        retrying: &[(String, Duration)],
         jobs: Option<&Sender<Job>>,
     ) -> Result<()> {
         if finished.is_empty() && gates.is_empty() && batch.is_empty() {
@@ -577,7 +575,7 @@ impl Run<'_> {
         }
         self.open -= finished.len().min(self.open);
         self.open += ids.len();
-        self.report(finished);
+        self.report(finished, retrying);
         for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
             let jobs = jobs.context("the sending threads stopped unexpectedly")?;
             self.in_flight += 1;
@@ -599,17 +597,16 @@ impl Run<'_> {
         };
         let again = outcome.parts().0 == State::FailedTemporary
             && job.tries <= self.pace.retries
-            && self.summary.stopped.is_none()
-            && !self.ending;
+            && self.summary.stopped.is_none();
         again.then(|| self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1))
     }
 
-    /// Puts the letters to try again in the queue of retries; returns their keys.
-    fn schedule_retries(&mut self, finished: &[(Job, Done)]) -> Vec<String> {
+    /// Puts the letters to try again in the queue of retries; returns their keys and waits.
+    fn schedule_retries(&mut self, finished: &[(Job, Done)]) -> Vec<(String, Duration)> {
         let mut keys = Vec::new();
         for (job, done) in finished {
             if let Some(wait) = self.retry_wait(job, done) {
-                keys.push(job.letter.key.clone());
+                keys.push((job.letter.key.clone(), wait));
                 self.retries.push(Reverse(Retry {
                     due: Instant::now() + wait,
                     letter: job.letter.clone(),
@@ -621,10 +618,14 @@ impl Run<'_> {
         keys
     }
 
-    /// Reports recorded outcomes (the retries are already scheduled, `schedule_retries`).
-    fn report(&mut self, finished: Vec<(Job, Done)>) {
+    /// Reports recorded outcomes; `retrying` are the letters `schedule_retries` queued again.
+    fn report(&mut self, finished: Vec<(Job, Done)>, retrying: &[(String, Duration)]) {
         for (job, done) in finished {
-            if let (Some(wait), Done::Handed(outcome)) = (self.retry_wait(&job, &done), &done) {
+            let wait = retrying
+                .iter()
+                .find(|(key, _)| *key == job.letter.key)
+                .map(|(_, wait)| *wait);
+            if let (Some(wait), Done::Handed(outcome)) = (wait, &done) {
                 self.flowing = false;
                 self.observer
                     .retrying(&job.letter, job.tries, wait, outcome.parts().2);
