@@ -20,11 +20,16 @@ pub(crate) fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()
     write_partial(path, bytes, sync, true)
 }
 
-/// `write`, making a missing folder only when `make_folder`.
-fn write_partial(path: &Path, bytes: &[u8], sync: bool, make_folder: bool) -> std::io::Result<()> {
+/// Where a file is written before it takes its name: `<name>.partial` beside it.
+fn partial(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
+    PathBuf::from(tmp)
+}
+
+/// `write`, making a missing folder only when `make_folder`.
+fn write_partial(path: &Path, bytes: &[u8], sync: bool, make_folder: bool) -> std::io::Result<()> {
+    let tmp = partial(path);
     let result = (|| {
         // The folder is made only when it is missing: no look before each file.
         let mut f = match std::fs::File::create(&tmp) {
@@ -169,11 +174,6 @@ mod unnamed {
 /// `.partial` file, synced, and only when every one is complete are they renamed into place. On
 /// an error the partial files are removed and the earlier files stay as they were.
 pub(crate) fn write_all_or_none(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
-    let partial = |path: &Path| {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        PathBuf::from(tmp)
-    };
     let result = (|| {
         for (path, bytes) in files {
             let dir = path.parent().unwrap_or(Path::new("."));
