@@ -144,6 +144,21 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# Files the runs are done with are moved aside into $WORK/retired, and deleted only when every
+# run is over. On a file system that avoids reusing recently freed inodes (ext4 without a
+# journal scans past them for minutes after a delete), deleting thousands of files would
+# otherwise slow down every later run that creates files: charging one run's clean-up to the
+# next.
+RETIRED=0
+retire() { # retire PATH...: out of the way, not deleted (see above)
+    local p
+    for p in "$@"; do
+        [ -e "$p" ] || continue
+        RETIRED=$((RETIRED + 1))
+        mkdir -p "$WORK/retired/$RETIRED"
+        mv "$p" "$WORK/retired/$RETIRED/"
+    done
+}
 trap 'FAILED=1; exit 130' INT TERM
 
 short_rev() { git -C "$REPO" rev-parse --short=12 "$1" 2>/dev/null || echo "?"; }
@@ -309,7 +324,7 @@ LETTER_BYTES=$(python3 -c '
 import pathlib, sys
 s = [p.stat().st_size for p in pathlib.Path(sys.argv[1]).glob("*.eml")]
 print(round(sum(s) / len(s)))' "$WORK/probe/preview")
-rm -rf "$WORK/probe"
+retire "$WORK/probe"
 
 # --- the runs ----------------------------------------------------------------------------------
 MM_SEND_RATE="" # letters/s at the largest measured N, for estimates above the caps
@@ -343,8 +358,7 @@ for N in $NS; do
         note="$files .eml files written"
         record "$N" rb-preview "$M_STATUS" "$M_WALL" "$M_RSS" "$M_RC" "" "" "" "$note"
         judge
-        # The preview's files stay until every run for this N is done: deleting 2N files right
-        # before the next measured run would charge the file system's clean-up to that run.
+        # The preview's files stay until the whole benchmark is done (see `retire`).
 
         # rundbrev send over SMTP into the sink, the ledger on (beside config.toml, as usual).
         start_sink "rb-send-$N"
@@ -362,7 +376,7 @@ for N in $NS; do
         judge
         [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
         [ "$ledger" = "$N" ] || SINK_BAD=1
-        rm -rf "$C"/*.ledger.sqlite* "$C/archive"
+        retire "$C"/*.ledger.sqlite* "$C/archive"
 
         # The same send with the archive off ([archive] enabled = false): what the archive costs.
         if [ "$NOARCHIVE" = 1 ]; then
@@ -381,7 +395,7 @@ for N in $NS; do
             judge
             [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
             [ "$ledger" = "$N" ] || SINK_BAD=1
-            rm -rf "$C"/*.ledger.sqlite* "$C/archive"
+            retire "$C"/*.ledger.sqlite* "$C/archive"
         else
             record "$N" rb-send-noarchive skipped "" "" "" "" "" "" "this rundbrev has no [archive] enabled switch"
         fi
@@ -426,7 +440,7 @@ for N in $NS; do
         judge
         [ "$SINK_MSGS" = "$N" ] || SINK_BAD=1
     done
-    [ "$KEEP" = 1 ] || rm -rf "$C"
+    [ "$KEEP" = 1 ] || retire "$C"
 done
 
 # Check only, at the largest counts: preview and send would write or send a million letters.
@@ -443,7 +457,7 @@ for N in $CHECK_NS; do
         record "$N" mm-dry est "$(python3 -c "print(f'{$N / $MM_DRY_RATE:.1f}')")" "" "" "" "" "" \
             "not run at this N: time estimated from the largest measured N's rate"
     fi
-    [ "$KEEP" = 1 ] || rm -rf "$C"
+    [ "$KEEP" = 1 ] || retire "$C"
 done
 
 # --- the report --------------------------------------------------------------------------------
@@ -457,6 +471,7 @@ notes=(
     "mailmerge gets the same letter: templates/rundbrev.md as a Jinja2 template with \`CONTENT-TYPE: text/markdown\`, so it also sends text + HTML; its database is the same CSV plus an akt_id column. It prints every message: its stdout goes to /dev/null."
     "smtp-source sends messages of the letter's average size (-l $LETTER_BYTES: the average .eml of rundbrev preview) over reused connections (-d)."
     "All programs and the sink share the machine's $(nproc) cores; the runs are one after another, once each (no repetitions)."
+    "No files are deleted between runs: what a run leaves is moved aside and deleted after the last run, so that no run pays for an earlier run's clean-up (ext4 without a journal, as here, passes over inodes freed in the last few minutes each time it creates a file). Files deleted on the machine shortly before the benchmark still slow the first runs that write files."
 )
 [ "$CONFIG" = config.toml ] || notes+=("This rundbrev rejects the \`connections\` key: it was run without it, i.e. with one SMTP connection.")
 {
