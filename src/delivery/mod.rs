@@ -29,6 +29,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
@@ -164,6 +165,13 @@ enum Done {
     Handed(Outcome),
     /// The transport refused to go on; this letter was not handed over.
     Stopped(Stop),
+    /// rundbrev failed while handing this letter over (`Stop::Internal`); the run stops. Once its
+    /// data had started it may have arrived and is recorded `unknown`; before, it was not handed
+    /// over.
+    Crashed {
+        stop: Stop,
+        data_started: bool,
+    },
     /// The run was stopping; this letter was not handed over.
     Skipped,
 }
@@ -264,11 +272,13 @@ pub(crate) fn execute(
 
 fn work(
     p: &Prepared,
-    mut transport: Box<dyn Transport + Send>,
+    transport: Box<dyn Transport + Send>,
     jobs: &Mutex<Receiver<Job>>,
     events: &Sender<Event>,
     halt: &AtomicBool,
 ) {
+    // `None` once a fault in rundbrev broke this connection's work: it is not used again.
+    let mut transport = Some(transport);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -277,51 +287,92 @@ fn work(
             },
             Err(_) => break,
         };
-        let result = if halt.load(Ordering::SeqCst) {
-            Done::Skipped
-        } else {
-            match p.compose(&job.letter, clock::now()) {
-                Err(error) => {
+        let result = match transport.as_mut() {
+            Some(t) if !halt.load(Ordering::SeqCst) => {
+                // A fault in rundbrev (a panic in composing, TLS or the transport) must not leave
+                // the coordinator waiting for this letter for ever: it comes back as `Crashed`,
+                // the run stops, and this connection, in a state nobody knows, is given up.
+                let mut data_started = false;
+                let handed = panic::catch_unwind(AssertUnwindSafe(|| {
+                    hand_over(p, &job, t.as_mut(), events, halt, &mut data_started)
+                }));
+                handed.unwrap_or_else(|payload| {
                     halt.store(true, Ordering::SeqCst);
-                    Done::Stopped(Stop::Unbuildable {
-                        key: job.letter.key.clone(),
-                        error,
-                    })
-                }
-                Ok((_, composed)) => {
-                    // The coordinator answers once the data mark is on disk.
-                    let mut gate_closed = false;
-                    let mut gate = || {
-                        // A channel of its own: if the coordinator drops the question, the
-                        // answer is "no" rather than a wait for ever.
-                        let (answer_tx, answer_rx) = mpsc::sync_channel::<Result<(), Stop>>(1);
-                        let asked = events.send(Event::Gate(job.attempt, answer_tx));
-                        let answer = match asked {
-                            Ok(()) => answer_rx.recv().unwrap_or(Err(Stop::Interrupted)),
-                            Err(_) => Err(Stop::Interrupted),
-                        };
-                        gate_closed = answer.is_err();
-                        answer
+                    let broken = transport.take();
+                    // Even dropping it could fail the same way.
+                    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(broken)));
+                    let stop = Stop::Internal {
+                        what: panic_text(payload.as_ref()),
                     };
-                    let sent =
-                        transport.send_through(&composed, &p.file_stem(&job.letter), &mut gate);
-                    match sent {
-                        Ok(outcome) => Done::Handed(outcome),
-                        // Held back at the gate: not handed over, and no reason of its own.
-                        Err(_) if gate_closed => Done::Skipped,
-                        Err(stop) => {
-                            halt.store(true, Ordering::SeqCst);
-                            Done::Stopped(stop)
-                        }
-                    }
-                }
+                    Done::Crashed { stop, data_started }
+                })
             }
+            _ => Done::Skipped,
         };
         if events.send(Event::Done(Box::new((job, result)))).is_err() {
             break;
         }
     }
-    transport.close();
+    if let Some(mut t) = transport {
+        t.close();
+    }
+}
+
+/// Composes one letter (dated now) and hands it to the transport, through the gate.
+/// `data_started` is set once the gate has opened: from then on the letter may arrive.
+fn hand_over(
+    p: &Prepared,
+    job: &Job,
+    transport: &mut (dyn Transport + Send),
+    events: &Sender<Event>,
+    halt: &AtomicBool,
+    data_started: &mut bool,
+) -> Done {
+    let composed = match p.compose(&job.letter, clock::now()) {
+        Ok((_, composed)) => composed,
+        Err(error) => {
+            halt.store(true, Ordering::SeqCst);
+            return Done::Stopped(Stop::Unbuildable {
+                key: job.letter.key.clone(),
+                error,
+            });
+        }
+    };
+    // The coordinator answers once the data mark is on disk.
+    let mut gate_closed = false;
+    let mut gate = || {
+        // A channel of its own: if the coordinator drops the question, the answer is "no"
+        // rather than a wait for ever.
+        let (answer_tx, answer_rx) = mpsc::sync_channel::<Result<(), Stop>>(1);
+        let asked = events.send(Event::Gate(job.attempt, answer_tx));
+        let answer = match asked {
+            Ok(()) => answer_rx.recv().unwrap_or(Err(Stop::Interrupted)),
+            Err(_) => Err(Stop::Interrupted),
+        };
+        gate_closed = answer.is_err();
+        *data_started = answer.is_ok();
+        answer
+    };
+    let sent = transport.send_through(&composed, &p.file_stem(&job.letter), &mut gate);
+    match sent {
+        Ok(outcome) => Done::Handed(outcome),
+        // Held back at the gate: not handed over, and no reason of its own.
+        Err(_) if gate_closed => Done::Skipped,
+        Err(stop) => {
+            halt.store(true, Ordering::SeqCst);
+            Done::Stopped(stop)
+        }
+    }
+}
+
+/// What a panic said, in one line.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    crate::sanitize::printable(text.lines().next().unwrap_or_default())
 }
 
 struct Run<'a> {
@@ -382,7 +433,7 @@ impl Run<'_> {
             // over, and before any gate opens.
             if self.summary.stopped.is_none() {
                 self.summary.stopped = finished.iter().find_map(|(_, done)| match done {
-                    Done::Stopped(stop) => Some(stop.clone()),
+                    Done::Stopped(stop) | Done::Crashed { stop, .. } => Some(stop.clone()),
                     _ => None,
                 });
             }
@@ -514,7 +565,14 @@ impl Run<'_> {
         };
         let mut finishes = Vec::new();
         let mut abandoned = Vec::new();
-        for (job, done) in &finished {
+        let crash_replies: Vec<String> = finished
+            .iter()
+            .map(|(_, done)| match done {
+                Done::Crashed { stop, .. } => stop.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        for ((job, done), crash_reply) in finished.iter().zip(&crash_replies) {
             match done {
                 Done::Handed(outcome) => {
                     let (state, code, reply) = outcome.parts();
@@ -526,7 +584,16 @@ impl Run<'_> {
                         reply,
                     });
                 }
-                Done::Stopped(_) | Done::Skipped => {
+                Done::Crashed {
+                    data_started: true, ..
+                } => finishes.push(Finish {
+                    attempt: job.attempt,
+                    key: &job.letter.key,
+                    state: State::Unknown,
+                    code: None,
+                    reply: crash_reply,
+                }),
+                Done::Stopped(_) | Done::Crashed { .. } | Done::Skipped => {
                     // Not handed over: back to where it was before this try.
                     let before = if job.tries > 1 {
                         State::FailedTemporary
@@ -644,7 +711,26 @@ impl Run<'_> {
                         _ => self.summary.unknown += 1,
                     }
                 }
-                Done::Stopped(stop) => {
+                Done::Crashed {
+                    stop,
+                    data_started: true,
+                } => {
+                    self.flowing = false;
+                    self.reported += 1;
+                    let reply = stop.to_string();
+                    self.observer.letter_done(
+                        self.reported,
+                        self.total,
+                        &job.letter,
+                        State::Unknown,
+                        &reply,
+                    );
+                    self.summary.unknown += 1;
+                    if self.summary.stopped.is_none() {
+                        self.summary.stopped = Some(stop);
+                    }
+                }
+                Done::Stopped(stop) | Done::Crashed { stop, .. } => {
                     self.flowing = false;
                     self.count_unsent(&job);
                     if self.summary.stopped.is_none() {

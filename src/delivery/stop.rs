@@ -3,8 +3,8 @@
 //! A transport returns a `Stop` instead of an outcome when the letter in hand was not handed over
 //! and no later letter could be either (TLS or login refused, the connection broken again and
 //! again, the outbox or the archive unwritable); the send loop adds its own reasons (Ctrl-C, a
-//! letter that cannot be built, a ledger that cannot be written). The `Display` is the reason in a clerk's words, as the summary
-//! shows it after "The run stopped: ". A new reason is one more variant and one more arm below.
+//! letter that cannot be built, a ledger that cannot be written, a fault in rundbrev itself). The
+//! `Display` is the reason in a clerk's words, as the summary shows it after "The run stopped: ". A new reason is one more variant and one more arm below.
 //! This module decides and prints nothing.
 
 use std::fmt;
@@ -34,6 +34,8 @@ pub(crate) enum Stop {
     /// The ledger could not be written (a full disk): nothing more was handed over, and a letter
     /// whose outcome could not be recorded stays `sending`.
     LedgerUnwritable(LedgerWriteError),
+    /// rundbrev itself failed (a fault in its code) while handing a letter over.
+    Internal { what: String },
 }
 
 impl Stop {
@@ -68,6 +70,10 @@ impl fmt::Display for Stop {
                 write!(f, "cannot build the letter for {key}: {error}")
             }
             Stop::LedgerUnwritable(e) => e.fmt(f),
+            Stop::Internal { what } => write!(
+                f,
+                "rundbrev failed unexpectedly while handing a letter over ({what}); this is a fault in rundbrev, please report it"
+            ),
         }
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::campaign::plan::{Mode, Planner, Selection};
+use crate::delivery::transport::Gate;
 use crate::letter::compose::Composed;
 use crate::record::ledger::Listed;
 use crate::smtp::Failure;
@@ -78,6 +79,10 @@ enum Step {
     CtrlCAfter(usize),
     /// Accepts once Ctrl-C has been pressed.
     AcceptAfterCtrlC,
+    /// rundbrev itself fails (panics) once the letter's data has started.
+    Panic,
+    /// rundbrev itself fails (panics) before the letter's gate.
+    PanicBeforeGate,
 }
 
 /// One hand-over as the transport saw it.
@@ -167,6 +172,29 @@ impl Transport for Scripted {
         "smtp"
     }
 
+    fn send_through(
+        &mut self,
+        message: &Composed,
+        name: &str,
+        gate: &mut Gate<'_>,
+    ) -> Result<Outcome, Stop> {
+        let before_gate = self
+            .script
+            .steps
+            .lock()
+            .unwrap()
+            .get_mut(&message.envelope_to[0])
+            .and_then(|steps| {
+                matches!(steps.front(), Some(Step::PanicBeforeGate)).then(|| steps.pop_front())
+            })
+            .is_some();
+        if before_gate {
+            panic!("a scripted fault before the gate");
+        }
+        gate()?;
+        self.send(message, name)
+    }
+
     fn send(&mut self, message: &Composed, _name: &str) -> Result<Outcome, Stop> {
         let start = Instant::now();
         let address = message.envelope_to[0].clone();
@@ -224,6 +252,7 @@ impl Transport for Scripted {
                 reply: "the connection broke after the end of the message".into(),
             }),
             Step::Refuse => Err(refused()),
+            Step::Panic | Step::PanicBeforeGate => panic!("a scripted fault"),
             Step::Accept | Step::AcceptAfter(_) | Step::CtrlCAfter(_) | Step::AcceptAfterCtrlC => {
                 Ok(Outcome::Delivered {
                     code: Some(250),
@@ -652,6 +681,60 @@ fn a_slow_reply_does_not_hold_up_the_other_connection() {
     );
     assert!((0..5).all(|i| ran.state(i) == State::Delivered));
     assert_eq!(ran.summary.delivered, 5);
+}
+
+#[test]
+fn a_fault_in_rundbrev_after_the_data_started_stops_the_run_and_leaves_the_letter_unknown() {
+    let _serial = serial();
+    let c = campaign(5);
+    let script = Script::new(c.ledger.clone(), &[(2, &[Step::Panic])]);
+    // Before, the coordinator waited for ever for the letter whose thread had panicked.
+    let ran = run(&c, 1, &script, plain());
+    assert!(
+        matches!(&ran.summary.stopped, Some(Stop::Internal { what }) if what == "a scripted fault"),
+        "{:?}",
+        ran.summary.stopped
+    );
+    assert_eq!(
+        (ran.summary.delivered, ran.summary.unknown, ran.summary.left),
+        (2, 1, 2)
+    );
+    assert_eq!(
+        (ran.state(2), ran.attempts(2)),
+        (State::Unknown, 1),
+        "its data had started: it may have arrived, so it is never pending again"
+    );
+    for i in 3..5 {
+        assert_eq!((ran.state(i), ran.attempts(i)), (State::Pending, 0));
+    }
+    assert!(ran
+        .watcher
+        .done
+        .contains(&(key(2), State::Unknown, State::Unknown)));
+}
+
+#[test]
+fn a_fault_in_rundbrev_before_the_gate_stops_the_run_and_leaves_the_letter_pending() {
+    let _serial = serial();
+    let c = campaign(6);
+    let script = Script::new(c.ledger.clone(), &[(2, &[Step::PanicBeforeGate])]);
+    let ran = run(&c, 3, &script, plain());
+    assert!(matches!(ran.summary.stopped, Some(Stop::Internal { .. })));
+    assert_eq!(
+        (ran.state(2), ran.attempts(2)),
+        (State::Pending, 0),
+        "nothing of it left rundbrev"
+    );
+    assert_eq!(ran.summary.unknown, 0);
+    assert!(!script.log().started.contains(&address(2)));
+    // Every letter is delivered or untouched: none is left `sending`.
+    for i in 0..6 {
+        assert!(
+            matches!(ran.state(i), State::Delivered | State::Pending),
+            "letter {i}: {:?}",
+            ran.state(i)
+        );
+    }
 }
 
 #[test]
