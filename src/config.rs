@@ -103,7 +103,8 @@ pub(crate) enum Transport {
 }
 
 /// How the connection is protected, and how to log in: the SMTP client's own terms.
-pub(crate) use crate::smtp::{Fingerprint, Mechanism, Security};
+pub(crate) use crate::smtp::{Mechanism, Security};
+pub(crate) use crate::trust::Fingerprint;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Smtp {

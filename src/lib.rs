@@ -22,9 +22,11 @@
 //!
 //! Beneath them all: `config` (the campaign file), `problem` (input errors with their place),
 //! `clock` (the one place the time is read), `secret` (passwords for the mail servers), `sanitize`
-//! (the one place outside text is made safe to show), `digest`, `whole_file` and `net` (a TCP
-//! connection with a time limit). Arrows only
-//! point down: nothing imports a folder above it, and nothing below `cli/` prints.
+//! (the one place outside text is made safe to show), `digest`, `whole_file`, `net` (a TCP
+//! connection with a time limit) and `trust` (which server certificates the SMTP and IMAP clients
+//! trust, and a certificate in words). Arrows only point down: nothing imports a folder above it,
+//! `smtp/` and `imap/` do not import each other (what they share is in `net` and `trust`), and
+//! nothing below `cli/` prints.
 
 pub mod cli;
 
@@ -42,4 +44,5 @@ pub(crate) mod record;
 pub(crate) mod sanitize;
 pub(crate) mod secret;
 pub(crate) mod smtp;
+pub(crate) mod trust;
 pub(crate) mod whole_file;

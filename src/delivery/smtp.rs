@@ -53,7 +53,7 @@ pub(crate) fn settings(s: &Smtp) -> Result<Settings> {
         host: s.host.clone(),
         port: s.port,
         security: s.security,
-        trust: smtp::Trust {
+        trust: crate::trust::Trust {
             ca_file: s.ca_file.clone(),
             pins: s.tls_pins.clone(),
             skip_host_name_check: !s.tls_check_host_name,

@@ -42,8 +42,7 @@ use lettre::transport::smtp::Error as SmtpError;
 use lettre::Address;
 use tokio::net::TcpStream;
 
-mod trust;
-pub(crate) use trust::{CertificateInfo, Fingerprint, Trust};
+use crate::trust::{self, CertificateInfo, Trust};
 
 use self::dsn::{DsnRequest, Extensions};
 use self::reply::*;

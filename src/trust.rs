@@ -1,4 +1,5 @@
-//! Which server certificates the SMTP client trusts, and a certificate described in words.
+//! Which server certificates the mail clients (SMTP and IMAP) trust, and a certificate described
+//! in words.
 //!
 //! A certificate is trusted when it chains to a system root or to a certificate in `ca_file`;
 //! when it is byte for byte a certificate listed in `ca_file` (a relay's own self-signed
@@ -8,6 +9,9 @@
 //! certificate's key, the certificate must be within its validity period, and the host name is
 //! checked unless the user turned that off for a pinned certificate. Every refusal is put into
 //! words that name the certificate's issuer, names, dates or fingerprint.
+//!
+//! Shared by `smtp` and `imap`, and imports neither: each client passes in what the user set
+//! (`Trust`). It speaks no protocol and opens no connection.
 //!
 //! It must not: accept a certificate when any of those checks fails, read the clock (rustls
 //! passes the time in), or print anything.
@@ -200,10 +204,10 @@ pub(crate) struct Trust {
 /// The certificate the server showed in the last handshake, kept for error messages and
 /// `check-smtp`.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Seen(Arc<Mutex<Option<CertificateDer<'static>>>>);
+pub(crate) struct Seen(Arc<Mutex<Option<CertificateDer<'static>>>>);
 
 impl Seen {
-    pub(super) fn certificate(&self) -> Option<CertificateInfo> {
+    pub(crate) fn certificate(&self) -> Option<CertificateInfo> {
         let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
         guard
             .as_ref()
@@ -261,7 +265,7 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Stri
 
 /// A rustls client configuration that trusts as described in the module comment, and the slot
 /// where it keeps the certificate the server shows.
-pub(super) fn client_config(trust: &Trust) -> Result<(Arc<ClientConfig>, Seen), String> {
+pub(crate) fn client_config(trust: &Trust) -> Result<(Arc<ClientConfig>, Seen), String> {
     let own = match &trust.ca_file {
         Some(path) => read_pem(path)?,
         None => Vec::new(),
@@ -420,7 +424,7 @@ impl ServerCertVerifier for Verifier {
 
 /// A rustls error in plain words. `seen` is the certificate the server showed, `host` the
 /// name it was checked against, `trust` what was trusted.
-pub(super) fn describe(
+pub(crate) fn describe(
     error: &rustls::Error,
     seen: Option<&CertificateInfo>,
     host: &str,
