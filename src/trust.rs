@@ -2,7 +2,7 @@
 //! in words.
 //!
 //! A certificate is trusted when it chains to a system root or to a certificate in `ca_file`;
-//! when it is byte for byte a certificate listed in `ca_file` (a relay's own self-signed
+//! when it is byte for byte a certificate listed in `ca_file` (a server's own self-signed
 //! certificate, which TLS libraries refuse as a server certificate when it is marked CA:TRUE);
 //! or, when `tls_pin_sha256` is set, only when its SHA-256 (of the whole certificate or of its
 //! public key) is pinned. In every case the server must prove in the handshake that it holds the
@@ -11,7 +11,8 @@
 //! words that name the certificate's issuer, names, dates or fingerprint.
 //!
 //! Shared by `smtp` and `imap`, and imports neither: each client passes in what the user set
-//! (`Trust`). It speaks no protocol and opens no connection.
+//! (`Trust`) and where it is set (`Hints`, for the words of a refusal). It speaks no protocol and
+//! opens no connection.
 //!
 //! It must not: accept a certificate when any of those checks fails, read the clock (rustls
 //! passes the time in), or print anything.
@@ -158,7 +159,7 @@ impl CertificateInfo {
         }
     }
 
-    /// Lines for `check-smtp`, each "label: value".
+    /// Lines to show the certificate (as `check-smtp` does), each "label: value".
     pub(crate) fn lines(&self) -> Vec<String> {
         let mut kind = Vec::new();
         if self.self_signed {
@@ -201,8 +202,8 @@ pub(crate) struct Trust {
     pub skip_host_name_check: bool,
 }
 
-/// The certificate the server showed in the last handshake, kept for error messages and
-/// `check-smtp`.
+/// The certificate the server showed in the last handshake, kept for error messages and for
+/// showing it (`check-smtp`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Seen(Arc<Mutex<Option<CertificateDer<'static>>>>);
 
@@ -213,6 +214,18 @@ impl Seen {
             .as_ref()
             .and_then(|der| CertificateInfo::from_der(der))
     }
+}
+
+/// Where a client's trust is set, for the hints in a refusal: each client names its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hints {
+    /// The config section that holds `host`, `ca_file` and `tls_pin_sha256`:
+    /// "[transport.smtp]".
+    pub section: &'static str,
+    /// What the server is to the user, as in "your relay's own certificate": "relay".
+    pub server: &'static str,
+    /// A command that shows the server's certificate, if there is one: "rundbrev check-smtp".
+    pub shows_certificate: Option<&'static str>,
 }
 
 /// Why our verifier refused a certificate, where rustls has no words of its own.
@@ -423,12 +436,13 @@ impl ServerCertVerifier for Verifier {
 }
 
 /// A rustls error in plain words. `seen` is the certificate the server showed, `host` the
-/// name it was checked against, `trust` what was trusted.
+/// name it was checked against, `trust` what was trusted, `hints` where the user sets it.
 pub(crate) fn describe(
     error: &rustls::Error,
     seen: Option<&CertificateInfo>,
     host: &str,
     trust: &Trust,
+    hints: &Hints,
 ) -> String {
     use CertificateError as C;
     let trusted_by = match &trust.ca_file {
@@ -440,12 +454,17 @@ pub(crate) fn describe(
         |c| format!("\"{}\"", c.issuer),
     );
     let sha = seen.map_or_else(String::new, |c| c.sha256.clone());
+    let Hints {
+        section,
+        server,
+        shows_certificate,
+    } = hints;
     let pin_hint = |what: &str| {
-        if sha.is_empty() {
-            format!("{what} run rundbrev check-smtp to see the certificate's SHA-256 fingerprint and pin it with tls_pin_sha256 in [transport.smtp]")
-        } else {
-            format!("{what} confirm its SHA-256 fingerprint {sha} with IT and pin it in [transport.smtp]: tls_pin_sha256 = \"{sha}\"")
-        }
+        match (sha.is_empty(), shows_certificate) {
+        (true, Some(command)) => format!("{what} run {command} to see the certificate's SHA-256 fingerprint and pin it with tls_pin_sha256 in {section}"),
+        (true, None) => format!("{what} ask IT for its SHA-256 fingerprint and pin it with tls_pin_sha256 in {section}"),
+        (false, _) => format!("{what} confirm its SHA-256 fingerprint {sha} with IT and pin it in {section}: tls_pin_sha256 = \"{sha}\""),
+    }
     };
     let rustls::Error::InvalidCertificate(problem) = error else {
         return match error {
@@ -467,14 +486,14 @@ pub(crate) fn describe(
             Some(Refusal::NotPinned) => {
                 let pins: Vec<String> = trust.pins.iter().map(Fingerprint::to_string).collect();
                 format!(
-                    "the server's certificate is not the pinned one: tls_pin_sha256 is {}, but the server showed a certificate with SHA-256 {sha} (its key's SHA-256 is {}); if the relay's certificate was renewed, confirm the new fingerprint with IT and update tls_pin_sha256",
+                    "the server's certificate is not the pinned one: tls_pin_sha256 is {}, but the server showed a certificate with SHA-256 {sha} (its key's SHA-256 is {}); if the {server}'s certificate was renewed, confirm the new fingerprint with IT and update tls_pin_sha256 in {section}",
                     pins.join(" or "),
                     seen.map_or("unknown", |c| c.key_sha256.as_str()),
                 )
             }
             Some(Refusal::CaAsServerCertificate) => format!(
                 "the server's certificate is a CA certificate (marked CA:TRUE, as `openssl req -x509` makes them by default), which TLS does not accept as a server's own certificate; {}",
-                pin_hint("if this is your relay's own certificate,")
+                pin_hint(&format!("if this is your {server}'s own certificate,"))
             ),
             None => "the server's certificate could not be verified (it has an unusual form that TLS cannot check)".to_owned(),
         },
@@ -486,15 +505,20 @@ pub(crate) fn describe(
             };
             format!(
                 "the server's certificate is not trusted: {how} {trusted_by}; set ca_file to the PEM file of the CA that issued it, or {}",
-                pin_hint("if it is your relay's own certificate,")
+                pin_hint(&format!("if it is your {server}'s own certificate,"))
             )
         }
         C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-            "the server's certificate is not valid for the name \"{host}\": it is made for {}; set host to one of those names",
-            seen.map_or_else(|| "other names".to_owned(), CertificateInfo::names_text)
+            "the server's certificate is not valid for the name \"{host}\": it is made for {}; set host in {section} to one of those names{}",
+            seen.map_or_else(|| "other names".to_owned(), CertificateInfo::names_text),
+            if trust.pins.is_empty() {
+                ""
+            } else {
+                " (or, as the certificate is pinned, turn the name check off there with tls_check_host_name = false)"
+            }
         ),
         C::Expired | C::ExpiredContext { .. } => match seen {
-            Some(c) => format!("the server's certificate expired on {}; the relay needs a new certificate", c.not_after),
+            Some(c) => format!("the server's certificate expired on {}; the {server} needs a new certificate", c.not_after),
             None => "the server's certificate has expired".to_owned(),
         },
         C::NotValidYet | C::NotValidYetContext { .. } => match seen {
@@ -530,6 +554,76 @@ mod tests {
         assert!(Fingerprint::parse(&format!("{}zz", "ab".repeat(31)))
             .unwrap_err()
             .contains("\"z\" is not a hex digit"));
+    }
+
+    const MAILBOX: Hints = Hints {
+        section: "[receipts.imap]",
+        server: "mail server",
+        shows_certificate: None,
+    };
+
+    #[test]
+    fn a_refusal_names_the_section_and_server_it_is_given() {
+        let made = rcgen::generate_simple_self_signed(vec!["imap.uim.test".to_owned()]).unwrap();
+        let seen = CertificateInfo::from_der(made.cert.der()).unwrap();
+        let pin = Fingerprint::parse(&"ab".repeat(32)).unwrap();
+        let pinned = Trust {
+            pins: vec![pin],
+            ..Trust::default()
+        };
+
+        let text = describe(
+            &refuse(Refusal::NotPinned),
+            Some(&seen),
+            "imap.uim.test",
+            &pinned,
+            &MAILBOX,
+        );
+        assert!(
+            text.starts_with(&format!("the server's certificate is not the pinned one: tls_pin_sha256 is {pin}, but the server showed a certificate with SHA-256 {}", seen.sha256)),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("if the mail server's certificate was renewed, confirm the new fingerprint with IT and update tls_pin_sha256 in [receipts.imap]"),
+            "{text}"
+        );
+
+        let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        let text = describe(
+            &unknown,
+            Some(&seen),
+            "imap.uim.test",
+            &Trust::default(),
+            &MAILBOX,
+        );
+        assert!(
+            text.contains(&format!("it is self-signed and not trusted by this computer; set ca_file to the PEM file of the CA that issued it, or if it is your mail server's own certificate, confirm its SHA-256 fingerprint {} with IT and pin it in [receipts.imap]: tls_pin_sha256 = \"{}\"", seen.sha256, seen.sha256)),
+            "{text}"
+        );
+        // Without a certificate to show, and no command that shows one: IT is asked.
+        let text = describe(&unknown, None, "imap.uim.test", &Trust::default(), &MAILBOX);
+        assert!(
+            text.ends_with("ask IT for its SHA-256 fingerprint and pin it with tls_pin_sha256 in [receipts.imap]"),
+            "{text}"
+        );
+
+        let other_name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
+        let text = describe(
+            &other_name,
+            Some(&seen),
+            "127.0.0.1",
+            &Trust::default(),
+            &MAILBOX,
+        );
+        assert_eq!(
+            text,
+            "the server's certificate is not valid for the name \"127.0.0.1\": it is made for imap.uim.test; set host in [receipts.imap] to one of those names"
+        );
+        let text = describe(&other_name, Some(&seen), "127.0.0.1", &pinned, &MAILBOX);
+        assert!(
+            text.ends_with("(or, as the certificate is pinned, turn the name check off there with tls_check_host_name = false)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -808,6 +808,13 @@ async fn authenticate(
     })
 }
 
+/// Where a refused certificate can be trusted: the words of a TLS refusal.
+const TRUST_HINTS: trust::Hints = trust::Hints {
+    section: "[transport.smtp]",
+    server: "relay",
+    shows_certificate: Some("rundbrev check-smtp"),
+};
+
 /// The TLS handshake on `socket` for `settings.host`, with the certificate checked as
 /// `settings.trust` says.
 async fn handshake(
@@ -841,6 +848,7 @@ fn describe_tls_error(error: &io::Error, seen: &trust::Seen, settings: &Settings
             seen.certificate().as_ref(),
             &settings.host,
             &settings.trust,
+            &TRUST_HINTS,
         ),
         None => format!("the TLS handshake failed: {error}"),
     }
