@@ -145,14 +145,7 @@ pub(crate) struct Smtp {
 impl Smtp {
     /// Things about the TLS settings the operator should hear about before sending.
     pub(crate) fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.tls_check_host_name {
-            out.push(format!(
-                "the server's host name is not checked against its certificate (tls_check_host_name = false); only the pinned certificate is trusted, so keep its private key on {} only",
-                self.host
-            ));
-        }
-        out
+        tls_warnings(self.tls_check_host_name, &self.host)
     }
 
     pub(crate) fn security_name(&self) -> &'static str {
@@ -203,6 +196,10 @@ pub(crate) struct Imap {
     /// StartTls or Tls; an IMAP login never goes unencrypted.
     pub security: Security,
     pub ca_file: Option<PathBuf>,
+    /// Only a server certificate with one of these SHA-256 fingerprints is trusted.
+    pub tls_pins: Vec<Fingerprint>,
+    /// False only when the user turned the host name check off (allowed only with a pin).
+    pub tls_check_host_name: bool,
     pub user: String,
     /// The environment variable that holds the password.
     pub password_env: String,
@@ -212,6 +209,24 @@ pub(crate) struct Imap {
     pub folders: Vec<String>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+}
+
+impl Imap {
+    /// Things about the TLS settings the operator should hear about before the mailbox is read.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        tls_warnings(self.tls_check_host_name, &self.host)
+    }
+}
+
+/// What to say about a mail server's TLS settings on every run: the host name check turned off.
+fn tls_warnings(check_host_name: bool, host: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !check_host_name {
+        out.push(format!(
+            "the server's host name is not checked against its certificate (tls_check_host_name = false); only the pinned certificate is trusted, so keep its private key on {host} only"
+        ));
+    }
+    out
 }
 
 // ---- what the TOML file may say -------------------------------------------------------------
@@ -403,6 +418,17 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+impl OneOrMany {
+    /// The strings given, none when the key is left out.
+    fn strings(given: Option<OneOrMany>) -> Vec<String> {
+        match given {
+            None => Vec::new(),
+            Some(OneOrMany::One(text)) => vec![text],
+            Some(OneOrMany::Many(list)) => list,
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -437,6 +463,9 @@ struct RawImap {
     #[serde(default = "default_security")]
     security: String,
     ca_file: Option<PathBuf>,
+    tls_pin_sha256: Option<OneOrMany>,
+    #[serde(default = "default_true")]
+    tls_check_host_name: bool,
     user: String,
     #[serde(default = "default_imap_password_env")]
     password_env: String,
@@ -821,6 +850,13 @@ fn validate_receipts(
         if imap.connect_timeout_secs == 0 || imap.command_timeout_secs == 0 {
             bad("receipts.imap", "timeouts must be at least 1 second".into());
         }
+        let tls_pins = tls_pins(
+            "receipts.imap",
+            &OneOrMany::strings(imap.tls_pin_sha256),
+            imap.tls_check_host_name,
+            "the SHA-256 fingerprint that rundbrev receipts fetch names when it does not trust the server's certificate",
+            bad,
+        );
         Imap {
             port: imap.port.unwrap_or(match security {
                 Security::Tls => 993,
@@ -829,6 +865,8 @@ fn validate_receipts(
             host,
             security,
             ca_file: imap.ca_file.map(|p| base.join(p)),
+            tls_pins,
+            tls_check_host_name: imap.tls_check_host_name,
             user: imap.user,
             password_env: imap.password_env,
             password_command: imap.password_command,
@@ -916,31 +954,18 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
             "must be at least 1 (leave it out for no limit)".into(),
         );
     }
-    let mut tls_pins = Vec::new();
-    let pin_texts = match raw.tls_pin_sha256 {
-        None => Vec::new(),
-        Some(OneOrMany::One(t)) => vec![t],
-        Some(OneOrMany::Many(list)) => list,
-    };
-    for text in &pin_texts {
-        match Fingerprint::parse(text.trim()) {
-            Ok(pin) => tls_pins.push(pin),
-            Err(why) => bad(
-                "transport.smtp.tls_pin_sha256",
-                format!("{why}; copy the SHA-256 line that rundbrev check-smtp prints"),
-            ),
-        }
-    }
+    let pin_texts = OneOrMany::strings(raw.tls_pin_sha256);
+    let tls_pins = tls_pins(
+        "transport.smtp",
+        &pin_texts,
+        raw.tls_check_host_name,
+        "the SHA-256 line that rundbrev check-smtp prints",
+        bad,
+    );
     if !pin_texts.is_empty() && security == Security::None {
         bad(
             "transport.smtp.tls_pin_sha256",
             "is set but security is \"none\": there is no certificate to pin".into(),
-        );
-    }
-    if !raw.tls_check_host_name && pin_texts.is_empty() {
-        bad(
-            "transport.smtp.tls_check_host_name",
-            "can only be turned off together with tls_pin_sha256: without a pin, any trusted certificate for any host would do".into(),
         );
     }
     let mut allow_test_domains = Vec::new();
@@ -987,6 +1012,34 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         connections: raw.connections.clamp(1, 64),
         dsn: None,
     }
+}
+
+/// A mail server's `tls_pin_sha256` (`pin_texts`, one or several) and the rule that
+/// `tls_check_host_name` is turned off only together with a pin, the same for every server:
+/// `section` names the keys in problems ("transport.smtp"), `copy_from` says where the user
+/// finds the fingerprint to copy. The pins that could be read.
+fn tls_pins(
+    section: &str,
+    pin_texts: &[String],
+    check_host_name: bool,
+    copy_from: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> Vec<Fingerprint> {
+    let pin_key = format!("{section}.tls_pin_sha256");
+    let mut pins = Vec::new();
+    for text in pin_texts {
+        match Fingerprint::parse(text.trim()) {
+            Ok(pin) => pins.push(pin),
+            Err(why) => bad(&pin_key, format!("{why}; copy {copy_from}")),
+        }
+    }
+    if !check_host_name && pin_texts.is_empty() {
+        bad(
+            &format!("{section}.tls_check_host_name"),
+            "can only be turned off together with tls_pin_sha256: without a pin, any trusted certificate for any host would do".into(),
+        );
+    }
+    pins
 }
 
 /// True for names and addresses that never leave this machine.
@@ -1232,6 +1285,96 @@ akt_id_first = "0099"
             assert!(shown.contains(key), "{key}: {shown}");
         }
         assert!(!shown.contains("hemmeligt"), "{shown}");
+    }
+
+    const IMAP: &str = "[receipts.imap]\nhost = \"imap.uim.dk\"\nuser = \"rundbrev\"\n";
+
+    /// Every problem of a config that must be refused, one a line.
+    fn refused(text: &str) -> String {
+        parse_str(text)
+            .unwrap_err()
+            .iter()
+            .map(|p| format!("{p}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_imap_section_takes_one_pin_or_several_and_checks_the_host_name_by_default() {
+        let sha = vec!["3F"; 32].join(":");
+        let c = parse_str(&format!("{MINIMAL}\n{IMAP}tls_pin_sha256 = \"{sha}\"\n")).unwrap();
+        let imap = c.receipts.imap.unwrap();
+        assert_eq!(imap.tls_pins, [Fingerprint::parse(&sha).unwrap()]);
+        assert!(imap.tls_check_host_name);
+        assert!(imap.warnings().is_empty());
+
+        // A list, without colons and in lower case, and the host name check turned off.
+        let key = "91".repeat(32);
+        let c = parse_str(&format!(
+            "{MINIMAL}\n{IMAP}tls_pin_sha256 = [\"{sha}\", \" {key} \"]\ntls_check_host_name = false\n"
+        ))
+        .unwrap();
+        let imap = c.receipts.imap.unwrap();
+        assert_eq!(
+            imap.tls_pins,
+            [
+                Fingerprint::parse(&sha).unwrap(),
+                Fingerprint::parse(&key).unwrap()
+            ]
+        );
+        assert!(!imap.tls_check_host_name);
+        let warnings = imap.warnings().join("\n");
+        assert!(
+            warnings.contains("not checked against its certificate (tls_check_host_name = false)")
+                && warnings.contains("imap.uim.dk"),
+            "{warnings}"
+        );
+
+        let c = parse_str(&format!("{MINIMAL}\n{IMAP}")).unwrap();
+        let imap = c.receipts.imap.unwrap();
+        assert!(imap.tls_pins.is_empty() && imap.tls_check_host_name);
+    }
+
+    #[test]
+    fn a_bad_imap_pin_is_refused_in_the_words_used_for_smtp_with_its_own_key() {
+        let text = format!(
+            "{MINIMAL}\n{IMAP}tls_pin_sha256 = [\"AB:CD\", \"{}zz\"]\n",
+            "ab".repeat(31)
+        );
+        let shown = refused(&text);
+        assert!(
+            shown.contains("key `receipts.imap.tls_pin_sha256`: \"AB:CD\" is not a SHA-256 fingerprint: it has 4 hex digits, a SHA-256 has 64; copy the SHA-256 fingerprint that rundbrev receipts fetch names"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\"z\" is not a hex digit (0-9, A-F)"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 2, "{shown}");
+
+        let smtp = MINIMAL.replace("[stamps]", "[transport]\nkind = \"smtp\"\n\n[transport.smtp]\nhost = \"relay.uim.dk\"\ntls_pin_sha256 = \"AB:CD\"\n\n[stamps]");
+        let shown = refused(&smtp);
+        assert!(
+            shown.contains("key `transport.smtp.tls_pin_sha256`: \"AB:CD\" is not a SHA-256 fingerprint: it has 4 hex digits, a SHA-256 has 64; copy the SHA-256 line that rundbrev check-smtp prints"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_imap_host_name_check_is_turned_off_only_with_a_pin() {
+        let shown = refused(&format!("{MINIMAL}\n{IMAP}tls_check_host_name = false\n"));
+        assert!(
+            shown.contains("key `receipts.imap.tls_check_host_name`: can only be turned off together with tls_pin_sha256"),
+            "{shown}"
+        );
+        // An empty list is no pin.
+        let shown = refused(&format!(
+            "{MINIMAL}\n{IMAP}tls_pin_sha256 = []\ntls_check_host_name = false\n"
+        ));
+        assert!(
+            shown.contains("receipts.imap.tls_check_host_name"),
+            "{shown}"
+        );
+        assert!(!shown.contains("transport.smtp"), "{shown}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub(super) fn run(config: &Config, out: &Output) -> Result<Exit> {
             path.display()
         );
     }
+    for warning in imap.warnings() {
+        out.note(warning);
+    }
     let secret = crate::secret::read(crate::secret::Source {
         section: "receipts.imap",
         user: &imap.user,

@@ -1,7 +1,8 @@
 //! IMAP client layer, read-only: opens one session to a mailbox (TCP, then STARTTLS or implicit
-//! TLS with rustls, and a login), opens folders with EXAMINE, lists the messages after a UID and
-//! fetches one message at a time with `BODY.PEEK[]`, and turns every problem into a [`Failure`]
-//! in plain words.
+//! TLS with rustls, the certificate checked by `trust` as SMTP's is: system roots, `ca_file`,
+//! pins; and a login), opens folders with EXAMINE, lists the messages after a UID and fetches one
+//! message at a time with `BODY.PEEK[]`, and turns every problem into a [`Failure`] in plain
+//! words.
 //!
 //! It must not: change the mailbox in any way (no SELECT, STORE, COPY, MOVE, EXPUNGE, APPEND or
 //! DELETE: EXAMINE opens a folder read-only and PEEK leaves the \Seen flag alone), fall back to
@@ -11,18 +12,17 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::error::Error as ImapError;
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt as _;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::trust::{self, Hints, Trust};
 
 /// How the connection is protected. There is no plaintext: a login never goes unencrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,8 @@ pub(crate) struct Settings {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    /// Extra trusted CA certificate(s), PEM. The system roots stay trusted.
-    pub ca_file: Option<PathBuf>,
+    /// Which server certificates are trusted (`ca_file`, pins).
+    pub trust: Trust,
     pub user: String,
     pub secret: String,
     pub connect_timeout: Duration,
@@ -54,7 +54,7 @@ impl fmt::Debug for Settings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
-            .field("ca_file", &self.ca_file)
+            .field("trust", &self.trust)
             .field("user", &self.user)
             .field("secret", &"[redacted]")
             .finish_non_exhaustive()
@@ -123,7 +123,8 @@ impl fmt::Debug for Mailbox {
 impl Mailbox {
     /// Connects, sets up TLS as configured (verifying the certificate), and logs in.
     pub(crate) async fn open(settings: &Settings) -> Result<Mailbox, Failure> {
-        let connector = TlsConnector::from(Arc::new(tls_config(settings)?));
+        let (config, seen) = trust::client_config(&settings.trust).map_err(Failure::Tls)?;
+        let connector = TlsConnector::from(config);
         let name = ServerName::try_from(settings.host.clone()).map_err(|_| {
             Failure::Tls(format!(
                 "\"{}\" is not a host name or address TLS can verify",
@@ -162,7 +163,7 @@ impl Mailbox {
         let handshake = tokio::time::timeout(limit, connector.connect(name, tcp)).await;
         let tls = match handshake {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return Err(Failure::Tls(describe_tls_error(&e, settings))),
+            Ok(Err(e)) => return Err(Failure::Tls(describe_tls_error(&e, &seen, settings))),
             Err(_) => {
                 return Err(Failure::Tls(format!(
                     "the TLS handshake did not finish within {limit:?}"
@@ -368,77 +369,27 @@ async fn connect_tcp(settings: &Settings) -> Result<TcpStream, Failure> {
     Ok(tcp)
 }
 
-/// rustls with ring: the system's roots plus the certificates in `ca_file`.
-fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Failure> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &settings.ca_file {
-        let shown = path.display();
-        let pem = std::fs::read(path)
-            .map_err(|e| Failure::Tls(format!("cannot read ca_file {shown}: {e}")))?;
-        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| Failure::Tls(format!("ca_file {shown} is not a valid PEM file: {e}")))?;
-        if certificates.is_empty() {
-            return Err(Failure::Tls(format!(
-                "ca_file {shown} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\" line)"
-            )));
-        }
-        for certificate in certificates {
-            roots.add(certificate).map_err(|e| {
-                Failure::Tls(format!(
-                    "ca_file {shown} holds a certificate rustls cannot use: {e}"
-                ))
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::Tls(format!("cannot set up TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
+/// Where a refused certificate can be trusted: the words of a TLS refusal.
+const TRUST_HINTS: Hints = Hints {
+    section: "[receipts.imap]",
+    server: "mail server",
+    shows_certificate: None,
+};
 
-fn describe_tls_error(error: &io::Error, settings: &Settings) -> String {
-    use rustls::CertificateError as C;
-    let host = &settings.host;
-    let trusted = match &settings.ca_file {
-        Some(path) => format!("by the system or by ca_file {}", path.display()),
-        None => "by the system; set ca_file to the PEM file of the CA that issued it".to_owned(),
-    };
-    let Some(tls) = error
+/// A failed TLS handshake in plain words, with the certificate the server showed (`seen`).
+fn describe_tls_error(error: &io::Error, seen: &trust::Seen, settings: &Settings) -> String {
+    match error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return format!("the TLS handshake failed: {error}");
-    };
-    match tls {
-        rustls::Error::InvalidCertificate(problem) => match problem {
-            C::UnknownIssuer => format!(
-                "the server's certificate is not trusted (self-signed or issued by a CA not trusted {trusted})"
-            ),
-            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-                "the server's certificate is not valid for the name \"{host}\"; use the host name the certificate was made for"
-            ),
-            C::Expired | C::ExpiredContext { .. } => {
-                "the server's certificate has expired".to_owned()
-            }
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "the server's certificate is not valid yet (check the clock)".to_owned()
-            }
-            C::Revoked => "the server's certificate has been revoked".to_owned(),
-            other => format!(
-                "the server's certificate was rejected ({})",
-                rustls::Error::InvalidCertificate(other.clone())
-            ),
-        },
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
-            "the server did not answer with TLS (for a plain or STARTTLS port such as 143 use security \"starttls\"): {tls}"
+    {
+        Some(tls) => trust::describe(
+            tls,
+            seen.certificate().as_ref(),
+            &settings.host,
+            &settings.trust,
+            &TRUST_HINTS,
         ),
-        other => format!("the TLS handshake failed: {other}"),
+        None => format!("the TLS handshake failed: {error}"),
     }
 }
 
@@ -463,7 +414,7 @@ mod tests {
             host: "imap.uim.dk".into(),
             port: 993,
             security: Security::Tls,
-            ca_file: None,
+            trust: Trust::default(),
             user: "rundbrev".into(),
             secret: "hunter2-æøå".into(),
             connect_timeout: Duration::from_secs(1),

@@ -16,6 +16,7 @@ use crate::config::{Config, Imap, Security};
 use crate::imap::{self, Mailbox};
 use crate::receipts::{record_message, too_large, Kind, Origin, Recorded};
 use crate::record::ledger::{FolderProgress, Ledger};
+use crate::trust::Trust;
 
 /// What one run read.
 #[derive(Debug, Default)]
@@ -45,7 +46,11 @@ pub(crate) fn settings(imap: &Imap, secret: String) -> imap::Settings {
             Security::Tls => imap::Security::Tls,
             Security::StartTls | Security::None => imap::Security::StartTls,
         },
-        ca_file: imap.ca_file.clone(),
+        trust: Trust {
+            ca_file: imap.ca_file.clone(),
+            pins: imap.tls_pins.clone(),
+            skip_host_name_check: !imap.tls_check_host_name,
+        },
         user: imap.user.clone(),
         secret,
         connect_timeout: imap.connect_timeout,
