@@ -279,6 +279,18 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Stri
 /// A rustls client configuration that trusts as described in the module comment, and the slot
 /// where it keeps the certificate the server shows.
 pub(crate) fn client_config(trust: &Trust) -> Result<(Arc<ClientConfig>, Seen), String> {
+    let (verifier, seen) = verifier(trust)?;
+    let config = ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok((Arc::new(config), seen))
+}
+
+/// The verifier for `trust`, and the slot where it keeps the certificate the server shows.
+fn verifier(trust: &Trust) -> Result<(Verifier, Seen), String> {
     let own = match &trust.ca_file {
         Some(path) => read_pem(path)?,
         None => Vec::new(),
@@ -311,16 +323,10 @@ pub(crate) fn client_config(trust: &Trust) -> Result<(Arc<ClientConfig>, Seen), 
         pins: trust.pins.clone(),
         // The host name check is skipped only by the user's choice, and only with a pin.
         check_host_name: !trust.skip_host_name_check || trust.pins.is_empty(),
-        provider: Arc::clone(&provider),
+        provider,
         seen: seen.clone(),
     };
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok((Arc::new(config), seen))
+    Ok((verifier, seen))
 }
 
 #[derive(Debug)]
@@ -395,6 +401,16 @@ impl ServerCertVerifier for Verifier {
                     if CertificateInfo::from_der(end_entity).is_some_and(|c| c.is_ca) =>
                 {
                     refuse(Refusal::CaAsServerCertificate)
+                }
+                // A self-signed certificate (not trusted itself) whose name a trusted certificate
+                // happens to bear too, as Debian's own "snakeoil" certificate (CN=localhost or
+                // the machine's name) among the system's: webpki tries that one's key on the
+                // signature and reports the mismatch. It did not sign it, so nothing trusted did.
+                rustls::Error::InvalidCertificate(
+                    CertificateError::BadSignature
+                    | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
+                ) if CertificateInfo::from_der(end_entity).is_some_and(|c| c.self_signed) => {
+                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
                 }
                 other => other,
             })
@@ -624,6 +640,58 @@ mod tests {
             text.ends_with("(or, as the certificate is pinned, turn the name check off there with tls_check_host_name = false)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_self_signed_certificate_named_like_a_trusted_one_is_not_trusted_in_those_words() {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let made = |algorithm: &'static rcgen::SignatureAlgorithm| {
+            let mut params = CertificateParams::new(vec!["mail.uim.test".to_owned()]).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "mail.uim.test");
+            params
+                .self_signed(&KeyPair::generate_for(algorithm).unwrap())
+                .unwrap()
+        };
+        let server = made(&rcgen::PKCS_ECDSA_P256_SHA256);
+        // A trusted certificate of the same name (in ca_file, so that the system's do not matter)
+        // with a key of the same kind (webpki: a bad signature) and of another kind (webpki: a
+        // key that cannot check this signature).
+        for algorithm in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ED25519] {
+            let mut ca_file = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut ca_file, made(algorithm).pem().as_bytes()).unwrap();
+            let trust = Trust {
+                ca_file: Some(ca_file.path().to_owned()),
+                ..Trust::default()
+            };
+            let (verifier, seen) = verifier(&trust).unwrap();
+            let refused = verifier
+                .verify_server_cert(
+                    server.der(),
+                    &[],
+                    &ServerName::try_from("mail.uim.test").unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .unwrap_err();
+            assert_eq!(
+                refused,
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "{algorithm:?}"
+            );
+            let text = describe(
+                &refused,
+                seen.certificate().as_ref(),
+                "mail.uim.test",
+                &trust,
+                &MAILBOX,
+            );
+            assert!(
+                text.starts_with("the server's certificate is not trusted: it is self-signed and not trusted by this computer or by ca_file"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
