@@ -5,9 +5,10 @@
 //! a loopback port, delivers the domains given as mailboxes into Maildir folders itself (so its
 //! DSNs say "delivered"), bounces the domains given as bouncing (an `error:` transport, after its
 //! 250), and sends its reports to the sender's mailbox. Dovecot (`dovecot -F -c FILE`) serves
-//! those Maildir folders over IMAP with STARTTLS, with a certificate from a CA made here (its PEM
-//! file is the client's `ca_file`) and one user from a passwd-file. Both are stopped when the
-//! [`MailHost`] is dropped, also when a test fails. The system's own Postfix and Dovecot setup
+//! those Maildir folders over IMAP with STARTTLS and over implicit TLS, with a certificate from a
+//! CA made here (its PEM file is the client's `ca_file`) or, for the TLS tests, one of the other
+//! certificates of [`ImapCert`], and one user from a passwd-file. [`MailHost::imap_only`] starts
+//! Dovecot alone. Both are stopped when the [`MailHost`] is dropped, also when a test fails. The system's own Postfix and Dovecot setup
 //! (/etc/postfix, /etc/dovecot) is neither read nor changed. Needs root (Postfix's daemons drop
 //! to the `postfix` user; deliveries are written as `nobody`) and the packages `postfix` and
 //! `dovecot-imapd`, which `.ci/install-test-servers` installs.
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::servers::free_port;
+use crate::servers::{free_port, pem_sha256};
 
 const INSTALL_HINT: &str =
     "run `bash .ci/install-test-servers` as root (it installs postfix and dovecot-imapd)";
@@ -41,22 +42,49 @@ pub(crate) struct Plan<'a> {
     pub imap_password: &'a str,
 }
 
+/// The certificate Dovecot shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum ImapCert {
+    /// For 127.0.0.1 and localhost, signed by a CA made here ([`MailHost::ca_file`]).
+    #[default]
+    FromOwnCa,
+    /// Self-signed for 127.0.0.1 and localhost, as a mail server's own certificate often is.
+    SelfSigned,
+    /// Self-signed for imap.uim.test only: a name the client does not connect to.
+    SelfSignedForOtherName,
+}
+
 /// Postfix and Dovecot, running until dropped.
 pub(crate) struct MailHost {
     dir: TempDir,
     smtp_port: u16,
     imap_port: u16,
+    imaps_port: u16,
     dovecot: Option<Child>,
     postfix_running: bool,
 }
 
 impl MailHost {
     pub(crate) fn start(plan: &Plan<'_>) -> MailHost {
+        MailHost::start_with(plan, ImapCert::FromOwnCa, true)
+    }
+
+    /// Dovecot alone, showing `cert`, for a mailbox that is only read: no relay.
+    pub(crate) fn imap_only(plan: &Plan<'_>, cert: ImapCert) -> MailHost {
+        MailHost::start_with(plan, cert, false)
+    }
+
+    fn start_with(plan: &Plan<'_>, cert: ImapCert, relay: bool) -> MailHost {
         assert!(
             running_as_root(),
-            "the relay tests start Postfix and Dovecot and must run as root; {INSTALL_HINT}"
+            "the relay and IMAP tests start Postfix and Dovecot and must run as root; {INSTALL_HINT}"
         );
-        for program in ["/usr/sbin/postfix", "/usr/sbin/dovecot"] {
+        let programs: &[&str] = if relay {
+            &["/usr/sbin/postfix", "/usr/sbin/dovecot"]
+        } else {
+            &["/usr/sbin/dovecot"]
+        };
+        for program in programs {
             assert!(
                 Path::new(program).is_file(),
                 "{program} is missing: {INSTALL_HINT}"
@@ -75,14 +103,17 @@ impl MailHost {
         let mut host = MailHost {
             smtp_port: free_port(),
             imap_port: free_port(),
+            imaps_port: free_port(),
             dir,
             dovecot: None,
             postfix_running: false,
         };
         fs::create_dir(host.maildirs()).unwrap();
         fs::set_permissions(host.maildirs(), fs::Permissions::from_mode(0o777)).unwrap();
-        host.start_dovecot(plan);
-        host.start_postfix(plan);
+        host.start_dovecot(plan, cert);
+        if relay {
+            host.start_postfix(plan);
+        }
         host
     }
 
@@ -98,13 +129,25 @@ impl MailHost {
         self.smtp_port
     }
 
+    /// Dovecot's port for IMAP with STARTTLS.
     pub(crate) fn imap_port(&self) -> u16 {
         self.imap_port
     }
 
-    /// The CA that signed Dovecot's certificate, PEM: the client's `ca_file`.
+    /// Dovecot's port for IMAP over TLS from the first byte.
+    pub(crate) fn imaps_port(&self) -> u16 {
+        self.imaps_port
+    }
+
+    /// The CA that signed Dovecot's certificate, PEM: the client's `ca_file`. Only with
+    /// [`ImapCert::FromOwnCa`].
     pub(crate) fn ca_file(&self) -> PathBuf {
         self.path("dovecot/ca.pem")
+    }
+
+    /// SHA-256 of Dovecot's certificate (DER), as "AB:CD:…".
+    pub(crate) fn imap_cert_sha256(&self) -> String {
+        pem_sha256(&fs::read_to_string(self.path("dovecot/cert.pem")).unwrap())
     }
 
     /// Postfix's log, for failure messages.
@@ -167,12 +210,14 @@ impl MailHost {
         }
     }
 
-    fn start_dovecot(&mut self, plan: &Plan<'_>) {
+    fn start_dovecot(&mut self, plan: &Plan<'_>, which: ImapCert) {
         let d = self.path("dovecot");
         fs::create_dir(&d).unwrap();
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
-        let (ca, cert, key) = certificates();
-        fs::write(d.join("ca.pem"), ca).unwrap();
+        let (ca, cert, key) = certificates(which);
+        if let Some(ca) = ca {
+            fs::write(d.join("ca.pem"), ca).unwrap();
+        }
         fs::write(d.join("cert.pem"), cert).unwrap();
         fs::write(d.join("key.pem"), key).unwrap();
         fs::write(
@@ -184,6 +229,7 @@ impl MailHost {
         let vmail = self.maildirs();
         let vmail = vmail.display();
         let port = self.imap_port;
+        let tls_port = self.imaps_port;
         let config = format!(
             "base_dir = {d}/run
 state_dir = {d}/state
@@ -211,7 +257,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 "
@@ -229,6 +277,7 @@ service imap-login {{
             .unwrap_or_else(|e| panic!("cannot run dovecot: {e}; {INSTALL_HINT}"));
         self.dovecot = Some(child);
         self.wait_port(port, "dovecot", "");
+        self.wait_port(tls_port, "dovecot", "");
     }
 
     fn start_postfix(&mut self, plan: &Plan<'_>) {
@@ -427,9 +476,28 @@ impl Drop for MailHost {
     }
 }
 
-/// A CA, and a certificate for 127.0.0.1 and localhost signed by it, with its key (all PEM).
-fn certificates() -> (String, String, String) {
+/// The CA that signed the certificate (if it is not self-signed), the certificate and its key,
+/// all PEM.
+fn certificates(which: ImapCert) -> (Option<String>, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let self_signed = |name: &str, names: &[&str]| {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (None, cert.pem(), key.serialize_pem())
+    };
+    match which {
+        ImapCert::FromOwnCa => {}
+        ImapCert::SelfSigned => return self_signed("imap.uim.test", &["127.0.0.1", "localhost"]),
+        ImapCert::SelfSignedForOtherName => {
+            return self_signed("imap.uim.test", &["imap.uim.test"])
+        }
+    }
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -442,7 +510,7 @@ fn certificates() -> (String, String, String) {
     let params =
         CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    (Some(ca.pem()), cert.pem(), key.serialize_pem())
 }
 
 fn running_as_root() -> bool {

@@ -2,7 +2,8 @@
 //!
 //! The SMTP tests start Postfix's smtp-sink and Python's aiosmtpd on 127.0.0.1 themselves;
 //! `bash .ci/install-test-servers` installs both. The receipts tests (`relay.rs`) also start a
-//! Postfix relay and a Dovecot IMAP server of their own (`mailhost.rs`), which it installs too.
+//! Postfix relay and a Dovecot IMAP server of their own (`mailhost.rs`), which it installs too,
+//! and the IMAP certificate tests (`tls.rs`) a Dovecot alone.
 
 mod clerks;
 mod core;

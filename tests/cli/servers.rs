@@ -558,18 +558,7 @@ impl Aiosmtpd {
 
     /// SHA-256 of the server's certificate (DER), as "AB:CD:...".
     pub(crate) fn cert_sha256(&self) -> String {
-        use sha2::Digest as _;
-        let pem = fs::read_to_string(self.ca_cert_path()).unwrap();
-        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        use base64::Engine as _;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
-        sha2::Sha256::digest(&der)
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        pem_sha256(&fs::read_to_string(self.ca_cert_path()).unwrap())
     }
 
     /// The server's log (stderr): connections, commands, failed AUTH (no passwords).
@@ -751,6 +740,27 @@ impl Drop for Scripted {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// SHA-256 of the (first) certificate in a PEM text, of its DER bytes, as "AB:CD:...": what
+/// `openssl x509 -noout -fingerprint -sha256` prints.
+pub(crate) fn pem_sha256(pem: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// A certificate and its key, both PEM, and the CA certificate that issued it (if not itself).
