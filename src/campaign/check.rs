@@ -2,14 +2,21 @@
 //! merged and composed in memory on every core.
 //!
 //! It collects every problem with its place (file, line, column, template line) so that `check`
-//! can list them all at once. It keeps no letter, writes nothing and sends nothing.
+//! can list them all at once. It writes nothing and sends nothing, and keeps no letter unless a
+//! run hands it a `Keeper`: then each letter it composed without a problem goes to the keeper on
+//! the thread that composed it, and what the keeper made of it comes back in file order, so that
+//! a preview need not compose the letters again. The check decides; the keeper does the writing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::campaign::in_order::InOrder;
 use crate::campaign::recipients::{self, RowChecker, Table};
-use crate::campaign::{AktIds, Letter, Prepared, MAX_PROBLEMS};
+use crate::campaign::{AktIds, Letter, Made, Prepared, MAX_PROBLEMS};
 use crate::config::AktIdSource;
 use crate::digest::{Exact, Repeats};
 use crate::problem::Problem;
@@ -25,12 +32,24 @@ enum MergeProblem {
     Other(Problem),
 }
 
-/// Merges and composes one letter in memory, to find what would stop it.
-fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<MergeProblem> {
+/// What a run keeps of the letters the check composes, so that it need not make them again.
+pub(crate) struct Keeper<'a, T> {
+    /// Runs on the checking thread that composed the letter, on each letter that merged and
+    /// composed without a problem, for as long as the check has found none (what is kept is of
+    /// no use once one is found). Its first error is handed back; keeping stops there, the
+    /// check goes on.
+    pub keep: &'a (dyn Fn(&Prepared, &Letter, Made) -> anyhow::Result<T> + Sync),
+    /// Gets what `keep` returned, on the thread that reads the file, in file order; an error
+    /// stops the keeping as `keep`'s does.
+    pub kept: &'a mut dyn FnMut(&Prepared, T) -> anyhow::Result<()>,
+}
+
+/// Merges and composes one letter in memory: the letter, or what stops it.
+fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, MergeProblem> {
     let rendered = match p.render(letter) {
         Ok(r) => r,
         Err(e) => {
-            return Some(match e.missing_variable {
+            return Err(match e.missing_variable {
                 Some(var) => MergeProblem::Missing {
                     var,
                     which: e.which,
@@ -49,7 +68,7 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
         }
     };
     if let Some((at_char, c, what)) = recipients::find_header_hazard(&rendered.subject) {
-        return Some(MergeProblem::Other(p.table.at(
+        return Err(MergeProblem::Other(p.table.at(
             Problem::new(
                 &p.table.file,
                 format!(
@@ -63,7 +82,7 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
     }
     let length = rendered.subject.chars().count();
     if length > recipients::MAX_SUBJECT_CHARS {
-        return Some(MergeProblem::Other(p.table.at(
+        return Err(MergeProblem::Other(p.table.at(
             Problem::new(
                 &p.table.file,
                 format!(
@@ -83,8 +102,7 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
         &letter.stamp,
         now,
     )
-    .err()
-    .map(|e| {
+    .map_err(|e| {
         // A bad address is the email column's problem; anything else the row's.
         let column = e.is_bad_address().then_some(p.cols.email);
         MergeProblem::Other(p.table.at(
@@ -98,15 +116,104 @@ fn merge_problem(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Option<Me
 /// Letters handed to a checking thread at a time.
 const CHUNK: usize = 32;
 
+/// With a keeper: how many chunks may be handed out beyond the oldest whose kept letters have
+/// not come back, so that what waits to be put in order stays small however large the file.
+const WINDOW: u64 = 64;
+
+/// The letters a thread kept of one chunk, sent back to the reading thread when the chunk is
+/// done (also if keeping panics, so that the reader never waits for a chunk that cannot come).
+struct Back<'a, T> {
+    number: u64,
+    kept: Vec<T>,
+    to: &'a Sender<(u64, Vec<T>)>,
+}
+
+impl<T> Drop for Back<'_, T> {
+    fn drop(&mut self) {
+        let _ = self.to.send((self.number, std::mem::take(&mut self.kept)));
+    }
+}
+
+/// The reading thread's side of keeping: the chunks' kept letters put back in file order and
+/// handed to `Keeper::kept`.
+struct Taking<'k, T> {
+    kept: &'k mut dyn FnMut(&Prepared, T) -> anyhow::Result<()>,
+    order: InOrder<Vec<T>>,
+    back: Receiver<(u64, Vec<T>)>,
+}
+
+impl<T> Taking<'_, T> {
+    /// Takes what has come back of the `handed_out` chunks: waits only while more than
+    /// `WINDOW` of them are not back in order, or, with `all`, until every thread is done.
+    fn take(&mut self, p: &Prepared, handed_out: u64, all: bool, keeping: &Keeping) {
+        loop {
+            let next = if all || handed_out - self.order.next() > WINDOW {
+                self.back.recv().ok()
+            } else {
+                self.back.try_recv().ok()
+            };
+            let Some((number, letters)) = next else {
+                return;
+            };
+            let kept = &mut self.kept;
+            self.order.put(number, letters, |letters| {
+                for letter in letters {
+                    if keeping.stopped() {
+                        return;
+                    }
+                    if let Err(e) = kept(p, letter) {
+                        keeping.fail(e);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Whether the letters are still kept, and the first error of keeping.
+#[derive(Default)]
+struct Keeping {
+    stopped: AtomicBool,
+    failed: Mutex<Option<anyhow::Error>>,
+}
+
+impl Keeping {
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// A problem was found: what is kept from now on would not be used.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn fail(&self, e: anyhow::Error) {
+        self.stop();
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.get_or_insert(e);
+        }
+    }
+
+    fn outcome(self) -> anyhow::Result<()> {
+        match self.failed.into_inner() {
+            Ok(Some(e)) => Err(e),
+            Ok(None) => Ok(()),
+            Err(_) => Err(anyhow::anyhow!("a checking thread failed")),
+        }
+    }
+}
+
 /// Reads every row once: checks it, and merges and composes its letter in memory on every core,
-/// without keeping it. Returns the problems and the number of rows.
-pub(super) fn check_all(
+/// handing each letter that composed without a problem to the `keeper`, if any (see `Keeper`).
+/// Returns the problems, the number of rows, and how the keeping went.
+pub(super) fn check_all<T: Send>(
     p: &Prepared,
     template_src: &str,
     ledger: Option<&Ledger>,
     now: DateTime<Utc>,
     see: &mut dyn FnMut(&Letter),
-) -> (Vec<Problem>, usize) {
+    keeper: Option<Keeper<'_, T>>,
+) -> (Vec<Problem>, usize, anyhow::Result<()>) {
     let rows = match p.table.rows() {
         Ok(rows) => rows,
         Err(e) => {
@@ -116,6 +223,7 @@ pub(super) fn check_all(
                     format!("cannot read the recipients file: {e}"),
                 )],
                 0,
+                Ok(()),
             )
         }
     };
@@ -131,6 +239,7 @@ pub(super) fn check_all(
                     format!("cannot read the ledger: {e:#}"),
                 )],
                 0,
+                Ok(()),
             )
         }
     };
@@ -149,24 +258,62 @@ pub(super) fn check_all(
         .unwrap_or(1)
         .clamp(1, 8);
     // Letters go to the threads in chunks: one hand-over (and wake-up) per chunk, not per letter.
-    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<Vec<Letter>>(8);
-    let letter_rx = std::sync::Mutex::new(letter_rx);
+    // Chunks are numbered as they are handed out, so that what is kept can be put back in order.
+    let (letter_tx, letter_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Letter>)>(8);
+    let letter_rx = Mutex::new(letter_rx);
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut handed_out = 0u64;
     let (problem_tx, problem_rx) = std::sync::mpsc::channel::<MergeProblem>();
+    let keeping = Keeping::default();
+    let (keep, mut taking, back_tx) = match keeper {
+        Some(Keeper { keep, kept }) => {
+            let (back_tx, back) = std::sync::mpsc::channel();
+            let taking = Taking {
+                kept,
+                order: InOrder::new(),
+                back,
+            };
+            (Some(keep), Some(taking), Some(back_tx))
+        }
+        None => (None, None, None),
+    };
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            let (letters, found) = (&letter_rx, problem_tx.clone());
+            let (letters, found, keeping) = (&letter_rx, problem_tx.clone(), &keeping);
+            let back_tx = back_tx.clone();
             scope.spawn(move || loop {
                 let next = letters.lock().map(|rx| rx.recv());
-                let Ok(Ok(chunk)) = next else { break };
+                let Ok(Ok((number, chunk))) = next else { break };
+                let mut back = back_tx.as_ref().map(|to| Back {
+                    number,
+                    kept: Vec::with_capacity(chunk.len()),
+                    to,
+                });
                 for letter in &chunk {
-                    if let Some(problem) = merge_problem(p, letter, now) {
-                        let _ = found.send(problem);
+                    match merge(p, letter, now) {
+                        Err(problem) => {
+                            keeping.stop();
+                            let _ = found.send(problem);
+                        }
+                        Ok(made) => {
+                            let (Some(keep), Some(back)) = (keep, back.as_mut()) else {
+                                continue;
+                            };
+                            if keeping.stopped() {
+                                continue;
+                            }
+                            match keep(p, letter, made) {
+                                Ok(kept) => back.kept.push(kept),
+                                Err(e) => keeping.fail(e),
+                            }
+                        }
                     }
                 }
             });
         }
         drop(problem_tx);
+        // The threads hold the only senders: when they are done, taking ends.
+        drop(back_tx);
         for (index, row) in rows.enumerate() {
             count += 1;
             let row = match row {
@@ -218,19 +365,31 @@ pub(super) fn check_all(
             // One problem per cause: a bad row is not merged as well.
             if fine {
                 chunk.push(letter);
-                if chunk.len() == CHUNK
-                    && letter_tx
-                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
-                        .is_err()
-                {
-                    break;
+                if chunk.len() == CHUNK {
+                    if !problems.is_empty() {
+                        keeping.stop();
+                    }
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if letter_tx.send((handed_out, full)).is_err() {
+                        break;
+                    }
+                    handed_out += 1;
+                    if let Some(taking) = taking.as_mut() {
+                        taking.take(p, handed_out, false, &keeping);
+                    }
                 }
             }
         }
+        if !problems.is_empty() {
+            keeping.stop();
+        }
         if !chunk.is_empty() {
-            let _ = letter_tx.send(chunk);
+            let _ = letter_tx.send((handed_out, chunk));
         }
         drop(letter_tx);
+        if let Some(taking) = taking.as_mut() {
+            taking.take(p, handed_out, true, &keeping);
+        }
         merge_problems.extend(problem_rx.iter());
     });
     problems.extend(checker.repeats());
@@ -285,7 +444,7 @@ pub(super) fn check_all(
             format!("… and {more} more problems"),
         ));
     }
-    (problems, count)
+    (problems, count, keeping.outcome())
 }
 
 /// The letters whose Akt-id an earlier letter in the file has too (a second pass, only when a
@@ -365,5 +524,121 @@ mod tests {
     #[test]
     fn a_missing_variable_is_found_on_its_template_line() {
         assert_eq!(first_use("{# {{ x }} #}\nHej\n{{ x }}\n", "x"), Some(3));
+    }
+
+    /// A campaign of `n` recipients in a temporary folder; `bad` rows get an address that is
+    /// not one.
+    fn campaign(n: usize, bad: &[usize]) -> (tempfile::TempDir, crate::config::Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut csv = String::from("kommunekode,navn,email\n");
+        for i in 0..n {
+            let email = if bad.contains(&i) {
+                format!("post{i}(at)k.dk")
+            } else {
+                format!("post{i}@k{i}.dk")
+            };
+            csv.push_str(&format!("{:04},Kommune {i},{email}\n", i + 1));
+        }
+        std::fs::write(root.join("kommuner.csv"), csv).unwrap();
+        std::fs::write(root.join("brev.md"), "Til {{ navn }}\n\nEt brev.\n").unwrap();
+        let text = r#"
+[campaign]
+id = "test"
+subject = "Brev til {{ navn }}"
+
+[sender]
+from = "Ministeriet <uim@uim.dk>"
+
+[stamps]
+letter_date = "2020-06-29"
+sags_nr = "2020-1"
+akt_id_first = "1000"
+
+[recipients]
+file = "kommuner.csv"
+
+[template]
+file = "brev.md"
+"#;
+        let path = root.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = crate::config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
+        (dir, config)
+    }
+
+    /// Prepares the campaign keeping each letter's row number and Message-ID; returns the
+    /// problems or what was kept, in the order it came, and how the keeping went.
+    #[allow(clippy::type_complexity)]
+    fn keep_all(
+        config: &crate::config::Config,
+        fail_at: Option<usize>,
+    ) -> Result<(Vec<(usize, String)>, anyhow::Result<()>), Vec<Problem>> {
+        let now = crate::clock::now();
+        let main = std::thread::current().id();
+        let keep = |_: &Prepared, letter: &Letter, made: Made| {
+            assert_ne!(
+                std::thread::current().id(),
+                main,
+                "kept on a checking thread"
+            );
+            if Some(letter.index) == fail_at {
+                anyhow::bail!("cannot keep letter {}", letter.index);
+            }
+            let text = String::from_utf8_lossy(&made.composed.bytes).into_owned();
+            assert!(text.contains(&letter.stamp.message_id), "the letter's own");
+            Ok((letter.index, letter.stamp.message_id.clone()))
+        };
+        let mut got = Vec::new();
+        let mut kept = |_: &Prepared, k: (usize, String)| {
+            assert_eq!(
+                std::thread::current().id(),
+                main,
+                "handed back to the reader"
+            );
+            got.push(k);
+            Ok(())
+        };
+        let keeper = Keeper {
+            keep: &keep,
+            kept: &mut kept,
+        };
+        let (_, outcome) =
+            crate::campaign::prepare_keeping(config.clone(), None, now, &mut |_| {}, Some(keeper))?;
+        Ok((got, outcome))
+    }
+
+    #[test]
+    fn a_keeper_gets_every_letter_once_in_file_order_across_many_chunks() {
+        let (_dir, config) = campaign(700, &[]);
+        let (kept, outcome) = keep_all(&config, None).unwrap();
+        outcome.unwrap();
+        let rows: Vec<usize> = kept.iter().map(|(i, _)| *i).collect();
+        assert_eq!(rows, (0..700).collect::<Vec<_>>());
+        let ids: std::collections::HashSet<&String> = kept.iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), 700, "each letter its own Message-ID");
+    }
+
+    #[test]
+    fn a_keeper_does_not_change_what_the_check_finds() {
+        let (_dir, config) = campaign(200, &[4, 150]);
+        let plain = crate::campaign::prepare(config.clone(), None, crate::clock::now())
+            .err()
+            .expect("two bad rows");
+        let kept = keep_all(&config, None).expect_err("two bad rows");
+        let shown = |ps: &[Problem]| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(shown(&kept), shown(&plain));
+        assert_eq!(plain.len(), 2, "{:?}", shown(&plain));
+    }
+
+    #[test]
+    fn a_keeping_error_is_handed_back_and_the_check_still_passes() {
+        let (_dir, config) = campaign(300, &[]);
+        let (kept, outcome) = keep_all(&config, Some(100)).unwrap();
+        assert_eq!(outcome.unwrap_err().to_string(), "cannot keep letter 100");
+        assert!(
+            kept.iter().all(|(i, _)| *i != 100),
+            "the letter that failed is not handed back"
+        );
     }
 }

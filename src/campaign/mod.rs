@@ -1,7 +1,9 @@
 //! A campaign: check every letter, stream the letters, and plan who gets one in a run.
 //!
 //! `prepare` opens the template and the recipients and checks every letter (merged and composed
-//! in memory, one at a time); it writes nothing. `Prepared::letters` streams the letters again,
+//! in memory, one at a time); it writes nothing, and a run that wants the composed letters
+//! (the preview) has them handed to its `Keeper` as the check makes them, instead of composing
+//! them again. `Prepared::letters` streams the letters again,
 //! each with its stamps (frozen ones from the ledger first), so no campaign is ever held in
 //! memory whole. `plan` is a pure function of the letters' states and the mode. The send loop
 //! itself is in `delivery`. This module prints nothing and never writes to the ledger.
@@ -9,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
@@ -22,6 +24,7 @@ use crate::letter::render::{Rendered, Renderer, TemplateError};
 use crate::letter::stamp::{self, Stamp};
 use crate::problem::{display_path, Problem};
 use crate::record::ledger::{Frozen, Ledger, Recorded, State};
+pub(crate) use check::Keeper;
 use enclosures::Enclosures;
 use recipients::{Columns, Row, Table};
 
@@ -31,6 +34,7 @@ pub(crate) const MAX_PROBLEMS: usize = 200;
 pub(crate) mod check;
 pub(crate) mod enclosures;
 pub(crate) mod guard;
+mod in_order;
 pub(crate) mod plan;
 pub(crate) mod recipients;
 pub(crate) mod workbook;
@@ -401,6 +405,18 @@ pub(crate) fn prepare_seeing(
     now: DateTime<Utc>,
     see: &mut dyn FnMut(&Letter),
 ) -> Result<Prepared, Vec<Problem>> {
+    prepare_keeping::<()>(config, ledger, now, see, None).map(|(prepared, _)| prepared)
+}
+
+/// `prepare_seeing`, handing each letter the check composed without a problem to `keeper`, if
+/// any (see `Keeper`); with the campaign comes how the keeping went (its first error).
+pub(crate) fn prepare_keeping<T: Send>(
+    config: Config,
+    ledger: Option<&Ledger>,
+    now: DateTime<Utc>,
+    see: &mut dyn FnMut(&Letter),
+    keeper: Option<Keeper<'_, T>>,
+) -> Result<(Prepared, Result<()>), Vec<Problem>> {
     let shown = |p: &Path| display_path(p, &config.base);
     let template_path = shown(&config.template);
     let template_src = std::fs::read_to_string(&config.template).map_err(|e| {
@@ -505,10 +521,11 @@ pub(crate) fn prepare_seeing(
         sags_nr,
         notes,
     };
-    let (problems, count) = check::check_all(&prepared, &template_src, ledger, now, see);
+    let (problems, count, kept) =
+        check::check_all(&prepared, &template_src, ledger, now, see, keeper);
     prepared.count = count;
     if problems.is_empty() {
-        Ok(prepared)
+        Ok((prepared, kept))
     } else {
         Err(problems)
     }
@@ -529,14 +546,19 @@ pub(crate) fn find_letters(
     }
     for key in keys {
         if !found.iter().any(|l| &l.key == key) {
-            bail!(
-                "there is no recipient with {} \"{key}\" in {}",
-                p.config.recipients.key,
-                p.table.file.display()
-            );
+            return Err(no_recipient(p, key));
         }
     }
     Ok(found)
+}
+
+/// The error for a key that no recipient has.
+pub(crate) fn no_recipient(p: &Prepared, key: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "there is no recipient with {} \"{key}\" in {}",
+        p.config.recipients.key,
+        p.table.file.display()
+    )
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
