@@ -88,6 +88,28 @@ impl Table {
         })))
     }
 
+    /// About how many rows there are, for a progress bar only: a CSV file's line breaks (CRLF,
+    /// LF or CR) less the header's, so a value over several lines or a blank line makes it a
+    /// little high. Reads a CSV file through once more, without parsing it.
+    pub(crate) fn rows_expected(&self) -> io::Result<usize> {
+        if let Source::Workbook(sheet) = &self.source {
+            return Ok(sheet.rows.len());
+        }
+        let mut file = File::open(&self.path)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut lf, mut cr, mut last) = (0usize, 0usize, b'\n');
+        loop {
+            let n = file.read(&mut buf)?;
+            let Some(&end) = buf[..n].last() else { break };
+            lf += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            cr += buf[..n].iter().filter(|&&b| b == b'\r').count();
+            last = end;
+        }
+        // The last row need not end in a line break.
+        let breaks = lf.max(cr) + usize::from(last != b'\n' && last != b'\r');
+        Ok(breaks.saturating_sub(1))
+    }
+
     /// Pins a problem to a row (`Row::line`) and perhaps a column, the way the file names
     /// places: line and column in a CSV file, sheet and cell in a workbook.
     pub(crate) fn at(&self, problem: Problem, line: u64, column: Option<usize>) -> Problem {
@@ -1009,6 +1031,19 @@ mod tests {
         let (decoding, name) = detect(bytes, Encoding::Auto, Path::new("r.csv")).unwrap();
         assert!(name.contains("byte-order mark"));
         assert_eq!(read(bytes, decoding), "navn\nÆrø\n");
+    }
+
+    #[test]
+    fn the_rows_expected_are_counted_by_line_breaks_of_any_kind() {
+        for (text, rows) in [
+            ("a,b\n1,2\n3,4\n", 2),
+            ("a,b\r\n1,2\r\n3,4", 2),
+            ("a,b\r1,2\r3,4\r", 2),
+            ("a,b\n", 0),
+        ] {
+            let (_dir, t) = table(text);
+            assert_eq!(t.unwrap().rows_expected().unwrap(), rows, "{text:?}");
+        }
     }
 
     #[test]

@@ -1,26 +1,31 @@
 //! `rundbrev preview`: every letter as an `.eml` and a readable `.html` page, with an index, and
 //! one letter shown in the terminal.
 //!
-//! The pages are built by `letter::page` from escaped values; this command only writes them, on
-//! every core, and the index lists them in file order.
-//! Nothing is sent and the ledger is not changed. An earlier preview's letters are removed first
-//! so that none is left over from old data. Each file has its name only once it is whole, and the
-//! index comes last: a preview cut short (even by `kill -9`) holds no part of a letter and no
-//! index, and one that fails is removed again.
+//! The pages are built by `letter::page` from escaped values; this command only writes them. The
+//! check composes every letter once, on every core, and hands each one that composed without a
+//! problem to this command's keeper, which writes its files on that thread; the index gets the
+//! rows back in file order. The check decides, this command writes, and the run reads the clock
+//! once, so the check, the Date headers and the pages share one time. Nothing is sent and the
+//! ledger is not changed. An earlier preview's letters are removed first so that none is left
+//! over from old data. Each file has its name only once it is whole, and the index comes last,
+//! once the check has passed: a preview cut short (even by `kill -9`) holds no part of a letter
+//! and no index, and one that the check refuses or that fails is removed again.
 
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 
-use crate::campaign::{self, Letter, Prepared};
+use crate::campaign::guard::Watch;
+use crate::campaign::{self, Keeper, Letter, Made, Prepared};
 use crate::cli::args::PreviewArgs;
 use crate::cli::exit::Exit;
 use crate::cli::output::Output;
 use crate::cli::storage;
-use crate::cli::workspace::{ledger_path, prepare, shown};
+use crate::cli::workspace::{check_keeping, ledger_path, shown};
 use crate::cli::{browser, progress};
 use crate::clock;
 use crate::config::Config;
@@ -32,45 +37,30 @@ use crate::sanitize::printable;
 use crate::whole_file;
 
 pub(super) fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<Exit> {
-    let (recipient, dir, open) = (args.recipient.as_deref(), args.out.as_deref(), args.open);
     let ledger = Ledger::open_existing(&ledger_path(config))?;
-    let p = prepare(config, ledger.as_ref(), out)?;
-    let shown_key = match recipient {
-        Some(key) => {
-            campaign::find_letters(&p, ledger.as_ref(), &[key.to_string()])?
-                .remove(0)
-                .key
-        }
-        None => String::new(),
-    };
-    let dir = dir
-        .map(Path::to_path_buf)
+    let dir = args
+        .out
+        .clone()
         .unwrap_or_else(|| config.preview_dir.clone());
-    clear_preview(&dir)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let index = dir.join("index.html");
-    let count = match write_preview(config, out, &p, ledger.as_ref(), &dir, &shown_key) {
-        Ok(count) => count,
-        Err(e) => {
-            // No preview is better than part of one that looks whole: this run's files go.
-            let _ = clear_preview(&dir);
-            let _ = std::fs::remove_file(dir.join("index.html.partial"));
-            return Err(match Cause::of(&e) {
-                Some(cause) => anyhow::anyhow!(
-                    "cannot write the preview to {}: {}. The letters written so far were removed again, so that no part of a preview is mistaken for a whole one. Nothing was sent and the ledger was not changed.\nWhat to do: {}.",
-                    shown(config, &dir),
-                    storage::why(cause),
-                    storage::fix(
-                        cause,
-                        "the preview folder",
-                        "write the preview elsewhere with `--out FOLDER`",
-                        "run `rundbrev preview` again"
-                    )
-                ),
-                None => e,
-            });
-        }
-    };
+    // The run's one look at the clock: the check composes the letters at this time.
+    let dates = Dates::at(clock::now());
+    let (p, count, shown_letter) = write_preview(config, out, ledger.as_ref(), &dir, args, &dates)?;
+    if let (Some(w), false) = (shown_letter, out.quiet) {
+        let to = format!("{} <{}>", w.entry.name, w.entry.address);
+        let text = w.text.unwrap_or_default();
+        print_letter(
+            &page::Shown {
+                from: &config.sender.from,
+                to: &to,
+                copies: p.envelope.copies().collect(),
+                subject: &w.entry.subject,
+                date: &dates.header,
+                message_id: &w.message_id,
+            },
+            &text,
+        );
+    }
     out.always(format!(
         "Preview: wrote {count} letters to {} (an .eml and an .html each{}). Open {} in a browser to look through them. Nothing was sent and the ledger was not changed.",
         shown(config, &dir),
@@ -81,7 +71,7 @@ pub(super) fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<E
         },
         shown(config, &index)
     ));
-    if open {
+    if args.open {
         match browser::open(&index) {
             Ok(()) => out.say(format!("Opened {} in the browser.", shown(config, &index))),
             Err(why) => out.always(format!(
@@ -95,89 +85,201 @@ pub(super) fn run(config: &Config, out: &Output, args: &PreviewArgs) -> Result<E
     Ok(Exit::Done)
 }
 
-/// Writes every letter's `.eml` and `.html` and, last, the index; returns how many letters.
+/// The run's time as the letters show it.
+struct Dates {
+    now: DateTime<Utc>,
+    /// The e-mail's Date header, as the terminal shows it.
+    header: String,
+    /// The page's Danish date: "29. juni 2020 kl. 10.00".
+    page: String,
+}
+
+impl Dates {
+    fn at(now: DateTime<Utc>) -> Dates {
+        let local = now.with_timezone(&chrono_tz::Europe::Copenhagen);
+        Dates {
+            now,
+            header: local.to_rfc2822(),
+            page: format!(
+                "{} kl. {}",
+                crate::letter::stamp::danish_date(local.date_naive()),
+                local.format("%H.%M")
+            ),
+        }
+    }
+}
+
+/// Checks every letter, writing each one's `.eml` and `.html` as the check composes it, and,
+/// once the check has passed, the index; returns the campaign, how many letters, and the letter
+/// to show. A refusal or a failure leaves no letter and no index.
 fn write_preview(
     config: &Config,
     out: &Output,
-    p: &Prepared,
     ledger: Option<&Ledger>,
     dir: &Path,
-    shown_key: &str,
-) -> Result<usize> {
-    let now = clock::now();
-    let local = now.with_timezone(&chrono_tz::Europe::Copenhagen);
-    let date = local.to_rfc2822();
-    // The page is Danish: "29. juni 2020 kl. 10.00".
-    let danish_date = format!(
-        "{} kl. {}",
-        crate::letter::stamp::danish_date(local.date_naive()),
-        local.format("%H.%M")
-    );
-    let index = dir.join("index.html");
-    let partial = dir.join("index.html.partial");
-    let mut index_file = std::io::BufWriter::new(
-        std::fs::File::create(&partial)
-            .with_context(|| format!("cannot write {}", partial.display()))?,
-    );
-    index_file
-        .write_all(page::index_head(&config.campaign.id, &wording::transport(config)).as_bytes())?;
-    let mut count = 0usize;
-    let ticker = progress::Ticker::new(p.count, "letters", out.quiet);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let mut letters = p.letters(ledger)?;
-    loop {
-        // A chunk at a time, its letters composed and written on every core; the index in order.
-        let chunk = letters
-            .by_ref()
-            .take(CHUNK)
-            .collect::<Result<Vec<Letter>>>()?;
-        if chunk.is_empty() {
-            break;
+    args: &PreviewArgs,
+    dates: &Dates,
+) -> Result<(Prepared, usize, Option<Written>)> {
+    // Made ready before the check, which composes the letters for this run only once.
+    let folder = ready(dir);
+    let made = folder.as_ref().ok().cloned().flatten();
+    let mut index = folder.is_ok().then(|| Index::start(config, dir));
+    let shown_key = args.recipient.as_deref().unwrap_or_default();
+    let mut key_found = args.recipient.is_none();
+    let mut see = |letter: &Letter| key_found |= letter.key == shown_key;
+    let keep = |p: &Prepared, letter: &Letter, made: Made| {
+        write_letter(p, letter, made, dir, dates, shown_key)
+    };
+    let checked = match index.as_mut() {
+        Some(Ok(index)) => {
+            let mut kept = |p: &Prepared, w: Written| index.add(p, w, out.quiet);
+            let keeper = Keeper {
+                keep: &keep,
+                kept: &mut kept,
+            };
+            check_keeping(
+                config,
+                ledger,
+                Watch::default(),
+                dates.now,
+                &mut see,
+                Some(keeper),
+            )
         }
-        let written = write_chunk(
-            p,
-            &chunk,
-            dir,
-            now,
-            (&date, &danish_date),
-            shown_key,
-            threads,
-        )?;
-        for w in written {
-            ticker.tick();
-            if let Some(text) = &w.text {
-                if !out.quiet {
-                    let to = format!("{} <{}>", w.entry.name, w.entry.address);
-                    let shown_headers = page::Shown {
-                        from: &config.sender.from,
-                        to: &to,
-                        copies: p.envelope.copies().collect(),
-                        subject: &w.entry.subject,
-                        date: &date,
-                        message_id: &w.message_id,
-                    };
-                    ticker.suspend(|| print_letter(&shown_headers, text));
-                }
-            }
-            index_file.write_all(page::index_row(&w.entry).as_bytes())?;
-            count += 1;
-        }
+        // The folder or the index could not be started: the check alone, and its verdict first.
+        _ => check_keeping::<Written>(config, ledger, Watch::default(), dates.now, &mut see, None),
+    };
+    if let Some(Ok(index)) = index.as_mut() {
+        // The bar goes before anything more is said.
+        index.ticker = None;
     }
-    index_file.write_all(page::index_tail(count).as_bytes())?;
-    index_file
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    std::fs::rename(&partial, &index)?;
-    drop(ticker);
-    Ok(count)
+    // Refused by the check, its verdict or an unknown --recipient: nothing of this run is left,
+    // not even a folder it made, as when the check came before any letter was written.
+    let refused = |e: anyhow::Error| {
+        remove_preview(dir, made.as_deref());
+        e
+    };
+    let (checked, kept) = checked.map_err(refused)?;
+    let p = checked.accept(config, out).map_err(refused)?;
+    if !key_found {
+        return Err(refused(campaign::no_recipient(&p, shown_key)));
+    }
+    folder?;
+    let failed = |e: anyhow::Error| failed_write(config, dir, e);
+    let index = index
+        .expect("started when the folder is ready")
+        .map_err(failed)?;
+    kept.map_err(failed)?;
+    let (count, shown_letter) = index.finish(dir).map_err(failed)?;
+    Ok((p, count, shown_letter))
 }
 
-/// Letters written by one thread at a time, before the index gets their rows.
-const CHUNK: usize = 512;
+/// Empties the preview folder of an earlier preview's letters, or makes it; returns the first
+/// folder this made, if any.
+fn ready(dir: &Path) -> Result<Option<PathBuf>> {
+    clear_preview(dir)?;
+    let made = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .last()
+        .map(Path::to_path_buf);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(made)
+}
+
+/// Removes what this run wrote: its letters and its unfinished index, and the folders it `made`
+/// (the first of them and those below it), if they are empty.
+fn remove_preview(dir: &Path, made: Option<&Path>) {
+    let _ = clear_preview(dir);
+    let _ = std::fs::remove_file(dir.join("index.html.partial"));
+    if let Some(top) = made {
+        for d in dir.ancestors() {
+            if std::fs::remove_dir(d).is_err() || d == top {
+                break;
+            }
+        }
+    }
+}
+
+/// A preview that could not be written: this run's files go, and the error says why in the
+/// words `storage` has for a disk that is full or read-only.
+fn failed_write(config: &Config, dir: &Path, e: anyhow::Error) -> anyhow::Error {
+    // No preview is better than part of one that looks whole.
+    remove_preview(dir, None);
+    match Cause::of(&e) {
+        Some(cause) => anyhow::anyhow!(
+            "cannot write the preview to {}: {}. The letters written so far were removed again, so that no part of a preview is mistaken for a whole one. Nothing was sent and the ledger was not changed.\nWhat to do: {}.",
+            shown(config, dir),
+            storage::why(cause),
+            storage::fix(
+                cause,
+                "the preview folder",
+                "write the preview elsewhere with `--out FOLDER`",
+                "run `rundbrev preview` again"
+            )
+        ),
+        None => e,
+    }
+}
+
+/// The index while the letters are written: its rows, in file order, go into
+/// `index.html.partial`, which takes the index's name once the check has passed.
+struct Index {
+    file: BufWriter<File>,
+    partial: PathBuf,
+    count: usize,
+    /// The letter shown in the terminal, once it has come.
+    shown: Option<Written>,
+    ticker: Option<progress::Ticker>,
+}
+
+impl Index {
+    fn start(config: &Config, dir: &Path) -> Result<Index> {
+        let partial = dir.join("index.html.partial");
+        let mut file = BufWriter::new(
+            File::create(&partial)
+                .with_context(|| format!("cannot write {}", partial.display()))?,
+        );
+        file.write_all(
+            page::index_head(&config.campaign.id, &wording::transport(config)).as_bytes(),
+        )?;
+        Ok(Index {
+            file,
+            partial,
+            count: 0,
+            shown: None,
+            ticker: None,
+        })
+    }
+
+    /// One letter written: its row.
+    fn add(&mut self, p: &Prepared, w: Written, quiet: bool) -> Result<()> {
+        self.ticker
+            .get_or_insert_with(|| {
+                progress::Ticker::new(|| p.table.rows_expected().unwrap_or(0), "letters", quiet)
+            })
+            .tick();
+        self.file.write_all(page::index_row(&w.entry).as_bytes())?;
+        self.count += 1;
+        if w.text.is_some() {
+            self.shown = Some(w);
+        }
+        Ok(())
+    }
+
+    /// The last lines, on disk, and the index's name; returns how many letters it lists, and
+    /// the letter to show.
+    fn finish(mut self, dir: &Path) -> Result<(usize, Option<Written>)> {
+        self.file
+            .write_all(page::index_tail(self.count).as_bytes())?;
+        self.file
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        std::fs::rename(&self.partial, dir.join("index.html"))?;
+        Ok((self.count, self.shown))
+    }
+}
 
 /// One letter written: its index row, and its text when it is the one shown in the terminal.
 struct Written {
@@ -186,55 +288,16 @@ struct Written {
     text: Option<String>,
 }
 
-/// Composes and writes the chunk's letters (`.eml` and `.html`) on `threads` threads; returns
-/// them in the chunk's order.
-fn write_chunk(
-    p: &Prepared,
-    chunk: &[Letter],
-    dir: &Path,
-    now: DateTime<Utc>,
-    dates: (&str, &str),
-    shown_key: &str,
-    threads: usize,
-) -> Result<Vec<Written>> {
-    let per = chunk.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<Written>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunk
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|letter| write_letter(p, letter, dir, now, dates, shown_key))
-                        .collect::<Result<Vec<Written>>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a preview thread failed")))
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(chunk.len());
-    for part in parts {
-        all.extend(part?);
-    }
-    Ok(all)
-}
-
-/// Composes one letter and writes its `.eml` and its `.html` page.
+/// Writes one letter as the check composed it: its `.eml`, its `.html` page and its PDF.
 fn write_letter(
     p: &Prepared,
     letter: &Letter,
+    made: Made,
     dir: &Path,
-    now: DateTime<Utc>,
-    (date, danish_date): (&str, &str),
+    dates: &Dates,
     shown_key: &str,
 ) -> Result<Written> {
     let config = &p.config;
-    let made = p.make(letter, now)?;
     let (rendered, composed) = (made.body, made.composed);
     let stem = p.file_stem(letter);
     // Each file gets its name only once it is whole; the folder was cleared and made before.
@@ -253,12 +316,12 @@ fn write_letter(
         to: &to,
         copies: p.envelope.copies().collect(),
         subject: &rendered.subject,
-        date,
+        date: &dates.header,
         message_id: &letter.stamp.message_id,
     };
     let page = page::letter_page(
         &page::Shown {
-            date: danish_date,
+            date: &dates.page,
             copies: shown_headers.copies.clone(),
             ..shown_headers
         },

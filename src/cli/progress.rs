@@ -136,10 +136,11 @@ pub(super) struct Ticker {
 }
 
 impl Ticker {
-    pub(super) fn new(total: usize, unit: &str, quiet: bool) -> Ticker {
+    /// A ticker towards `total`, which is asked only when a bar is shown.
+    pub(super) fn new(total: impl FnOnce() -> usize, unit: &str, quiet: bool) -> Ticker {
         Ticker {
             bar: wanted(quiet).then(|| {
-                let bar = bar(total, unit);
+                let bar = bar(total(), unit);
                 bar.set_message("");
                 bar
             }),
@@ -149,14 +150,6 @@ impl Ticker {
     pub(super) fn tick(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
-        }
-    }
-
-    /// Runs `f` (which prints) with the bar hidden, so the two do not mix.
-    pub(super) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
         }
     }
 }
