@@ -153,6 +153,94 @@ fn preview_writes_every_letter_and_leaves_the_ledger_unchanged() {
     assert_eq!(c.status_json(), status_before);
 }
 
+/// A campaign of `n` municipalities, the rows in `bad` (from 1) with an address that is not one.
+fn numbered(n: usize, bad: &[usize]) -> Campaign {
+    let c = Campaign::shipped();
+    let mut csv = String::from("kommunekode,navn,region,email\n");
+    for i in 1..=n {
+        let at = if bad.contains(&i) { "(at)" } else { "@" };
+        csv.push_str(&format!(
+            "{i:04},Kommune nr. {i},Region Hovedstaden,post{i}{at}kommune{i}.dk\n"
+        ));
+    }
+    c.write("recipients/kommuner.csv", csv);
+    c
+}
+
+/// The letter files and the index in the preview folder (none when there is no folder).
+fn preview_files(c: &Campaign) -> Vec<String> {
+    c.files("preview")
+        .into_iter()
+        .filter(|f| {
+            [".eml", ".html", ".pdf", ".partial"]
+                .iter()
+                .any(|e| f.ends_with(e))
+        })
+        .collect()
+}
+
+#[test]
+fn a_preview_with_a_bad_row_lists_it_as_check_does_and_leaves_no_letter_and_no_index() {
+    // A bad row early, and one late, after hundreds of letters were written.
+    for (n, bad, line) in [(20, 5, 6), (700, 690, 691)] {
+        let c = numbered(n, &[bad]);
+        let check = c.run(&["check"]).expect(2);
+        let expected = format!(
+            "recipients/kommuner.csv, line {line}, column \"email\": \"post{bad}(at)kommune{bad}.dk\" is not a valid e-mail address"
+        );
+        check.stderr_has(&expected);
+        let preview = c.run(&["preview"]).expect(2);
+        assert_eq!(
+            preview.stderr, check.stderr,
+            "the same problems, in the same words"
+        );
+        assert_eq!(preview.stdout, check.stdout);
+        assert_eq!(preview_files(&c), Vec::<String>::new(), "{n} rows");
+        assert!(!c.path("preview").exists(), "no folder is left either");
+
+        // An earlier preview's folder is kept, emptied of letters; the others' files stay.
+        c.write("preview/noter.txt", "mine");
+        assert_eq!(c.run(&["preview"]).expect(2).stderr, check.stderr);
+        assert_eq!(c.files("preview"), ["noter.txt"]);
+    }
+}
+
+#[test]
+fn a_preview_for_an_unknown_recipient_says_so_and_leaves_nothing() {
+    let c = numbered(40, &[]);
+    let run = c.run(&["preview", "--recipient", "9999"]).expect(2);
+    run.stderr_has("there is no recipient with kommunekode \"9999\" in recipients/kommuner.csv");
+    assert_eq!(run.stdout, "");
+    assert!(!c.path("preview").exists());
+}
+
+#[test]
+fn the_preview_index_lists_more_letters_than_a_batch_in_file_order() {
+    let c = numbered(700, &[]);
+    let run = c.run(&["preview", "--recipient", "0650"]).expect(0);
+    run.stdout_has("To:         Kommune nr. 650 <post650@kommune650.dk>")
+        .stdout_has("Preview: wrote 700 letters to preview");
+    let index = c.read("preview/index.html");
+    let keys: Vec<&str> = index
+        .split("<td class=\"key\">")
+        .skip(1)
+        .map(|row| row.split('<').next().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=700).map(|i| format!("{i:04}")).collect();
+    assert_eq!(keys, expected);
+    assert!(
+        index.contains("<p>700 breve.</p>"),
+        "the count below the list"
+    );
+    let files = preview_files(&c);
+    assert_eq!(files.iter().filter(|f| f.ends_with(".eml")).count(), 700);
+    assert_eq!(
+        files.len(),
+        2 * 700 + 1,
+        "the letters and the index, no partial file"
+    );
+}
+
 #[test]
 fn a_second_send_sends_nothing() {
     let mut c = Campaign::small();
