@@ -1,0 +1,110 @@
+//! Where a key is written in the config file, so that a problem can name its line and its key.
+//!
+//! Plain text search over the file as written: a byte offset from the TOML parser becomes a line
+//! and a dotted key, and a dotted key becomes the line it is on. This module decides nothing about
+//! what a value means; the sections' `validate` functions do that.
+
+use std::path::Path;
+
+use crate::problem::Problem;
+
+/// A TOML syntax or type error, at its line and, where it can be told, its key.
+pub(super) fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
+    let mut p = Problem::new(path, e.message().trim().to_string());
+    if let Some(span) = e.span() {
+        p = p.at_line(line_at(text, span.start));
+        if let Some(key) = key_at(text, span.start) {
+            p = p.at_key(&key);
+        }
+    }
+    p
+}
+
+fn line_at(text: &str, byte: usize) -> u64 {
+    text[..byte.min(text.len())].matches('\n').count() as u64 + 1
+}
+
+/// The dotted key (with its section) whose line holds `byte`, for messages about a value.
+fn key_at(text: &str, byte: usize) -> Option<String> {
+    let line_no = line_at(text, byte) as usize;
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+        if i + 1 == line_no {
+            let key = t.split('=').next()?.trim();
+            if key.is_empty() || t.starts_with('[') {
+                return (!section.is_empty()).then_some(section);
+            }
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The line on which a dotted key (`sender.from`) is written, when it can be found.
+pub(super) fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
+    let (section, key) = match dotted.rsplit_once('.') {
+        Some((s, k)) => (s, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    let mut section_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if current == dotted {
+                section_line = Some(i as u64 + 1);
+            }
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i as u64 + 1);
+                }
+            }
+        }
+    }
+    section_line
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::{parse_str, MINIMAL};
+
+    #[test]
+    fn every_unknown_key_is_named_with_its_line() {
+        let text =
+            format!("{MINIMAL}\n[sender2]\nx = 1\n").replace("sags_nr", "sagsnr = \"1\"\nsags_nr");
+        let problems = parse_str(&text).unwrap_err();
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.contains("key `stamps.sagsnr`") && s.contains("line 11")),
+            "{shown:?}"
+        );
+        assert!(
+            shown.iter().any(|s| s.contains("key `sender2`")),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let text = MINIMAL.replace("sags_nr = \"2020-1\"", "sags_nr = 2020");
+        let problems = parse_str(&text).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        let shown = problems[0].to_string();
+        assert!(shown.contains("stamps.sags_nr"), "{shown}");
+        assert!(shown.contains("line 11"), "{shown}");
+    }
+}
