@@ -14,8 +14,13 @@ use crate::problem::Problem;
 
 mod letter;
 mod position;
+mod server;
 pub(crate) use letter::LetterSettings;
 use position::{line_of_key, toml_problem};
+use server::{
+    default_command_timeout, default_connect_timeout, default_security, default_true, tls_pins,
+    tls_warnings, OneOrMany,
+};
 
 /// The validated campaign.
 #[derive(Debug, Clone)]
@@ -220,17 +225,6 @@ impl Imap {
     }
 }
 
-/// What to say about a mail server's TLS settings on every run: the host name check turned off.
-fn tls_warnings(check_host_name: bool, host: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if !check_host_name {
-        out.push(format!(
-            "the server's host name is not checked against its certificate (tls_check_host_name = false); only the pinned certificate is trusted, so keep its private key on {host} only"
-        ));
-    }
-    out
-}
-
 // ---- what the TOML file may say -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -412,29 +406,6 @@ struct RawSmtp {
     password: Option<toml::Value>,
 }
 
-/// A setting that takes one string or a list of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    /// The strings given, none when the key is left out.
-    fn strings(given: Option<OneOrMany>) -> Vec<String> {
-        match given {
-            None => Vec::new(),
-            Some(OneOrMany::One(text)) => vec![text],
-            Some(OneOrMany::Many(list)) => list,
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-
 #[derive(Deserialize)]
 #[serde(default)]
 struct RawReceipts {
@@ -489,17 +460,8 @@ fn default_folders() -> Vec<String> {
     vec!["INBOX".into()]
 }
 
-fn default_security() -> String {
-    "starttls".into()
-}
 fn default_password_env() -> String {
     "RUNDBREV_SMTP_PASSWORD".into()
-}
-fn default_connect_timeout() -> u64 {
-    30
-}
-fn default_command_timeout() -> u64 {
-    60
 }
 fn default_retries() -> u32 {
     2
@@ -1014,34 +976,6 @@ fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) 
         connections: raw.connections.clamp(1, 64),
         dsn: None,
     }
-}
-
-/// A mail server's `tls_pin_sha256` (`pin_texts`, one or several) and the rule that
-/// `tls_check_host_name` is turned off only together with a pin, the same for every server:
-/// `section` names the keys in problems ("transport.smtp"), `copy_from` says where the user
-/// finds the fingerprint to copy. The pins that could be read.
-fn tls_pins(
-    section: &str,
-    pin_texts: &[String],
-    check_host_name: bool,
-    copy_from: &str,
-    bad: &mut impl FnMut(&str, String),
-) -> Vec<Fingerprint> {
-    let pin_key = format!("{section}.tls_pin_sha256");
-    let mut pins = Vec::new();
-    for text in pin_texts {
-        match Fingerprint::parse(text.trim()) {
-            Ok(pin) => pins.push(pin),
-            Err(why) => bad(&pin_key, format!("{why}; copy {copy_from}")),
-        }
-    }
-    if !check_host_name && pin_texts.is_empty() {
-        bad(
-            &format!("{section}.tls_check_host_name"),
-            "can only be turned off together with tls_pin_sha256: without a pin, any trusted certificate for any host would do".into(),
-        );
-    }
-    pins
 }
 
 /// True for names and addresses that never leave this machine.
