@@ -3,6 +3,11 @@
 //! `parse` turns TOML text into a validated `Config` or a list of every problem found, each naming
 //! the key. Relative paths are resolved against the folder the config file is in. This module reads
 //! no other file and never holds a secret: passwords come from the environment, a prompt or a command.
+//!
+//! The top-level sections are read and checked here; the larger ones have a file each: `smtp`
+//! (`[transport.smtp]`), `receipts` (`[receipts]` and `[receipts.imap]`) and `letter`
+//! (`[letter]`). `server` holds what the two mail server sections share, and `position` finds
+//! where a key is written, so that every problem can name its line.
 
 use std::path::{Path, PathBuf};
 
@@ -563,6 +568,7 @@ pub(crate) fn content_fingerprint_parts(config: &Config) -> Vec<(&'static str, S
 mod tests {
     use super::*;
 
+    /// The smallest config that passes; the tests of every section build on it.
     pub(super) const MINIMAL: &str = r#"
 [campaign]
 id = "test"
@@ -577,6 +583,7 @@ sags_nr = "2020-1"
 akt_id_first = "0099"
 "#;
 
+    /// `parse` with the config file in the folder `camp`.
     pub(super) fn parse_str(text: &str) -> Result<Config, Vec<Problem>> {
         parse(text, Path::new("camp/config.toml"))
     }

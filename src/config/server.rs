@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::trust::Fingerprint;
+use super::Fingerprint;
 
 /// A setting that takes one string or a list of them.
 #[derive(Deserialize)]
