@@ -36,84 +36,51 @@ pub(crate) fn encode_text(text: &str) -> Body {
 /// base64. Lines are measured as email-encoding measures them, before CRLF normalisation: the
 /// first line is too long at 76 bytes, every later one (counted with the `\n` before it) at 75.
 fn choose(bytes: &[u8]) -> ContentTransferEncoding {
-    let mut ascii = true;
-    let mut escaping = 0usize;
-    let mut too_long = false;
-    let mut last = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        if word(bytes, i).is_some_and(all_printable) {
-            i += 8;
-            continue;
-        }
-        let end = bytes.len().min(i + 8);
-        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
-            if !matches!(b, b'\t' | b' '..=b'~') {
-                escaping += 1;
-                ascii &= b.is_ascii();
-                if b == b'\n' {
-                    too_long |= j - last >= 76;
-                    last = j;
-                }
-            }
-        }
-        i = end;
-    }
-    too_long |= bytes.len() - last >= 76;
-    if ascii && !too_long {
+    if bytes.is_ascii() && !too_long(bytes) {
         ContentTransferEncoding::SevenBit
-    } else if escaping <= bytes.len() / 3 {
+    } else if escaping(bytes) <= bytes.len() / 3 {
         ContentTransferEncoding::QuotedPrintable
     } else {
         ContentTransferEncoding::Base64
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The 8 bytes from `at` as one word (in no particular byte order), if there are 8.
-#[inline]
-fn word(bytes: &[u8], at: usize) -> Option<u64> {
-    let eight: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_ne_bytes(eight))
+/// Whether a line is too long for 7bit, measured as `choose` says.
+fn too_long(bytes: &[u8]) -> bool {
+    let mut last = 0;
+    for lf in memchr::memchr_iter(b'\n', bytes) {
+        if lf - last >= 76 {
+            return true;
+        }
+        last = lf;
+    }
+    bytes.len() - last >= 76
 }
 
-/// Whether one of the word's bytes is zero. (A borrow only ever crosses from a byte that is
-/// zero, so the answer is exact.)
-#[inline]
-fn has_zero(w: u64) -> bool {
-    w.wrapping_sub(ONES) & !w & HIGHS != 0
-}
-
-/// Whether every byte of the word is printable ASCII, `' '..='~'`. (Borrows and carries only
-/// cross from a byte outside that range, so the answer is exact.)
-#[inline]
-fn all_printable(w: u64) -> bool {
-    let below = w.wrapping_sub(0x20 * ONES) & !w & HIGHS;
-    let above = (w.wrapping_add(ONES) | w) & HIGHS;
-    below | above == 0
+/// How many bytes are neither a tab nor printable ASCII (line ends included). Counted in blocks
+/// of at most 255 with a byte-sized counter, a loop the compiler turns into vector instructions.
+fn escaping(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|block| {
+            let n = block.iter().fold(0u8, |n, &b| {
+                n + u8::from(b != b'\t' && !(b' '..=b'~').contains(&b))
+            });
+            usize::from(n)
+        })
+        .sum()
 }
 
 /// The bytes with a CR put before every LF that has none (lettre's `encode_crlf`).
 fn crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16 + 8);
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if word(bytes, i).is_some_and(|w| !has_zero(w ^ (u64::from(b'\n') * ONES))) {
-            i += 8;
-            continue;
+    for lf in memchr::memchr_iter(b'\n', bytes) {
+        if lf == 0 || bytes[lf - 1] != b'\r' {
+            out.extend_from_slice(&bytes[start..lf]);
+            out.push(b'\r');
+            start = lf;
         }
-        let end = bytes.len().min(i + 8);
-        for j in i..end {
-            if bytes[j] == b'\n' && (j == 0 || bytes[j - 1] != b'\r') {
-                out.extend_from_slice(&bytes[start..j]);
-                out.push(b'\r');
-                start = j;
-            }
-        }
-        i = end;
     }
     out.extend_from_slice(&bytes[start..]);
     out
@@ -137,67 +104,61 @@ fn base64(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether quoted_printable escapes this byte (as `=XY`).
+/// Bytes whose flags are worked out together, in one loop the compiler turns into vector
+/// instructions.
+const BLOCK: usize = 64;
+
+/// For each byte of the block, 1 if it is not printable ASCII other than `=`: the bytes
+/// quoted_printable escapes or breaks the line at, and tabs (kept as they are, but rare: they go
+/// the way of the others); 0 for the bytes copied as they are.
 #[inline]
-fn needs_encoding(b: u8) -> bool {
-    !matches!(b, b'\t' | b' '..=b'<' | b'>'..=b'~')
+fn flags(block: &[u8; BLOCK]) -> [u8; BLOCK] {
+    let mut flags = [0; BLOCK];
+    for (flag, &b) in flags.iter_mut().zip(block) {
+        *flag = u8::from(!(b' '..=b'~').contains(&b) || b == b'=');
+    }
+    flags
 }
 
-/// Whether quoted_printable keeps all 8 bytes of the word as they are (a tab is left to the
-/// byte-by-byte path).
+/// Whether quoted_printable keeps this byte as it is.
 #[inline]
-fn all_plain(w: u64) -> bool {
-    all_printable(w) && !has_zero(w ^ (u64::from(b'=') * ONES))
+fn kept(b: u8) -> bool {
+    b == b'\t' || ((b' '..=b'~').contains(&b) && b != b'=')
 }
 
 /// quoted_printable 0.5's `encode` of the CRLF-normalised bytes, in one pass: a LF, or a CR
-/// before a LF, is a hard line break; a CR alone is `=0D`.
+/// before a LF, is a hard line break; a CR alone is `=0D`. The bytes are taken eight at a time
+/// with their flags (see `flags`), and the stretches between flagged bytes are copied whole.
 fn quoted_printable(bytes: &[u8]) -> Vec<u8> {
     let mut qp = Qp {
         out: Vec::with_capacity(bytes.len() + bytes.len() / 2 + 64),
-        on_line: 0,
-        backup: 0,
+        line: [0; LINE_BUFFER],
+        len: 0,
+        last: 0,
     };
     let mut i = 0;
+    // How many bytes at `i` are written already (the LF of a CRLF at the end of a word).
+    let mut taken = 0;
+    while let Some(block) = bytes.get(i..i + BLOCK) {
+        let flags = flags(block.try_into().expect("a block"));
+        for (k, (eight, flags)) in block.chunks_exact(8).zip(flags.chunks_exact(8)).enumerate() {
+            let word = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+            let mask = u64::from_le_bytes(flags.try_into().expect("8 flags"));
+            taken = qp.word(bytes, i + 8 * k, word, mask, taken);
+        }
+        i += BLOCK;
+    }
+    i += taken;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'\n' {
-            qp.hard_break();
+        if kept(b) {
+            qp.plain_word(u64::from(b), 1);
             i += 1;
-        } else if b == b'\r' {
-            if bytes.get(i + 1) == Some(&b'\n') {
-                qp.hard_break();
-                i += 2;
-            } else {
-                qp.append(b"=0D");
-                i += 1;
-            }
-        } else if QP_LIMIT - qp.on_line >= 3 && !needs_encoding(b) {
-            // A run of bytes that stay as they are, as long as it leaves room for a soft break.
-            let max_run = QP_LIMIT - qp.on_line - 2;
-            let rest = &bytes[i..bytes.len().min(i + max_run)];
-            let mut run = 0;
-            while word(rest, run).is_some_and(all_plain) {
-                run += 8;
-            }
-            while run < rest.len() && !needs_encoding(rest[run]) {
-                run += 1;
-            }
-            qp.out.extend_from_slice(&rest[..run]);
-            qp.on_line += run;
-            qp.backup = qp.out.len();
-            i += run;
         } else {
-            match b {
-                b'=' => qp.append(b"=3D"),
-                b'\t' | b' '..=b'~' => qp.append(&[b]),
-                _ => qp.append(&hex(b)),
-            }
-            i += 1;
+            i += 1 + qp.special_byte(bytes, i);
         }
     }
-    qp.trailing_space_tab();
-    qp.out
+    qp.finish()
 }
 
 fn hex(b: u8) -> [u8; 3] {
@@ -205,52 +166,184 @@ fn hex(b: u8) -> [u8; 3] {
     [b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]
 }
 
-/// quoted_printable's encoder state: the output, the bytes on the current line, and where the
-/// last appended piece starts (a soft break goes there when the line is exactly full).
+/// The line being encoded is kept here until it ends: a whole line, and room to store a word
+/// past its end.
+const LINE_BUFFER: usize = QP_LIMIT + 8;
+
+/// quoted_printable's encoder state: the lines done, the current line, and where the line's last
+/// piece starts.
+///
+/// quoted_printable appends one piece at a time (a byte kept as it is, or `=XY`): a piece that
+/// would make the line longer than 76 goes after a soft break, and when the line is exactly full
+/// the soft break goes before the line's last piece instead, so that the `=` fits. `append` does
+/// just that; `plain_word` and `escaped` take the common case, a piece that fits, in a few
+/// steps, and leave the rest to `append`.
 struct Qp {
     out: Vec<u8>,
-    on_line: usize,
-    backup: usize,
+    line: [u8; LINE_BUFFER],
+    len: usize,
+    last: usize,
 }
 
 impl Qp {
-    #[inline]
+    /// Appends one piece, as quoted_printable does.
     fn append(&mut self, piece: &[u8]) {
-        if self.on_line + piece.len() > QP_LIMIT {
-            if self.on_line == QP_LIMIT {
-                // The soft break goes before the last piece appended.
-                let at = self.backup;
-                self.on_line = self.out.len() - at;
+        if self.len + piece.len() > QP_LIMIT {
+            if self.len == QP_LIMIT {
+                // The soft break goes before the line's last piece, which moves on.
+                let last = self.last;
+                self.out.extend_from_slice(&self.line[..last]);
                 self.out.extend_from_slice(b"=\r\n");
-                let end = self.out.len() - 3;
-                self.out.copy_within(at..end, at + 3);
-                self.out[at..at + 3].copy_from_slice(b"=\r\n");
+                self.line.copy_within(last..QP_LIMIT, 0);
+                self.len = QP_LIMIT - last;
             } else {
-                self.out.extend_from_slice(b"=\r\n");
-                self.on_line = 0;
+                self.end_line(b"=\r\n");
             }
         }
-        self.out.extend_from_slice(piece);
-        self.on_line += piece.len();
-        self.backup = self.out.len() - piece.len();
+        self.line[self.len..self.len + piece.len()].copy_from_slice(piece);
+        self.last = self.len;
+        self.len += piece.len();
+    }
+
+    /// Appends the eight bytes at `at`, `word` (the first byte lowest), of which `mask` flags
+    /// the ones that need more than copying (a nonzero byte for each) and the first `from` are
+    /// written already. Returns how many bytes after the word it wrote too (a CRLF's LF).
+    #[inline(always)]
+    fn word(
+        &mut self,
+        bytes: &[u8],
+        at: usize,
+        word: u64,
+        mut mask: u64,
+        mut from: usize,
+    ) -> usize {
+        if mask == 0 && from == 0 {
+            self.plain_word(word, 8);
+            return 0;
+        }
+        while mask != 0 {
+            let k = (mask.trailing_zeros() / 8) as usize;
+            mask &= mask - 1;
+            if k < from {
+                continue; // the LF of a CRLF already taken
+            }
+            if k > from {
+                self.plain_word(word >> (8 * from), k - from);
+            }
+            from = k + 1 + self.special_byte(bytes, at + k);
+        }
+        if from < 8 {
+            self.plain_word(word >> (8 * from), 8 - from);
+        }
+        from.saturating_sub(8)
+    }
+
+    /// Appends the first `count` bytes of the word (1 to 8, the first byte lowest), all kept as
+    /// they are, each its own piece. When they fit on the line, all eight bytes are stored at
+    /// once: the ones past `count` are not part of the line and are written over later.
+    #[inline(always)]
+    fn plain_word(&mut self, word: u64, count: usize) {
+        if self.len + count <= QP_LIMIT {
+            self.line[self.len..self.len + 8].copy_from_slice(&word.to_le_bytes());
+            self.len += count;
+            self.last = self.len - 1;
+        } else {
+            self.plain_past_the_end(&word.to_le_bytes()[..count]);
+        }
+    }
+
+    /// Appends bytes kept as they are that do not all fit on the line, as `append` would one by
+    /// one: while more bytes follow than the line has room for, the line takes all but one of
+    /// the bytes that fit (the last would be moved after the soft break once the next came).
+    #[inline(never)]
+    fn plain_past_the_end(&mut self, mut run: &[u8]) {
+        while !run.is_empty() {
+            let room = QP_LIMIT - self.len;
+            if run.len() <= room {
+                self.line[self.len..self.len + run.len()].copy_from_slice(run);
+                self.len += run.len();
+                self.last = self.len - 1;
+                return;
+            }
+            if room == 0 {
+                // The line is full: its last piece moves on with this byte.
+                self.append(&run[..1]);
+                run = &run[1..];
+                continue;
+            }
+            let (fit, rest) = run.split_at(room - 1);
+            self.line[self.len..self.len + fit.len()].copy_from_slice(fit);
+            self.len += fit.len();
+            self.end_line(b"=\r\n");
+            run = rest;
+        }
+    }
+
+    /// Moves the line, ended with `end` (a soft or hard break), to the output.
+    fn end_line(&mut self, end: &[u8]) {
+        self.line[self.len..self.len + end.len()].copy_from_slice(end);
+        self.out
+            .extend_from_slice(&self.line[..self.len + end.len()]);
+        self.len = 0;
+    }
+
+    /// Appends a byte as `=XY`.
+    #[inline(always)]
+    fn escaped(&mut self, b: u8) {
+        let piece = hex(b);
+        if self.len + 3 <= QP_LIMIT {
+            self.line[self.len..self.len + 3].copy_from_slice(&piece);
+            self.last = self.len;
+            self.len += 3;
+        } else {
+            self.append(&piece);
+        }
+    }
+
+    /// Appends `bytes[at]`, a byte `flags` marks: a line break (a CR before a LF takes the LF
+    /// with it), a tab, or a byte escaped as `=XY`. Returns how many bytes after `at` it took.
+    #[inline(always)]
+    fn special_byte(&mut self, bytes: &[u8], at: usize) -> usize {
+        match bytes[at] {
+            b'\t' => {
+                self.plain_word(u64::from(b'\t'), 1);
+                0
+            }
+            b'\n' => {
+                self.hard_break();
+                0
+            }
+            b'\r' if bytes.get(at + 1) == Some(&b'\n') => {
+                self.hard_break();
+                1
+            }
+            b => {
+                self.escaped(b);
+                0
+            }
+        }
     }
 
     /// A space or tab may not end an encoded line: it is written `=20` or `=09` instead.
     fn trailing_space_tab(&mut self) {
-        let piece: &[u8; 3] = match self.out.last() {
+        let piece: &[u8; 3] = match self.len.checked_sub(1).map(|end| self.line[end]) {
             Some(b' ') => b"=20",
             Some(b'\t') => b"=09",
             _ => return,
         };
-        self.on_line -= 1;
-        self.out.pop();
+        self.len -= 1;
         self.append(piece);
     }
 
     fn hard_break(&mut self) {
         self.trailing_space_tab();
-        self.out.extend_from_slice(b"\r\n");
-        self.on_line = 0;
+        self.end_line(b"\r\n");
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.trailing_space_tab();
+        self.out.extend_from_slice(&self.line[..self.len]);
+        self.out
     }
 }
 
@@ -398,6 +491,61 @@ mod tests {
                 }
                 same(&s);
             }
+        }
+    }
+
+    #[test]
+    fn the_flags_mark_exactly_the_bytes_not_copied_as_they_are() {
+        let mut block = [0u8; BLOCK];
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = (i * 4) as u8;
+        }
+        for shift in 0..4u8 {
+            let shifted = block.map(|b| b.wrapping_add(shift));
+            for (flag, &b) in flags(&shifted).iter().zip(&shifted) {
+                assert_eq!(*flag == 1, !kept(b) || b == b'\t', "{b:#04x}");
+                assert!(*flag <= 1);
+            }
+        }
+    }
+
+    /// Every kind of line end and escape at every offset around the words and blocks the bytes
+    /// are taken in.
+    #[test]
+    fn line_ends_and_escapes_across_word_and_block_edges_are_encoded_as_lettre_encodes_them() {
+        for offset in 0..150 {
+            for piece in [
+                "\r\n", "\n", "\r", "\r\r\n", " \r\n", "\t\n", "æ", "=", "\t", "€\r\n",
+            ] {
+                let lead = "a".repeat(offset);
+                same(&format!("{lead}{piece}b"));
+                same(&format!("{lead}{piece}"));
+                same(&format!("{lead}{piece}{}", "c".repeat(150 - offset)));
+            }
+        }
+    }
+
+    /// Lines of pieces that stay, are escaped, or are space or tab (which must not end a line),
+    /// long enough to need soft breaks at every offset, ended in each way a line can end.
+    #[test]
+    fn soft_breaks_around_escapes_tabs_and_spaces_are_placed_as_lettre_places_them() {
+        const LINE_PIECES: &[&str] = &[
+            "a", "b", "a", " ", "\t", "=", "æ", "€", "\r", "xyz", "  ", "\t ", "=æ", "😀",
+        ];
+        const ENDS: &[&str] = &["\n", "\r\n", " \n", "\t\r\n", "\r\r\n", "=\n", ""];
+        let mut rng = Rng(0x51de_b0a2_d5ee_d00d);
+        for _ in 0..4_000 {
+            let mut s = String::new();
+            for _ in 0..1 + rng.below(4) {
+                // A plain stretch to reach a chosen offset, then pieces across the limit.
+                let lead = rng.below(90);
+                s.push_str(&"q".repeat(lead));
+                for _ in 0..rng.below(120) {
+                    s.push_str(LINE_PIECES[rng.below(LINE_PIECES.len())]);
+                }
+                s.push_str(ENDS[rng.below(ENDS.len())]);
+            }
+            same(&s);
         }
     }
 
