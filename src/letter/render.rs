@@ -262,6 +262,9 @@ fn end_line(out: &mut String) {
 
 /// Escapes text for HTML attribute and element content.
 pub(crate) fn escape_html(s: &str) -> String {
+    if !s.contains(['&', '<', '>', '"', '\'']) {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
