@@ -90,13 +90,10 @@ impl Renderer {
             .tera
             .render(LETTER, &ctx)
             .map_err(|e| template_error("letter", &e))?;
-        // Parsed once; both parts are made from the same events.
-        let events: Vec<Event<'_>> = parser(&markdown).collect();
-        let (text, html_body) = (
-            events_to_text(&events),
-            events_to_html(events.iter().cloned()),
-        );
-        drop(events);
+        // Parsed once; both parts are made from the same events, as they come.
+        let mut text = TextWriter::default();
+        let html_body = events_to_html(parser(&markdown).inspect(|e| text.event(e)));
+        let text = text.finish();
         let subject = self
             .tera
             .render(SUBJECT, &ctx)
@@ -179,35 +176,48 @@ fn events_to_html<'a>(events: impl Iterator<Item = Event<'a>>) -> String {
 /// blank line, list items with "- ", and each link's address after its text.
 #[cfg(test)]
 fn markdown_to_text(markdown: &str) -> String {
-    let events: Vec<Event<'_>> = parser(markdown).collect();
-    events_to_text(&events)
+    let mut text = TextWriter::default();
+    parser(markdown).for_each(|e| text.event(&e));
+    text.finish()
 }
 
-fn events_to_text(events: &[Event<'_>]) -> String {
-    let mut out = String::with_capacity(8 * 1024);
-    let mut link: Option<(String, usize)> = None; // (destination, where its text starts)
-    let mut list_depth = 0usize;
-    let indent = |depth: usize| "  ".repeat(depth);
-    for event in events {
+/// Writes the plain text of the events it is shown, one at a time (see `markdown_to_text`).
+#[derive(Default)]
+struct TextWriter {
+    out: String,
+    /// The link being written: its destination and where its text starts.
+    link: Option<(String, usize)>,
+    list_depth: usize,
+}
+
+impl TextWriter {
+    fn indent(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        let out = &mut self.out;
         match event {
             Event::Start(Tag::Item) => {
-                out.push_str(&indent(list_depth.saturating_sub(1)));
-                out.push_str("- ");
+                self.indent(self.list_depth.saturating_sub(1));
+                self.out.push_str("- ");
             }
-            Event::End(TagEnd::Item) => end_line(&mut out),
+            Event::End(TagEnd::Item) => end_line(out),
             Event::Start(Tag::List(_)) => {
-                if list_depth > 0 {
-                    end_line(&mut out);
+                if self.list_depth > 0 {
+                    end_line(out);
                 }
-                list_depth += 1;
+                self.list_depth += 1;
             }
             Event::End(TagEnd::List(_)) => {
-                list_depth -= 1;
-                if list_depth == 0 {
+                self.list_depth -= 1;
+                if self.list_depth == 0 {
                     out.push('\n');
                 }
             }
-            Event::End(TagEnd::Paragraph) if list_depth == 0 => out.push_str("\n\n"),
+            Event::End(TagEnd::Paragraph) if self.list_depth == 0 => out.push_str("\n\n"),
             Event::Start(Tag::Heading { .. }) => {}
             Event::End(TagEnd::Heading(level)) => {
                 if *level <= HeadingLevel::H2 {
@@ -218,11 +228,11 @@ fn events_to_text(events: &[Event<'_>]) -> String {
                 out.push_str("\n\n");
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
-                link = Some((dest_url.to_string(), out.len()))
+                self.link = Some((dest_url.to_string(), out.len()))
             }
             Event::End(TagEnd::Link) => {
-                if let Some((dest, start)) = link.take() {
-                    let text = out[start..].to_string();
+                if let Some((dest, start)) = self.link.take() {
+                    let text = &out[start..];
                     let shown = dest.strip_prefix("mailto:").unwrap_or(&dest);
                     let same = shown == text
                         || dest.trim_end_matches('/')
@@ -236,8 +246,8 @@ fn events_to_text(events: &[Event<'_>]) -> String {
             }
             Event::SoftBreak | Event::HardBreak => {
                 out.push('\n');
-                if list_depth > 0 {
-                    out.push_str(&indent(list_depth));
+                if self.list_depth > 0 {
+                    self.indent(self.list_depth);
                 }
             }
             Event::Rule => out.push_str("----\n\n"),
@@ -245,13 +255,23 @@ fn events_to_text(events: &[Event<'_>]) -> String {
             _ => {}
         }
     }
-    let trimmed = out.trim_end();
-    let mut text = String::with_capacity(trimmed.len() + 1);
-    for line in trimmed.lines() {
-        text.push_str(line.trim_end());
-        text.push('\n');
+
+    /// The text, every line without trailing white space and ended by a line feed.
+    fn finish(self) -> String {
+        let trimmed = self.out.trim_end();
+        let mut text = String::with_capacity(trimmed.len() + 1);
+        if trimmed.is_empty() {
+            return text;
+        }
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', trimmed.as_bytes()).chain([trimmed.len()]);
+        for end in ends {
+            text.push_str(trimmed[start..end].trim_end());
+            text.push('\n');
+            start = end + 1;
+        }
+        text
     }
-    text
 }
 
 fn end_line(out: &mut String) {
@@ -366,6 +386,107 @@ mod tests {
             out.html_body
         );
         assert_eq!(out.text, "Til <b>*x*</b> & [y](z)\n");
+    }
+
+    /// The plain text as it was made before, from the collected events.
+    fn text_from_collected_events(events: &[Event<'_>]) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let mut link: Option<(String, usize)> = None; // (destination, where its text starts)
+        let mut list_depth = 0usize;
+        let indent = |depth: usize| "  ".repeat(depth);
+        for event in events {
+            match event {
+                Event::Start(Tag::Item) => {
+                    out.push_str(&indent(list_depth.saturating_sub(1)));
+                    out.push_str("- ");
+                }
+                Event::End(TagEnd::Item) => end_line(&mut out),
+                Event::Start(Tag::List(_)) => {
+                    if list_depth > 0 {
+                        end_line(&mut out);
+                    }
+                    list_depth += 1;
+                }
+                Event::End(TagEnd::List(_)) => {
+                    list_depth -= 1;
+                    if list_depth == 0 {
+                        out.push('\n');
+                    }
+                }
+                Event::End(TagEnd::Paragraph) if list_depth == 0 => out.push_str("\n\n"),
+                Event::Start(Tag::Heading { .. }) => {}
+                Event::End(TagEnd::Heading(level)) => {
+                    if *level <= HeadingLevel::H2 {
+                        let title_len = out.lines().last().map(|l| l.chars().count()).unwrap_or(0);
+                        out.push('\n');
+                        out.push_str(&"-".repeat(title_len));
+                    }
+                    out.push_str("\n\n");
+                }
+                Event::Start(Tag::Link { dest_url, .. }) => {
+                    link = Some((dest_url.to_string(), out.len()))
+                }
+                Event::End(TagEnd::Link) => {
+                    if let Some((dest, start)) = link.take() {
+                        let text = out[start..].to_string();
+                        let shown = dest.strip_prefix("mailto:").unwrap_or(&dest);
+                        let same = shown == text
+                            || dest.trim_end_matches('/')
+                                == format!("http://{text}").trim_end_matches('/')
+                            || dest.trim_end_matches('/')
+                                == format!("https://{text}").trim_end_matches('/');
+                        if !same {
+                            let _ = write!(out, " <{dest}>");
+                        }
+                    }
+                }
+                Event::SoftBreak | Event::HardBreak => {
+                    out.push('\n');
+                    if list_depth > 0 {
+                        out.push_str(&indent(list_depth));
+                    }
+                }
+                Event::Rule => out.push_str("----\n\n"),
+                Event::Text(t) | Event::Code(t) => out.push_str(t),
+                _ => {}
+            }
+        }
+        let trimmed = out.trim_end();
+        let mut text = String::with_capacity(trimmed.len() + 1);
+        for line in trimmed.lines() {
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn the_text_made_event_by_event_is_the_text_made_from_collected_events() {
+        let markdowns = [
+            String::new(),
+            " \n\n".into(),
+            "Til samtlige kommuner\n".into(),
+            "# Overskrift\n\nTekst  \nmed hårdt linjeskift\n\n## Under\n\n### Tredje\n".into(),
+            "- a\n- b\n  - c\n    - d  \n      e\n- f\n\n1. x\n2. y\n".into(),
+            "Mail [uim@uim.dk](mailto:uim@uim.dk) og <https://x.dk/> og [side](https://x.dk/a_b)\n"
+                .into(),
+            "Tekst med `kode` og *fremhævet*\n\n----\n\nSlut \t \n".into(),
+            "<b>html</b> & entity &amp; \\*escaped\\*\n\n> citat\n> videre\n".into(),
+            "    indrykket kode\n    linje 2\n\nTekst\r\nmed CRLF\r\n".into(),
+            "[tom]()\n\n![billede](x.png)\n\n- [link i liste](http://y.dk)\n  fortsat\n".into(),
+            "Ærø  \nÆblegrød\u{a0}\n\n\u{a0}\n".into(),
+        ];
+        for md in markdowns {
+            let events: Vec<Event<'_>> = parser(&md).collect();
+            assert_eq!(
+                markdown_to_text(&md),
+                text_from_collected_events(&events),
+                "{md:?}"
+            );
+        }
+        let model = include_str!("../../templates/rundbrev.md");
+        let events: Vec<Event<'_>> = parser(model).collect();
+        assert_eq!(markdown_to_text(model), text_from_collected_events(&events));
     }
 
     #[test]
