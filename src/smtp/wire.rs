@@ -276,16 +276,13 @@ pub(super) fn put_data(message: &[u8], out: &mut Vec<u8>) {
     if body.first() == Some(&b'.') {
         out.push(b'.');
     }
+    // The runs between line starts that need the extra "." are copied whole.
     let mut copied = 0;
-    let mut from = 0;
-    while let Some(found) = body[from..].iter().position(|&b| b == b'\n') {
-        let lf = from + found;
-        if lf > 0 && body[lf - 1] == b'\r' && body.get(lf + 1) == Some(&b'.') {
-            out.extend_from_slice(&body[copied..=lf]);
-            out.push(b'.');
-            copied = lf + 1;
-        }
-        from = lf + 1;
+    for crlf in memchr::memmem::find_iter(body, b"\r\n.") {
+        let start = crlf + 2;
+        out.extend_from_slice(&body[copied..start]);
+        out.push(b'.');
+        copied = start;
     }
     out.extend_from_slice(&body[copied..]);
     out.extend_from_slice(b"\r\n.\r\n");
@@ -420,6 +417,29 @@ mod tests {
             }
         }
         assert!(count > 90_000);
+    }
+
+    #[test]
+    fn dot_stuffing_matches_lettre_on_long_messages() {
+        // Long lines of letters with dots, CRs and LFs sprinkled in, so the search for line
+        // starts runs over long stretches as well as short ones.
+        let pieces: [&[u8]; 8] = [b".", b"\r\n", b"\r\n.", b"\n.", b"\r", b"..", b"abc", b"x"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..500 {
+            let mut message = Vec::new();
+            let len = (state % 5000) as usize;
+            while message.len() < len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if state.is_multiple_of(4) {
+                    message.extend_from_slice(pieces[(state >> 8) as usize % pieces.len()]);
+                } else {
+                    message.extend(std::iter::repeat_n(b'a', (state >> 16) as usize % 200));
+                }
+            }
+            assert_eq!(data(&message), lettre_codec(&message));
+        }
     }
 
     #[test]
