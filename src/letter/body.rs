@@ -243,40 +243,38 @@ impl Qp {
     /// once: the ones past `count` are not part of the line and are written over later.
     #[inline(always)]
     fn plain_word(&mut self, word: u64, count: usize) {
-        if self.len + count <= QP_LIMIT {
+        if self.len + count > QP_LIMIT {
+            self.plain_past_the_end(word, count);
+        } else {
             self.line[self.len..self.len + 8].copy_from_slice(&word.to_le_bytes());
             self.len += count;
             self.last = self.len - 1;
-        } else {
-            self.plain_past_the_end(&word.to_le_bytes()[..count]);
         }
     }
 
-    /// Appends bytes kept as they are that do not all fit on the line, as `append` would one by
-    /// one: while more bytes follow than the line has room for, the line takes all but one of
-    /// the bytes that fit (the last would be moved after the soft break once the next came).
+    /// `plain_word` for bytes that do not all fit on the line, as `append` would take them one
+    /// by one: when more bytes follow than the line has room for, the line takes all but one of
+    /// the bytes that fit (the last would be moved after the soft break once the next came), and
+    /// the rest start the next line.
     #[inline(never)]
-    fn plain_past_the_end(&mut self, mut run: &[u8]) {
-        while !run.is_empty() {
-            let room = QP_LIMIT - self.len;
-            if run.len() <= room {
-                self.line[self.len..self.len + run.len()].copy_from_slice(run);
-                self.len += run.len();
-                self.last = self.len - 1;
-                return;
+    fn plain_past_the_end(&mut self, word: u64, count: usize) {
+        let room = QP_LIMIT - self.len;
+        if room == 0 {
+            // The line is full: its last piece moves on with the first byte.
+            self.append(&word.to_le_bytes()[..1]);
+            if count > 1 {
+                self.plain_word(word >> 8, count - 1);
             }
-            if room == 0 {
-                // The line is full: its last piece moves on with this byte.
-                self.append(&run[..1]);
-                run = &run[1..];
-                continue;
-            }
-            let (fit, rest) = run.split_at(room - 1);
-            self.line[self.len..self.len + fit.len()].copy_from_slice(fit);
-            self.len += fit.len();
-            self.end_line(b"=\r\n");
-            run = rest;
+            return;
         }
+        let fit = room - 1;
+        self.line[self.len..self.len + 8].copy_from_slice(&word.to_le_bytes());
+        self.len += fit;
+        self.end_line(b"=\r\n");
+        let rest = count - fit;
+        self.line[..8].copy_from_slice(&(word >> (8 * fit)).to_le_bytes());
+        self.len = rest;
+        self.last = rest - 1;
     }
 
     /// Moves the line, ended with `end` (a soft or hard break), to the output.
