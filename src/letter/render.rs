@@ -182,12 +182,21 @@ fn markdown_to_text(markdown: &str) -> String {
 }
 
 /// Writes the plain text of the events it is shown, one at a time (see `markdown_to_text`).
-#[derive(Default)]
 struct TextWriter {
     out: String,
     /// The link being written: its destination and where its text starts.
     link: Option<(String, usize)>,
     list_depth: usize,
+}
+
+impl Default for TextWriter {
+    fn default() -> TextWriter {
+        TextWriter {
+            out: String::with_capacity(8 * 1024),
+            link: None,
+            list_depth: 0,
+        }
+    }
 }
 
 impl TextWriter {
