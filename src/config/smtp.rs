@@ -20,7 +20,7 @@ pub(crate) struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    /// Plaintext to a host that is not loopback: only when the user says so.
+    /// Extra trusted CA certificate(s), PEM; the system roots stay trusted.
     pub ca_file: Option<PathBuf>,
     /// Only a server certificate with one of these SHA-256 fingerprints is trusted.
     pub tls_pins: Vec<Fingerprint>,
