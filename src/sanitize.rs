@@ -6,6 +6,17 @@
 //! prints and never decides what is valid input (the checks refuse such characters where they
 //! would reach a header).
 
+/// What a caught panic said, in one printable line (its payload is usually a `&str` or a
+/// `String`).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    printable(text.lines().next().unwrap_or_default())
+}
+
 /// Makes untrusted text safe to print on a terminal: control and bidi characters are escaped.
 pub(crate) fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -8,6 +8,7 @@
 //! a preview need not compose the letters again. The check decides; the keeper does the writing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Mutex;
@@ -111,6 +112,21 @@ fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, Merg
             column,
         ))
     })
+}
+
+/// A panic while merging one letter, as that letter's problem.
+fn fault(p: &Prepared, letter: &Letter, payload: &(dyn std::any::Any + Send)) -> MergeProblem {
+    MergeProblem::Other(p.table.at(
+        Problem::new(
+            &p.table.file,
+            format!(
+                "rundbrev failed unexpectedly while merging the letter for this row ({}); this is a fault in rundbrev, please report it",
+                crate::sanitize::panic_text(payload)
+            ),
+        ),
+        letter.line,
+        None,
+    ))
 }
 
 /// Letters handed to a checking thread at a time.
@@ -290,7 +306,12 @@ pub(super) fn check_all<T: Send>(
                     to,
                 });
                 for letter in &chunk {
-                    match merge(p, letter, now) {
+                    // A fault in rundbrev (a panic) while merging or keeping a letter is that
+                    // letter's problem: the thread lives on, so the reader never waits for ever
+                    // on a thread that died, and nothing is sent or kept.
+                    let merged = catch_unwind(AssertUnwindSafe(|| merge(p, letter, now)))
+                        .unwrap_or_else(|payload| Err(fault(p, letter, payload.as_ref())));
+                    match merged {
                         Err(problem) => {
                             keeping.stop();
                             let _ = found.send(problem);
@@ -302,7 +323,15 @@ pub(super) fn check_all<T: Send>(
                             if keeping.stopped() {
                                 continue;
                             }
-                            match keep(p, letter, made) {
+                            let kept = catch_unwind(AssertUnwindSafe(|| keep(p, letter, made)))
+                                .unwrap_or_else(|payload| {
+                                    Err(anyhow::anyhow!(
+                                        "rundbrev failed unexpectedly while writing the letter on {} ({}); this is a fault in rundbrev, please report it",
+                                        p.table.row_name(letter.line),
+                                        crate::sanitize::panic_text(payload.as_ref())
+                                    ))
+                                });
+                            match kept {
                                 Ok(kept) => back.kept.push(kept),
                                 Err(e) => keeping.fail(e),
                             }
@@ -639,6 +668,44 @@ file = "brev.md"
         assert!(
             kept.iter().all(|(i, _)| *i != 100),
             "the letter that failed is not handed back"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_keeping_is_a_keeping_error_and_the_check_does_not_hang() {
+        let (_dir, config) = campaign(4000, &[]);
+        // Every checking thread panics, again and again. Before, the threads died and the
+        // reader waited for ever to hand them the next chunk; run apart, so that a hang fails.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let keep = |_: &Prepared, letter: &Letter, _: Made| -> anyhow::Result<usize> {
+                if letter.index.is_multiple_of(320) {
+                    panic!("a scripted fault at letter {}", letter.index);
+                }
+                Ok(letter.index)
+            };
+            let mut count = 0;
+            let mut kept = |_: &Prepared, _: usize| {
+                count += 1;
+                Ok(())
+            };
+            let keeper = Keeper {
+                keep: &keep,
+                kept: &mut kept,
+            };
+            let now = crate::clock::now();
+            let result =
+                crate::campaign::prepare_keeping(config, None, now, &mut |_| {}, Some(keeper))
+                    .map(|(_, outcome)| outcome.map_err(|e| e.to_string()));
+            let _ = done_tx.send(result.map_err(|problems| problems.len()));
+        });
+        let result = done_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the check came back");
+        let error = result.expect("no problem in the file").unwrap_err();
+        assert!(
+            error.contains("a scripted fault at letter 0") && error.contains("fault in rundbrev"),
+            "{error}"
         );
     }
 }

@@ -302,7 +302,7 @@ fn work(
                     // Even dropping it could fail the same way.
                     let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(broken)));
                     let stop = Stop::Internal {
-                        what: panic_text(payload.as_ref()),
+                        what: crate::sanitize::panic_text(payload.as_ref()),
                     };
                     Done::Crashed { stop, data_started }
                 })
@@ -363,16 +363,6 @@ fn hand_over(
             Done::Stopped(stop)
         }
     }
-}
-
-/// What a panic said, in one line.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_string());
-    crate::sanitize::printable(text.lines().next().unwrap_or_default())
 }
 
 struct Run<'a> {
