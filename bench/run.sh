@@ -149,14 +149,14 @@ trap cleanup EXIT
 # journal scans past them for minutes after a delete), deleting thousands of files would
 # otherwise slow down every later run that creates files: charging one run's clean-up to the
 # next.
-RETIRED=0
 retire() { # retire PATH...: out of the way, not deleted (see above)
-    local p
+    local p to
     for p in "$@"; do
         [ -e "$p" ] || continue
-        RETIRED=$((RETIRED + 1))
-        mkdir -p "$WORK/retired/$RETIRED"
-        mv "$p" "$WORK/retired/$RETIRED/"
+        # A folder of its own each time, also when --workdir is a folder used before.
+        mkdir -p "$WORK/retired"
+        to=$(mktemp -d "$WORK/retired/XXXXXX")
+        mv "$p" "$to/"
     done
 }
 trap 'FAILED=1; exit 130' INT TERM
