@@ -703,9 +703,14 @@ file = "brev.md"
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("the check came back");
         let error = result.expect("no problem in the file").unwrap_err();
-        assert!(
-            error.contains("a scripted fault at letter 0") && error.contains("fault in rundbrev"),
-            "{error}"
-        );
+        // Whichever thread's fault is recorded first: the threads race (letter 0 and 320 …).
+        let letter: usize = error
+            .split("a scripted fault at letter ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("names a faulting letter: {error}"));
+        assert!(letter.is_multiple_of(320) && letter < 4000, "{error}");
+        assert!(error.contains("fault in rundbrev"), "{error}");
     }
 }
