@@ -451,6 +451,41 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// A failed TLS handshake in plain words: the rustls error inside `error` put into words by
+/// `describe`, or the I/O error as it is when there is none.
+pub(crate) fn describe_handshake(
+    error: &std::io::Error,
+    seen: Option<&CertificateInfo>,
+    host: &str,
+    trust: &Trust,
+    hints: &Hints,
+) -> String {
+    match rustls_error_in(error) {
+        Some(tls) => describe(tls, seen, host, trust, hints),
+        None => format!("the TLS handshake failed: {error}"),
+    }
+}
+
+/// The rustls error an error was caused by, however deep it is wrapped.
+fn rustls_error_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        // io::Error::source() skips the wrapped error itself; look inside.
+        if let Some(found) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// A rustls error in plain words. `seen` is the certificate the server showed, `host` the
 /// name it was checked against, `trust` what was trusted, `hints` where the user sets it.
 pub(crate) fn describe(

@@ -378,19 +378,13 @@ const TRUST_HINTS: Hints = Hints {
 
 /// A failed TLS handshake in plain words, with the certificate the server showed (`seen`).
 fn describe_tls_error(error: &io::Error, seen: &trust::Seen, settings: &Settings) -> String {
-    match error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => trust::describe(
-            tls,
-            seen.certificate().as_ref(),
-            &settings.host,
-            &settings.trust,
-            &TRUST_HINTS,
-        ),
-        None => format!("the TLS handshake failed: {error}"),
-    }
+    trust::describe_handshake(
+        error,
+        seen.certificate().as_ref(),
+        &settings.host,
+        &settings.trust,
+        &TRUST_HINTS,
+    )
 }
 
 /// Takes the secret out of text a server sent back, in case it echoed it: as typed, and as

@@ -842,16 +842,13 @@ fn describe_tls_error(error: &io::Error, seen: &trust::Seen, settings: &Settings
             settings.command_timeout
         );
     }
-    match find_rustls_error(error) {
-        Some(tls) => trust::describe(
-            tls,
-            seen.certificate().as_ref(),
-            &settings.host,
-            &settings.trust,
-            &TRUST_HINTS,
-        ),
-        None => format!("the TLS handshake failed: {error}"),
-    }
+    trust::describe_handshake(
+        error,
+        seen.certificate().as_ref(),
+        &settings.host,
+        &settings.trust,
+        &TRUST_HINTS,
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io;
 
 use lettre::transport::smtp::Error as SmtpError;
 
@@ -227,25 +226,4 @@ pub(super) fn cause(error: &SmtpError) -> String {
     } else {
         text
     }
-}
-
-pub(super) fn find_rustls_error<'a>(
-    error: &'a (dyn StdError + 'static),
-) -> Option<&'a rustls::Error> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<rustls::Error>() {
-            return Some(found);
-        }
-        // io::Error::source() skips the wrapped error itself; look inside.
-        if let Some(found) = e
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
 }
