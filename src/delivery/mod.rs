@@ -6,26 +6,29 @@
 //! Outcomes come back to the coordinator, which records them and only then reports them. This
 //! module decides nothing about who gets a letter (see `campaign`).
 //!
-//! Durability, with group commits. A letter goes through three marks. The coordinator writes
-//! them in turns: each turn records everything that came in since the last one, in one
-//! transaction (`Ledger::record_turn`):
-//! 1. `sending` when it is queued for a connection (not forced to disk on its own);
+//! Durability, with group commits. A letter goes through three marks, recorded in the order they
+//! happen, several letters' in one transaction, each forced to disk (`Ledger::record`):
+//! 1. `sending`, with its attempt, when it is queued for a connection. The coordinator keeps it
+//!    until its next commit, at the latest the one at this letter's own gate; a crash before then
+//!    leaves the letter pending, and nothing of it can have arrived;
 //! 2. "data started" right before its message data goes out: the worker's transport stops at its
 //!    gate (SMTP: the envelope accepted and DATA answered with 354, no byte of the message
-//!    written; the archive copy written) and asks the coordinator, whose next turn forces the
-//!    marks of every worker waiting at that moment to disk in one commit (and with them every
-//!    commit before), and only then lets them go on;
-//! 3. the outcome, committed before it is reported or retried.
+//!    written; the archive copy written) and asks the coordinator, whose next commit records the
+//!    marks of every worker waiting at that moment, with everything that happened before them,
+//!    and only then lets them go on;
+//! 3. the outcome, recorded in the next commit, and reported only once that is on disk. A letter
+//!    tried again can only send its data after that.
+//!
+//! The coordinator commits whenever a gate waits, and otherwise once outcomes have waited
+//! `REPORT_WITHIN` to be reported; a gate is never held back for more work.
 //!
 //! A crash can therefore never lose a delivery. It can leave letters `sending`: the next run
 //! shows those whose data had started as `unknown` ("may have been delivered"), at most one per
-//! connection (a gate opens only after the outcomes that came back before it are committed), and
+//! connection (a gate opens only after the outcomes that came back before it are on disk), and
 //! puts the others back as they were, since nothing of them can have arrived (`Ledger::enlist`).
-//! Batches are never held back waiting for more work: the coordinator commits what it has
-//! whenever it would otherwise wait. When the ledger cannot be written (a full disk), no gate
-//! opens, nothing more is handed over and the run ends with `Stop::LedgerUnwritable`; a letter
-//! whose outcome could not be recorded stays `sending` with its data mark, so it is never
-//! `pending` again.
+//! When the ledger cannot be written (a full disk), no gate opens, nothing more is handed over
+//! and the run ends with `Stop::LedgerUnwritable`; a letter whose outcome could not be recorded
+//! stays `sending` with its data mark, so it is never `pending` again.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -42,7 +45,7 @@ use crate::campaign::plan::{self, Plan, Planned};
 use crate::campaign::{Letter, Prepared};
 use crate::clock;
 use crate::delivery::transport::{Outcome, Stop, Transport};
-use crate::record::ledger::{Finish, Ledger, Start, State, Turn};
+use crate::record::ledger::{Change, Finish, Ledger, Start, State};
 use crate::record::storage::LedgerWriteError;
 
 pub(crate) mod archive;
@@ -58,6 +61,9 @@ pub(crate) mod transport;
 mod tests;
 
 pub(crate) use pace::Pace;
+
+/// How long outcomes wait to be recorded and reported when no gate asks for a commit first.
+const REPORT_WITHIN: Duration = Duration::from_millis(2);
 
 /// How a run went.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -217,9 +223,15 @@ pub(crate) fn execute(
     let (done_tx, done_rx) = mpsc::channel::<Event>();
     let job_rx = Mutex::new(job_rx);
     let halt = AtomicBool::new(false);
+    let next_attempt = ledger.next_attempt()?;
     let mut run = Run {
         p,
         ledger,
+        next_attempt,
+        changes: Vec::new(),
+        unreported: Vec::new(),
+        retrying: Vec::new(),
+        report_by: None,
         kind,
         pace,
         observer,
@@ -259,7 +271,8 @@ pub(crate) fn execute(
             .collect();
         // The run is over: nothing is tried again, a letter that failed for now here stays
         // failed-temporary.
-        (result, run.turn(drained, Vec::new(), Vec::new(), &[], None))
+        run.came_back(drained);
+        (result, run.commit(Vec::new()))
     });
     match result.err().or(tail.err()) {
         None => Ok(run.summary),
@@ -380,6 +393,16 @@ struct Run<'a> {
     next_slot: Instant,
     /// Letters marked `sending` in the ledger whose outcome is not recorded yet.
     open: usize,
+    /// The id the next attempt gets.
+    next_attempt: i64,
+    /// What happened since the last commit, in order: the next commit records it.
+    changes: Vec<Change>,
+    /// The letters done with whose outcome is in `changes`, to report after the commit.
+    unreported: Vec<(Job, Done)>,
+    /// The attempts among them whose letters are to be tried again, with their waits.
+    retrying: Vec<(i64, Duration)>,
+    /// When `unreported` must be committed and reported at the latest.
+    report_by: Option<Instant>,
     /// Whether the last letter that came back was delivered: letters are going through.
     flowing: bool,
 }
@@ -408,7 +431,7 @@ impl Run<'_> {
         let mut group = 0;
         // Letters never handed over have no frozen stamps: when the plan holds only those (not
         // even a letter settled back to pending after an earlier try), the
-        // ledger need not be asked letter by letter (record_turn still checks each state).
+        // ledger need not be asked letter by letter (`Ledger::record` still checks each state).
         let mut letters = self.p.letters(if plan.all_new() { None } else { reader })?;
         let interval = self.pace.interval();
         let mut arrived: Vec<Event> = Vec::new();
@@ -439,6 +462,8 @@ impl Run<'_> {
             // A letter to try again is due before the letters not tried yet: a failure that
             // concerns every letter then stops the run with the others untouched.
             let scheduled = self.schedule_retries(&finished);
+            self.retrying.extend(scheduled);
+            self.came_back(finished);
             // Hand over as much as the window and the rate limit allow.
             let mut batch: Vec<(Letter, State, u32)> = Vec::new();
             // The recipients file changed or could not be read: nothing more is handed over,
@@ -478,11 +503,11 @@ impl Run<'_> {
                 batch.clear();
             }
             let handed = !batch.is_empty();
-            if let Err(e) = self.turn(finished, gates, batch, &scheduled, Some(jobs)) {
-                // Their failure is not recorded: they are not waiting for a retry either.
-                self.retries
-                    .retain(|Reverse(r)| !scheduled.iter().any(|(k, _)| *k == r.letter.key));
-                return Err(e);
+            self.hand_out(batch, jobs)?;
+            // A gate waiting is answered now; outcomes are reported within `REPORT_WITHIN`.
+            let due = self.report_by.is_some_and(|by| by <= Instant::now());
+            if !gates.is_empty() || due || unreadable.is_some() {
+                self.commit(gates)?;
             }
             if let Some(e) = unreadable {
                 return Err(e);
@@ -493,6 +518,7 @@ impl Run<'_> {
             let more_to_send = !stopping
                 && (!ready.is_empty() || planned.peek().is_some() || !self.retries.is_empty());
             if self.in_flight == 0 && !more_to_send {
+                self.commit(Vec::new())?;
                 if stopping {
                     self.summary.left += ready.len() + planned.count();
                     // Letters waiting for a retry stay failed-temporary, as recorded.
@@ -511,6 +537,9 @@ impl Run<'_> {
                     wait = wait.min(self.next_slot.saturating_duration_since(now));
                 }
             }
+            if let Some(by) = self.report_by {
+                wait = wait.min(by.saturating_duration_since(Instant::now()));
+            }
             if self.in_flight == 0 {
                 thread::sleep(wait);
                 continue;
@@ -525,116 +554,70 @@ impl Run<'_> {
         }
     }
 
-    /// One turn of the coordinator. The outcomes that came back, the data marks of the letters
-    /// waiting at their gates and the letters handed over now are recorded in one transaction,
-    /// forced to disk when a gate waits (`Ledger::record_turn`); only then do the gates open, the
-    /// outcomes get reported and the letters go to the connections. In that order a
-    /// connection's next letter passes its gate only once the letter before it has its outcome
-    /// recorded: a crash leaves at most one letter per connection whose data had started and
-    /// whose outcome is not recorded. While the run is stopping, no gate opens: those letters are
-    /// not handed over. When the ledger cannot be written, nothing of the turn is recorded,
-    /// reported or handed over.
-    fn turn(
-        &mut self,
-        finished: Vec<(Job, Done)>,
-        gates: Vec<Waiting>,
-        batch: Vec<(Letter, State, u32)>,
-        retrying: &[(String, Duration)],
-        jobs: Option<&Sender<Job>>,
-    ) -> Result<()> {
-        if finished.is_empty() && gates.is_empty() && batch.is_empty() {
-            return Ok(());
-        }
-        let answer = match &self.summary.stopped {
-            Some(why) => Err(why.clone()),
-            None => Ok(()),
-        };
-        let data: Vec<i64> = match answer {
-            Ok(()) => gates.iter().map(|(id, _)| *id).collect(),
-            Err(_) => Vec::new(),
-        };
-        let mut finishes = Vec::new();
-        let mut abandoned = Vec::new();
-        let crash_replies: Vec<String> = finished
-            .iter()
-            .map(|(_, done)| match done {
-                Done::Crashed { stop, .. } => stop.to_string(),
-                _ => String::new(),
-            })
-            .collect();
-        for ((job, done), crash_reply) in finished.iter().zip(&crash_replies) {
-            match done {
+    /// Notes what came back: each outcome (or each letter taken back unsent) goes into the next
+    /// commit, and is reported after it.
+    fn came_back(&mut self, finished: Vec<(Job, Done)>) {
+        for (job, done) in &finished {
+            let key = job.letter.key.clone();
+            let change = match done {
                 Done::Handed(outcome) => {
                     let (state, code, reply) = outcome.parts();
-                    finishes.push(Finish {
+                    Change::Finish(Finish {
                         attempt: job.attempt,
-                        key: &job.letter.key,
+                        key,
                         state,
                         code,
-                        reply,
-                    });
+                        reply: reply.to_string(),
+                    })
                 }
                 Done::Crashed {
-                    data_started: true, ..
-                } => finishes.push(Finish {
+                    stop,
+                    data_started: true,
+                } => Change::Finish(Finish {
                     attempt: job.attempt,
-                    key: &job.letter.key,
+                    key,
                     state: State::Unknown,
                     code: None,
-                    reply: crash_reply,
+                    reply: stop.to_string(),
                 }),
-                Done::Stopped(_) | Done::Crashed { .. } | Done::Skipped => {
+                Done::Stopped(_) | Done::Crashed { .. } | Done::Skipped => Change::Abandon {
+                    attempt: job.attempt,
+                    key,
                     // Not handed over: back to where it was before this try.
-                    let before = if job.tries > 1 {
+                    back_to: if job.tries > 1 {
                         State::FailedTemporary
                     } else {
                         job.before
-                    };
-                    abandoned.push((job.attempt, job.letter.key.as_str(), before));
-                }
-            }
+                    },
+                },
+            };
+            self.changes.push(change);
         }
-        let starts: Vec<Start<'_>> = batch
-            .iter()
-            .map(|(l, before, tries)| Start {
-                key: &l.key,
-                expected: if *tries == 0 {
-                    *before
+        if !finished.is_empty() && self.report_by.is_none() {
+            self.report_by = Some(Instant::now() + REPORT_WITHIN);
+        }
+        self.unreported.extend(finished);
+    }
+
+    /// Gives these letters to the connections, each with its attempt; their `sending` marks go
+    /// into the next commit, which comes at the latest at their own gates.
+    fn hand_out(&mut self, batch: Vec<(Letter, State, u32)>, jobs: &Sender<Job>) -> Result<()> {
+        for (letter, before, tries) in batch {
+            let attempt = self.next_attempt;
+            self.next_attempt += 1;
+            self.changes.push(Change::Start(Start {
+                attempt,
+                key: letter.key.clone(),
+                expected: if tries == 0 {
+                    before
                 } else {
                     State::FailedTemporary
                 },
-                address: &l.to.email,
-                name: &l.to.name,
-                stamp: &l.stamp,
-                row_hash: &l.row_hash,
-            })
-            .collect();
-        let turn = Turn {
-            finishes: &finishes,
-            abandoned: &abandoned,
-            data: &data,
-            starts: &starts,
-        };
-        let now = clock::stamp_time(clock::now());
-        let ids = match self.ledger.record_turn(&turn, self.kind, &now) {
-            Ok(ids) => ids,
-            Err(e) => {
-                // Nothing more goes out: every letter waiting at its gate is told so.
-                for (_, tell) in gates {
-                    let _ = tell.send(Err(Stop::Interrupted));
-                }
-                return Err(e);
-            }
-        };
-        drop((finishes, abandoned, starts));
-        for (_, tell) in gates {
-            let _ = tell.send(answer.clone());
-        }
-        self.open -= finished.len().min(self.open);
-        self.open += ids.len();
-        self.report(finished, retrying);
-        for ((letter, before, tries), attempt) in batch.into_iter().zip(ids) {
-            let jobs = jobs.context("the sending threads stopped unexpectedly")?;
+                address: letter.to.email.clone(),
+                name: letter.to.name.clone(),
+                stamp: letter.stamp.clone(),
+                row_hash: letter.row_hash.clone(),
+            }));
             self.in_flight += 1;
             jobs.send(Job {
                 attempt,
@@ -644,6 +627,64 @@ impl Run<'_> {
             })
             .context("the sending threads stopped unexpectedly")?;
         }
+        Ok(())
+    }
+
+    /// Records everything that happened since the last commit, with the data marks of the
+    /// letters waiting at their gates, in one transaction forced to disk (`Ledger::record`); only
+    /// then do the gates open and the outcomes get reported. In that order a connection's next
+    /// letter passes its gate only once the letter before it has its outcome on disk: a crash
+    /// leaves at most one letter per connection whose data had started and whose outcome is not
+    /// recorded. While the run is stopping, no gate opens: those letters are not handed over.
+    /// When the ledger cannot be written, nothing of it is recorded or reported and no gate
+    /// opens.
+    fn commit(&mut self, gates: Vec<Waiting>) -> Result<()> {
+        let answer = match &self.summary.stopped {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        };
+        if answer.is_ok() {
+            self.changes
+                .extend(gates.iter().map(|(attempt, _)| Change::Data(*attempt)));
+        }
+        if !self.changes.is_empty() {
+            let now = clock::stamp_time(clock::now());
+            if let Err(e) = self.ledger.record(&self.changes, self.kind, &now) {
+                // Those letters do not go out: their data marks are taken back, and every
+                // letter waiting at its gate is told so. The rest waits for another try (the
+                // run's tail), and the letters whose failure is not recorded are not waiting for
+                // a retry either.
+                self.changes.retain(|c| !matches!(c, Change::Data(_)));
+                for (_, tell) in gates {
+                    let _ = tell.send(Err(Stop::Interrupted));
+                }
+                let again: Vec<&str> = self
+                    .unreported
+                    .iter()
+                    .filter(|(job, _)| self.retrying.iter().any(|(a, _)| *a == job.attempt))
+                    .map(|(job, _)| job.letter.key.as_str())
+                    .collect();
+                self.retries
+                    .retain(|Reverse(r)| !again.contains(&r.letter.key.as_str()));
+                return Err(e);
+            }
+        }
+        for change in self.changes.drain(..) {
+            match change {
+                Change::Start(_) => self.open += 1,
+                Change::Finish(_) | Change::Abandon { .. } => {
+                    self.open = self.open.saturating_sub(1)
+                }
+                Change::Data(_) => {}
+            }
+        }
+        for (_, tell) in gates {
+            let _ = tell.send(answer.clone());
+        }
+        self.report_by = None;
+        let finished = std::mem::take(&mut self.unreported);
+        let retrying = std::mem::take(&mut self.retrying);
+        self.report(finished, &retrying);
         Ok(())
     }
 
@@ -658,12 +699,13 @@ impl Run<'_> {
         again.then(|| self.pace.retry_delay * 2u32.saturating_pow(job.tries - 1))
     }
 
-    /// Puts the letters to try again in the queue of retries; returns their keys and waits.
-    fn schedule_retries(&mut self, finished: &[(Job, Done)]) -> Vec<(String, Duration)> {
-        let mut keys = Vec::new();
+    /// Puts the letters to try again in the queue of retries; returns the attempts that failed
+    /// and the waits.
+    fn schedule_retries(&mut self, finished: &[(Job, Done)]) -> Vec<(i64, Duration)> {
+        let mut attempts = Vec::new();
         for (job, done) in finished {
             if let Some(wait) = self.retry_wait(job, done) {
-                keys.push((job.letter.key.clone(), wait));
+                attempts.push((job.attempt, wait));
                 self.retries.push(Reverse(Retry {
                     due: Instant::now() + wait,
                     letter: job.letter.clone(),
@@ -672,15 +714,16 @@ impl Run<'_> {
                 }));
             }
         }
-        keys
+        attempts
     }
 
-    /// Reports recorded outcomes; `retrying` are the letters `schedule_retries` queued again.
-    fn report(&mut self, finished: Vec<(Job, Done)>, retrying: &[(String, Duration)]) {
+    /// Reports recorded outcomes; `retrying` are the attempts whose letters `schedule_retries`
+    /// queued again.
+    fn report(&mut self, finished: Vec<(Job, Done)>, retrying: &[(i64, Duration)]) {
         for (job, done) in finished {
             let wait = retrying
                 .iter()
-                .find(|(key, _)| *key == job.letter.key)
+                .find(|(attempt, _)| *attempt == job.attempt)
                 .map(|(_, wait)| *wait);
             if let (Some(wait), Done::Handed(outcome)) = (wait, &done) {
                 self.flowing = false;

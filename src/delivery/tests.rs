@@ -65,6 +65,8 @@ enum Step {
     Accept,
     /// 451: try again later.
     Soft,
+    /// 450 to RCPT TO: try again later; the gate is not reached and no data goes out.
+    SoftBeforeData,
     /// 550: refused for good.
     Hard,
     /// The connection broke before the final dot: nothing was delivered.
@@ -191,6 +193,23 @@ impl Transport for Scripted {
         if before_gate {
             panic!("a scripted fault before the gate");
         }
+        let refused = self
+            .script
+            .steps
+            .lock()
+            .unwrap()
+            .get_mut(&message.envelope_to[0])
+            .and_then(|steps| {
+                matches!(steps.front(), Some(Step::SoftBeforeData)).then(|| steps.pop_front())
+            })
+            .is_some();
+        if refused {
+            return Ok(Outcome::Temporary {
+                code: Some(450),
+                reply: "450 4.2.1 mailbox busy".into(),
+                data_sent: false,
+            });
+        }
         gate()?;
         self.send(message, name)
     }
@@ -252,7 +271,9 @@ impl Transport for Scripted {
                 reply: "the connection broke after the end of the message".into(),
             }),
             Step::Refuse => Err(refused()),
-            Step::Panic | Step::PanicBeforeGate => panic!("a scripted fault"),
+            Step::Panic | Step::PanicBeforeGate | Step::SoftBeforeData => {
+                panic!("a scripted fault")
+            }
             Step::Accept | Step::AcceptAfter(_) | Step::CtrlCAfter(_) | Step::AcceptAfterCtrlC => {
                 Ok(Outcome::Delivered {
                     code: Some(250),
@@ -584,6 +605,46 @@ fn a_4xx_is_retried_with_growing_waits_then_left_failed_for_now() {
     );
     assert_eq!(ran.summary.failed_temporary, 1);
     assert_eq!(ran.summary.failed(), 1);
+}
+
+#[test]
+fn a_letter_refused_for_now_before_its_data_and_retried_at_once_is_counted_once() {
+    let _serial = serial();
+    let c = campaign(2);
+    // No try reaches the gate, so all of them can fall into one commit.
+    let script = Script::new(
+        c.ledger.clone(),
+        &[(
+            0,
+            &[
+                Step::SoftBeforeData,
+                Step::SoftBeforeData,
+                Step::SoftBeforeData,
+            ],
+        )],
+    );
+    let pace = Pace {
+        retries: 2,
+        ..plain()
+    };
+    let ran = run(&c, 1, &script, pace);
+    assert_eq!(
+        ran.watcher.retrying,
+        vec![(key(0), 1, Duration::ZERO), (key(0), 2, Duration::ZERO)]
+    );
+    assert_eq!(
+        ran.summary,
+        Summary {
+            delivered: 1,
+            failed_temporary: 1,
+            ..Summary::default()
+        }
+    );
+    assert_eq!((ran.state(0), ran.attempts(0)), (State::FailedTemporary, 3));
+    assert!(ran
+        .watcher
+        .done
+        .contains(&(key(0), State::FailedTemporary, State::FailedTemporary)));
 }
 
 #[test]

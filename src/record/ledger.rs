@@ -1,15 +1,15 @@
 //! The delivery ledger: one SQLite database per campaign, the record for the case file.
 //!
 //! For each recipient it holds the state, the attempts, the last server reply, the frozen stamps
-//! and the Message-ID; a history table keeps every attempt. Every change is one transaction. A
-//! letter is marked `sending` when a connection takes it, and its attempt is marked "data started"
-//! (both by `record_turn`; the data mark forced to disk, and with it every earlier commit)
-//! before its message data goes out; so a crash can never lose a delivery or hide one that may
-//! have happened, and a letter whose data never started goes back to where it was
-//! (`Ledger::enlist`). This module decides nothing about who gets a letter (see `campaign`),
-//! and stores no secret.
+//! and the Message-ID; a history table keeps every attempt. A run records its changes in the
+//! order they happened, several in one transaction, each transaction forced to disk (`record`):
+//! a letter is marked `sending` and its attempt marked "data started" before its message data
+//! goes out, and its outcome is recorded before it is reported; so a crash can never lose a
+//! delivery or hide one that may have happened, and a letter whose data never started goes back
+//! to where it was (`Ledger::enlist`). This module decides nothing about who gets a letter (see
+//! `campaign`), and stores no secret.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -197,36 +197,42 @@ pub(crate) struct Recorded {
     pub address: String,
 }
 
-/// The start of one hand-over, for `record_turn`.
-pub(crate) struct Start<'a> {
-    pub key: &'a str,
+/// The start of one hand-over: attempt `attempt` of the letter `key` begins, the letter becomes
+/// `sending` and its stamps are frozen (`Change::Start`).
+pub(crate) struct Start {
+    /// The attempt's id, given by the run (`Ledger::next_attempt`).
+    pub attempt: i64,
+    pub key: String,
     /// The state the letter must be in now; anything else means the plan is stale.
     pub expected: State,
-    pub address: &'a str,
-    pub name: &'a str,
-    pub stamp: &'a Stamp,
-    pub row_hash: &'a str,
+    pub address: String,
+    pub name: String,
+    pub stamp: Stamp,
+    pub row_hash: String,
 }
 
-/// The end of one hand-over, for `record_turn`.
-pub(crate) struct Finish<'a> {
+/// The end of one hand-over (`Change::Finish`).
+pub(crate) struct Finish {
     pub attempt: i64,
-    pub key: &'a str,
+    pub key: String,
     pub state: State,
     pub code: Option<u16>,
-    pub reply: &'a str,
+    pub reply: String,
 }
 
-/// One turn of a run, for `Ledger::record_turn`: what came back, which letters' data is about
-/// to go out, and which letters connections take now.
-#[derive(Default)]
-pub(crate) struct Turn<'a> {
-    pub finishes: &'a [Finish<'a>],
-    /// Attempts taken back unsent, each with the state its letter returns to.
-    pub abandoned: &'a [(i64, &'a str, State)],
-    /// Attempts whose data is about to go out.
-    pub data: &'a [i64],
-    pub starts: &'a [Start<'a>],
+/// One change a run records, for `Ledger::record`, which applies them in the order given: the
+/// order they happened in.
+pub(crate) enum Change {
+    Start(Start),
+    /// This attempt's data is about to go out.
+    Data(i64),
+    Finish(Finish),
+    /// The attempt was taken back unsent; the letter returns to `back_to`.
+    Abandon {
+        attempt: i64,
+        key: String,
+        back_to: State,
+    },
 }
 
 /// A letter left unknown, with its latest attempt, for `delivery::settle`.
@@ -728,47 +734,30 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records one turn of a run in one transaction, in this order: the outcomes that came back
-    /// (`finishes`), the letters taken back unsent (`abandoned`), the "data started" marks of the
-    /// letters at their gates (`data`), and the letters connections take now (`starts`, marked
-    /// `sending`, their stamps frozen). Returns the new attempts' ids, in order.
+    /// Records a run's changes in one transaction, in the order given, and forces it to disk
+    /// before returning, and with it every commit before. Only then may the data of a letter
+    /// with a data mark here go out, and from then on a crash leaves such a letter `unknown`,
+    /// never pending; only then may an outcome here be reported.
     ///
-    /// With data marks, the commit is forced to disk before this returns, and with it every
-    /// commit before: only then may their data go out, and from then on a crash leaves such a
-    /// letter `unknown`, never pending. Without, it is not forced on its own: the next turn with
-    /// data marks (or the checkpoint at the end) forces it. A crash of rundbrev loses nothing
-    /// committed; a power cut can only take back `sending` marks of letters whose data had not
-    /// started (pending again anyway), or turn a just-recorded outcome back into `sending` with
-    /// its data started, shown as unknown: never a letter sent twice.
-    ///
-    /// Nothing of a turn is recorded unless all of it is.
-    pub(crate) fn record_turn(
-        &mut self,
-        turn: &Turn<'_>,
-        transport: &str,
-        now: &str,
-    ) -> Result<Vec<i64>> {
-        let forced = !turn.data.is_empty();
-        if forced && !self.wal {
+    /// Nothing of it is recorded unless all of it is.
+    pub(crate) fn record(&mut self, changes: &[Change], transport: &str, now: &str) -> Result<()> {
+        if !self.wal {
             // Without a write-ahead log, synchronous=FULL forces this commit itself.
-            let result = self.turn_inner(turn, transport, now);
+            let result = self.record_inner(changes, transport, now);
             return self.written(result);
         }
-        // Committed unforced, then, with data marks, forced by syncing the write-ahead log's
-        // data ourselves: what synchronous=FULL does, but with fdatasync, which SQLite as built
-        // here replaces by a full fsync (about 20 times slower on a journaling file system, and
-        // waited for before each letter's data).
+        // Committed unforced, then forced by syncing the write-ahead log's data ourselves: what
+        // synchronous=FULL does, but with fdatasync, which SQLite as built here replaces by a
+        // full fsync (about 20 times slower on a journaling file system, and waited for before
+        // each letter's data).
         let relaxed = self.conn.pragma_update(None, "synchronous", "NORMAL");
         self.written(relaxed.map_err(Into::into))?;
-        let result = self.turn_inner(turn, transport, now);
+        let result = self.record_inner(changes, transport, now);
         let restored = self.conn.pragma_update(None, "synchronous", "FULL");
-        let ids = self.written(result)?;
+        self.written(result)?;
         self.written(restored.map_err(Into::into))?;
-        if forced {
-            let result = self.force_log();
-            self.written(result)?;
-        }
-        Ok(ids)
+        let result = self.force_log();
+        self.written(result)
     }
 
     /// Forces every commit so far to disk: syncs the data of the write-ahead log (which holds
@@ -791,59 +780,108 @@ impl Ledger {
         log.sync_data().with_context(what)
     }
 
-    fn turn_inner(&mut self, turn: &Turn<'_>, transport: &str, now: &str) -> Result<Vec<i64>> {
+    fn record_inner(&mut self, changes: &[Change], transport: &str, now: &str) -> Result<()> {
+        // A data mark for an attempt that starts in this same transaction goes in with its start.
+        let data: HashSet<i64> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Data(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut started = HashSet::new();
+        let mut abandoned = false;
         let tx = self.conn.transaction()?;
-        record_finishes(&tx, turn.finishes, now)?;
-        if !turn.abandoned.is_empty() {
-            abandon(&tx, turn.abandoned, now)?;
+        for change in changes {
+            match change {
+                Change::Start(s) => {
+                    let with_data = data.contains(&s.attempt);
+                    record_start(&tx, s, with_data, transport, now)?;
+                    if with_data {
+                        started.insert(s.attempt);
+                    }
+                }
+                Change::Data(id) if started.contains(id) => {}
+                Change::Data(id) => mark_data(&tx, *id, now)?,
+                Change::Finish(f) => record_finish(&tx, f, now)?,
+                Change::Abandon {
+                    attempt,
+                    key,
+                    back_to,
+                } => {
+                    abandon(&tx, *attempt, key, *back_to, now)?;
+                    abandoned = true;
+                }
+            }
         }
-        mark_data(&tx, turn.data, now)?;
-        let ids = record_starts(&tx, turn.starts, transport, now)?;
+        if abandoned {
+            unfreeze_if_untouched(&tx)?;
+        }
         tx.commit()?;
-        Ok(ids)
+        Ok(())
     }
 
-    /// A turn that only marks these letters `sending`.
+    /// The id the next attempt gets: after every attempt recorded, and after every one ever
+    /// recorded and taken back. The run that holds the lock gives them out in order.
+    pub(crate) fn next_attempt(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'attempts'), 0),
+                        COALESCE((SELECT max(id) FROM attempts), 0)) + 1",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records starts on their own, giving them the next ids (the `attempt` given is ignored);
+    /// returns the ids.
     #[cfg(test)]
     pub(crate) fn start_batch(
         &mut self,
-        starts: &[Start<'_>],
+        starts: Vec<Start>,
         transport: &str,
         now: &str,
     ) -> Result<Vec<i64>> {
-        let turn = Turn {
-            starts,
-            ..Turn::default()
-        };
-        self.record_turn(&turn, transport, now)
+        let first = self.next_attempt()?;
+        let mut ids = Vec::new();
+        let changes: Vec<Change> = starts
+            .into_iter()
+            .zip(first..)
+            .map(|(s, attempt)| {
+                ids.push(attempt);
+                Change::Start(Start { attempt, ..s })
+            })
+            .collect();
+        self.record(&changes, transport, now)?;
+        Ok(ids)
     }
 
-    /// A turn that only marks the data of these attempts as started (forced to disk).
+    /// Records only data marks for these attempts.
     #[cfg(test)]
     pub(crate) fn data_started(&mut self, data: &[i64], now: &str) -> Result<()> {
-        let turn = Turn {
-            data,
-            ..Turn::default()
-        };
-        self.record_turn(&turn, "", now).map(drop)
+        let changes: Vec<Change> = data.iter().map(|id| Change::Data(*id)).collect();
+        self.record(&changes, "", now)
     }
 
-    /// A turn that only takes these attempts back unsent.
+    /// Takes these attempts back unsent.
     #[cfg(test)]
     pub(crate) fn abandon_batch(
         &mut self,
         abandoned: &[(i64, &str, State)],
         now: &str,
     ) -> Result<()> {
-        let turn = Turn {
-            abandoned,
-            ..Turn::default()
-        };
-        self.record_turn(&turn, "", now).map(drop)
+        let changes: Vec<Change> = abandoned
+            .iter()
+            .map(|(attempt, key, back_to)| Change::Abandon {
+                attempt: *attempt,
+                key: key.to_string(),
+                back_to: *back_to,
+            })
+            .collect();
+        self.record(&changes, "", now)
     }
 
     #[cfg(test)]
-    /// A turn that only marks one letter `sending`.
+    /// Marks one letter `sending`.
     pub(crate) fn start(
         &mut self,
         key: &str,
@@ -854,14 +892,15 @@ impl Ledger {
         now: &str,
     ) -> Result<i64> {
         let start = Start {
-            key,
+            attempt: 0,
+            key: key.to_string(),
             expected,
-            address: "",
-            name: "",
-            stamp,
-            row_hash,
+            address: String::new(),
+            name: String::new(),
+            stamp: stamp.clone(),
+            row_hash: row_hash.to_string(),
         };
-        let ids = self.start_batch(&[start], transport, now)?;
+        let ids = self.start_batch(vec![start], transport, now)?;
         Ok(ids[0])
     }
 
@@ -922,7 +961,7 @@ impl Ledger {
     }
 
     #[cfg(test)]
-    /// A turn that only records the outcome of one letter.
+    /// Records only the outcome of one letter.
     pub(crate) fn finish(
         &mut self,
         attempt: i64,
@@ -932,18 +971,14 @@ impl Ledger {
         reply: &str,
         now: &str,
     ) -> Result<()> {
-        let finishes = [Finish {
+        let finish = Finish {
             attempt,
-            key,
+            key: key.to_string(),
             state,
             code,
-            reply,
-        }];
-        let turn = Turn {
-            finishes: &finishes,
-            ..Turn::default()
+            reply: reply.to_string(),
         };
-        self.record_turn(&turn, "", now).map(drop)
+        self.record(&[Change::Finish(finish)], "", now)
     }
 }
 
@@ -1181,28 +1216,15 @@ fn settle_interrupted(tx: &rusqlite::Transaction<'_>, now: &str) -> Result<Inter
             record.execute(params![key, now, reply])?;
         }
     }
-    let back: Vec<(i64, &str, State)> = back
-        .iter()
-        .map(|(id, key, was)| (*id, key.as_str(), *was))
-        .collect();
-    abandon(tx, &back, now)?;
-    interrupted.back = back
-        .iter()
-        .map(|(_, key, was)| (key.to_string(), *was))
-        .collect();
+    for (id, key, was) in &back {
+        abandon(tx, *id, key, *was, now)?;
+    }
+    unfreeze_if_untouched(tx)?;
+    interrupted.back = back.into_iter().map(|(_, key, was)| (key, was)).collect();
     Ok(interrupted)
 }
 
-/// Takes back attempts whose letters never went out: each letter returns to the state it had, its
-/// stamps unfrozen if this was its first attempt, and the attempt leaves no trace in the history.
-fn record_finishes(
-    tx: &rusqlite::Transaction<'_>,
-    finishes: &[Finish<'_>],
-    now: &str,
-) -> Result<()> {
-    if finishes.is_empty() {
-        return Ok(());
-    }
+fn record_finish(tx: &rusqlite::Transaction<'_>, f: &Finish, now: &str) -> Result<()> {
     let mut history = tx.prepare_cached(
         "UPDATE attempts SET finished_at = ?2, state = ?3, code = ?4, reply = ?5 WHERE id = ?1",
     )?;
@@ -1211,37 +1233,36 @@ fn record_finishes(
              delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END
          WHERE key = ?1",
     )?;
-    for f in finishes {
-        history.execute(params![f.attempt, now, f.state.as_str(), f.code, f.reply])?;
-        record.execute(params![f.key, f.state.as_str(), f.code, f.reply, now])?;
+    let state = f.state.as_str();
+    if history.execute(params![f.attempt, now, state, f.code, f.reply])? != 1 {
+        bail!(
+            "the ledger has no attempt {} for {}; nothing more was sent, run again",
+            f.attempt,
+            f.key
+        );
     }
+    record.execute(params![f.key, state, f.code, f.reply, now])?;
     Ok(())
 }
 
-fn mark_data(tx: &rusqlite::Transaction<'_>, attempts: &[i64], now: &str) -> Result<()> {
-    if attempts.is_empty() {
-        return Ok(());
-    }
+fn mark_data(tx: &rusqlite::Transaction<'_>, attempt: i64, now: &str) -> Result<()> {
     let mut mark = tx
         .prepare_cached("UPDATE attempts SET data_at = ?2 WHERE id = ?1 AND finished_at IS NULL")?;
-    for id in attempts {
-        if mark.execute(params![id, now])? != 1 {
-            bail!("the ledger has no open attempt {id}; nothing more was sent, run again");
-        }
+    if mark.execute(params![attempt, now])? != 1 {
+        bail!("the ledger has no open attempt {attempt}; nothing more was sent, run again");
     }
     Ok(())
 }
 
-fn record_starts(
+/// Marks the letter `sending` (its stamps frozen at the first hand-over) and begins its attempt,
+/// with its data mark when `with_data`.
+fn record_start(
     tx: &rusqlite::Transaction<'_>,
-    starts: &[Start<'_>],
+    s: &Start,
+    with_data: bool,
     transport: &str,
     now: &str,
-) -> Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(starts.len());
-    if starts.is_empty() {
-        return Ok(ids);
-    }
+) -> Result<()> {
     // The stamps stay as frozen at the first hand-over; the address, name and row are the ones
     // this letter goes to now (they may have been corrected, --accept-changes).
     let mut mark = tx.prepare_cached(
@@ -1253,65 +1274,71 @@ fn record_starts(
          WHERE key = ?1 AND state = ?10",
     )?;
     let mut history = tx.prepare_cached(
-        "INSERT INTO attempts (key, transport, started_at, state, address, was) VALUES (?1, ?2, ?3, 'sending', ?4, ?5)",
+        "INSERT INTO attempts (id, key, transport, started_at, state, address, was, data_at)
+         VALUES (?1, ?2, ?3, ?4, 'sending', ?5, ?6, ?7)",
     )?;
-    for s in starts {
-        let changed = mark.execute(params![
+    let changed = mark.execute(params![
+        s.key,
+        now,
+        s.stamp.message_id,
+        s.stamp.letter_date.to_string(),
+        s.stamp.sags_nr,
+        s.stamp.akt_id,
+        s.row_hash,
+        s.address,
+        s.name,
+        s.expected.as_str()
+    ])?;
+    if changed != 1 {
+        bail!(
+            "the ledger no longer has {} as {} (another change came in between); nothing more was sent, run again",
             s.key,
-            now,
-            s.stamp.message_id,
-            s.stamp.letter_date.to_string(),
-            s.stamp.sags_nr,
-            s.stamp.akt_id,
-            s.row_hash,
-            s.address,
-            s.name,
-            s.expected.as_str()
-        ])?;
-        if changed != 1 {
-            bail!(
-                "the ledger no longer has {} as {} (another change came in between); nothing more was sent, run again",
-                s.key,
-                s.expected
-            );
-        }
-        history.execute(params![
-            s.key,
-            transport,
-            now,
-            s.address,
-            s.expected.as_str()
-        ])?;
-        ids.push(tx.last_insert_rowid());
+            s.expected
+        );
     }
-    Ok(ids)
+    history.execute(params![
+        s.attempt,
+        s.key,
+        transport,
+        now,
+        s.address,
+        s.expected.as_str(),
+        with_data.then_some(now)
+    ])?;
+    Ok(())
 }
 
+/// Takes back an attempt whose letter never went out: the letter returns to `back_to`, its stamps
+/// unfrozen if this was its first attempt, and the attempt leaves no trace in the history. An
+/// attempt that was never recorded leaves the letter as it is.
 fn abandon(
     tx: &rusqlite::Transaction<'_>,
-    abandoned: &[(i64, &str, State)],
+    attempt: i64,
+    key: &str,
+    back_to: State,
     now: &str,
 ) -> Result<()> {
-    {
-        let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
-        // A letter never handed over has no frozen stamps yet, unless an earlier try had.
-        let mut record = tx.prepare_cached(
-            "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3,
-                 message_id = CASE WHEN attempts = 1 THEN NULL ELSE message_id END,
-                 letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
-                 sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
-                 akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
-                 row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END,
-                 address = COALESCE((SELECT address FROM attempts WHERE key = ?1
-                     AND address IS NOT NULL AND address <> '' ORDER BY id DESC LIMIT 1), address)
-             WHERE key = ?1",
-        )?;
-        for (attempt, key, before) in abandoned {
-            history.execute(params![attempt])?;
-            record.execute(params![key, before.as_str(), now])?;
-        }
+    let mut history = tx.prepare_cached("DELETE FROM attempts WHERE id = ?1")?;
+    // A letter never handed over has no frozen stamps yet, unless an earlier try had.
+    let mut record = tx.prepare_cached(
+        "UPDATE recipients SET state = ?2, attempts = attempts - 1, updated_at = ?3,
+             message_id = CASE WHEN attempts = 1 THEN NULL ELSE message_id END,
+             letter_date = CASE WHEN attempts = 1 THEN NULL ELSE letter_date END,
+             sags_nr = CASE WHEN attempts = 1 THEN NULL ELSE sags_nr END,
+             akt_id = CASE WHEN attempts = 1 THEN NULL ELSE akt_id END,
+             row_hash = CASE WHEN attempts = 1 THEN NULL ELSE row_hash END,
+             address = COALESCE((SELECT address FROM attempts WHERE key = ?1
+                 AND address IS NOT NULL AND address <> '' ORDER BY id DESC LIMIT 1), address)
+         WHERE key = ?1",
+    )?;
+    if history.execute(params![attempt])? == 1 {
+        record.execute(params![key, back_to.as_str(), now])?;
     }
-    // Nothing of the campaign was ever handed over: its stamps are not frozen either.
+    Ok(())
+}
+
+/// Nothing of the campaign was ever handed over: its stamps are not frozen either.
+fn unfreeze_if_untouched(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     tx.execute(
         "DELETE FROM campaign WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE attempts > 0)",
         [],
@@ -1748,15 +1775,16 @@ mod tests {
         let mut l = memory();
         sync(&mut l, [listed("101", "a@kk.dk")], "t0").unwrap();
         let frozen = stamp("1");
-        let start = |address| Start {
-            key: "101",
+        let start = |address: &str| Start {
+            attempt: 0,
+            key: "101".into(),
             expected: State::Pending,
-            address,
-            name: "N",
-            stamp: &frozen,
-            row_hash: "h",
+            address: address.into(),
+            name: "N".into(),
+            stamp: frozen.clone(),
+            row_hash: "h".into(),
         };
-        let first = l.start_batch(&[start("a@kk.dk")], "smtp", "t1").unwrap()[0];
+        let first = l.start_batch(vec![start("a@kk.dk")], "smtp", "t1").unwrap()[0];
         l.data_started(&[first], "t1").unwrap();
         l.finish(
             first,
@@ -1773,7 +1801,7 @@ mod tests {
             expected: State::FailedPermanent,
             ..start("b@kk.dk")
         };
-        let id = l.start_batch(&[second], "smtp", "t2").unwrap()[0];
+        let id = l.start_batch(vec![second], "smtp", "t2").unwrap()[0];
         l.abandon_batch(&[(id, "101", State::FailedPermanent)], "t2")
             .unwrap();
         let r = l.records().unwrap().remove(0);

@@ -658,7 +658,8 @@ fn wait_for_state(c: &Campaign, state: &str, at_least: usize, within: Duration) 
 
 #[test]
 fn kill_9_before_any_data_went_out_leaves_no_letter_unknown_and_none_twice() {
-    // The server holds every RCPT for 10 s: letters pile up `sending`, none gets to DATA.
+    // The server holds every RCPT for 10 s: four letters are taken by connections, none gets to
+    // DATA, so none has reached its gate.
     let slow = SmtpSink::start(&["-W", "RCPT:10"]);
     let c = shipped_for_smtp();
     use_server(&c, slow.port(), "connections = 4");
@@ -667,7 +668,10 @@ fn kill_9_before_any_data_went_out_leaves_no_letter_unknown_and_none_twice() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_state(&c, "sending", 4, Duration::from_secs(30));
+    // Every letter is in the ledger once the run has begun; the connections then take theirs
+    // within milliseconds, and the server holds them for seconds.
+    wait_for_state(&c, "pending", 98, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let first = slow.messages();
