@@ -116,8 +116,12 @@ struct Job {
 enum Event {
     /// This attempt's data is about to go out: answer once that is durable (`Err`: do not send).
     Gate(i64, mpsc::SyncSender<Result<(), Stop>>),
-    /// A letter is done with, one way or another.
+    /// A letter is done with, one way or another. Most come on a channel of their own, which
+    /// the coordinator reads whenever it is awake, without being woken for each; a letter that
+    /// stops the run comes here.
     Done(Box<(Job, Done)>),
+    /// A connection found no letter waiting for it.
+    Idle,
 }
 
 /// Reads the next group of planned letters (`plan::GROUP`) from the recipients file into
@@ -162,6 +166,7 @@ fn sort(events: Vec<Event>) -> (Vec<(Job, Done)>, Vec<Waiting>) {
         match event {
             Event::Gate(attempt, answer) => gates.push((attempt, answer)),
             Event::Done(done) => finished.push(*done),
+            Event::Idle => {}
         }
     }
     (finished, gates)
@@ -221,6 +226,7 @@ pub(crate) fn execute(
     let workers = transports.len().max(1);
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Event>();
+    let (quiet_tx, quiet_rx) = mpsc::channel::<Event>();
     let job_rx = Mutex::new(job_rx);
     let halt = AtomicBool::new(false);
     let next_attempt = ledger.next_attempt()?;
@@ -246,11 +252,15 @@ pub(crate) fn execute(
     };
     let (result, tail) = thread::scope(|scope| {
         for transport in transports {
-            let (jobs, done, halt) = (&job_rx, done_tx.clone(), &halt);
-            scope.spawn(move || work(p, transport, jobs, &done, halt));
+            let (jobs, done, quiet, halt) = (&job_rx, done_tx.clone(), quiet_tx.clone(), &halt);
+            scope.spawn(move || work(p, transport, jobs, &done, &quiet, halt));
         }
-        drop(done_tx);
-        let result = run.drive(reader, plan, &job_tx, &done_rx, workers, &halt);
+        drop((done_tx, quiet_tx));
+        let events = Events {
+            waking: &done_rx,
+            quiet: &quiet_rx,
+        };
+        let result = run.drive(reader, plan, &job_tx, &events, workers, &halt);
         if result.is_err() {
             // Letters queued but not yet taken are not handed over.
             halt.store(true, Ordering::SeqCst);
@@ -261,12 +271,14 @@ pub(crate) fn execute(
         halt.store(true, Ordering::SeqCst);
         let drained: Vec<(Job, Done)> = done_rx
             .iter()
+            .chain(quiet_rx.try_iter())
             .filter_map(|event| match event {
                 Event::Gate(_, tell) => {
                     let _ = tell.send(Err(Stop::Interrupted));
                     None
                 }
                 Event::Done(done) => Some(*done),
+                Event::Idle => None,
             })
             .collect();
         // The run is over: nothing is tried again, a letter that failed for now here stays
@@ -283,23 +295,40 @@ pub(crate) fn execute(
     }
 }
 
+/// Where the workers' events arrive: those that must wake the coordinator, and the letters done
+/// with, which it reads whenever it is awake.
+struct Events<'a> {
+    waking: &'a Receiver<Event>,
+    quiet: &'a Receiver<Event>,
+}
+
 fn work(
     p: &Prepared,
     transport: Box<dyn Transport + Send>,
     jobs: &Mutex<Receiver<Job>>,
     events: &Sender<Event>,
+    quiet: &Sender<Event>,
     halt: &AtomicBool,
 ) {
     // `None` once a fault in rundbrev broke this connection's work: it is not used again.
     let mut transport = Some(transport);
     loop {
-        let job = match jobs.lock() {
-            Ok(rx) => match rx.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
-            Err(_) => break,
+        let Ok(rx) = jobs.lock() else { break };
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::TryRecvError::Empty) => {
+                // Nothing queued: the coordinator hears of it now, and of the letters done.
+                if events.send(Event::Idle).is_err() {
+                    break;
+                }
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
         };
+        drop(rx);
         let result = match transport.as_mut() {
             Some(t) if !halt.load(Ordering::SeqCst) => {
                 // A fault in rundbrev (a panic in composing, TLS or the transport) must not leave
@@ -322,7 +351,15 @@ fn work(
             }
             _ => Done::Skipped,
         };
-        if events.send(Event::Done(Box::new((job, result)))).is_err() {
+        // A letter that stops the run wakes the coordinator; the others wait for it to look.
+        let stops = matches!(result, Done::Stopped(_) | Done::Crashed { .. });
+        let done = Event::Done(Box::new((job, result)));
+        let told = if stops {
+            events.send(done)
+        } else {
+            quiet.send(done)
+        };
+        if told.is_err() {
             break;
         }
     }
@@ -416,7 +453,7 @@ impl Run<'_> {
         reader: Option<&Ledger>,
         plan: &Plan,
         jobs: &Sender<Job>,
-        events: &Receiver<Event>,
+        events: &Events<'_>,
         workers: usize,
         halt: &AtomicBool,
     ) -> Result<()> {
@@ -440,7 +477,8 @@ impl Run<'_> {
                 self.summary.stopped = Some(Stop::Interrupted);
             }
             // Whatever has come back, without waiting.
-            arrived.extend(events.try_iter());
+            arrived.extend(events.waking.try_iter());
+            arrived.extend(events.quiet.try_iter());
             let (finished, gates) = sort(std::mem::take(&mut arrived));
             // A transport that refuses to go on stops the run before anything more is handed
             // over, and before any gate opens.
@@ -544,7 +582,11 @@ impl Run<'_> {
                 thread::sleep(wait);
                 continue;
             }
-            match events.recv_timeout(wait) {
+            if self.in_flight > 0 {
+                // Letters done with do not wake the coordinator: it looks at least this often.
+                wait = wait.min(REPORT_WITHIN);
+            }
+            match events.waking.recv_timeout(wait) {
                 Ok(first) => arrived.push(first),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
