@@ -23,10 +23,10 @@
 //! Beneath them all: `config` (the campaign file), `problem` (input errors with their place),
 //! `clock` (the one place the time is read), `secret` (passwords for the mail servers), `sanitize`
 //! (the one place outside text is made safe to show), `digest`, `whole_file`, `net` (a TCP
-//! connection with a time limit) and `trust` (which server certificates the SMTP and IMAP clients
-//! trust, and a certificate in words). Arrows only point down: nothing imports a folder above it,
-//! `smtp/` and `imap/` do not import each other (what they share is in `net` and `trust`), and
-//! nothing below `cli/` prints.
+//! connection with a time limit, and how it is protected) and `trust` (which server certificates
+//! the SMTP and IMAP clients trust, and a certificate in words). Arrows only point down: nothing
+//! imports a folder above it, `smtp/` and `imap/` do not import each other (what they share is in
+//! `net` and `trust`), and nothing below `cli/` prints.
 
 pub mod cli;
 

@@ -25,7 +25,7 @@ pub(crate) use letter::LetterSettings;
 use position::{line_of_key, toml_problem};
 use receipts::{validate_receipts, RawReceipts};
 pub(crate) use receipts::{Imap, Receipts};
-pub(crate) use smtp::{is_loopback, Smtp};
+pub(crate) use smtp::Smtp;
 use smtp::{validate_smtp, RawSmtp};
 
 /// The validated campaign.
@@ -115,8 +115,10 @@ pub(crate) enum Transport {
     Smtp(Box<Smtp>),
 }
 
-/// How the connection is protected, and how to log in: the SMTP client's own terms.
-pub(crate) use crate::smtp::{Mechanism, Security};
+/// How the connection to a mail server is protected, and which hosts never leave this machine.
+pub(crate) use crate::net::{is_loopback, Security};
+/// How to log in: the SMTP client's own terms.
+pub(crate) use crate::smtp::Mechanism;
 pub(crate) use crate::trust::Fingerprint;
 
 /// The delivery status notifications to ask for: the SMTP client's own terms.

@@ -14,6 +14,7 @@ use super::server::{
     tls_warnings, OneOrMany,
 };
 use super::{DsnRequest, Fingerprint, Mechanism, Security};
+use crate::net::is_loopback;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Smtp {
@@ -249,17 +250,6 @@ pub(super) fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str
         connections: raw.connections.clamp(1, 64),
         dsn: None,
     }
-}
-
-/// True for names and addresses that never leave this machine.
-pub(crate) fn is_loopback(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

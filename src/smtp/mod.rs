@@ -42,6 +42,7 @@ use lettre::transport::smtp::Error as SmtpError;
 use lettre::Address;
 use tokio::net::TcpStream;
 
+use crate::net::Security;
 use crate::trust::{self, CertificateInfo, Trust};
 
 use self::dsn::{DsnRequest, Extensions};
@@ -50,18 +51,6 @@ pub(crate) use self::reply::{Failure, Phase, Reply};
 use self::socket::*;
 use self::transaction::{judge, After, Commands, Verdict};
 use self::wire::{Unasked, Wire};
-
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Security {
-    /// Plain connection upgraded with STARTTLS (usually port 587 or 25).
-    /// Fails if the server does not offer STARTTLS.
-    StartTls,
-    /// Implicit TLS from the first byte (usually port 465).
-    Tls,
-    /// No encryption at all.
-    None,
-}
 
 /// SASL mechanism used to log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
