@@ -1,20 +1,21 @@
 //! The `[receipts]` section: what the letters ask of the receiving side, and the mailbox
 //! (`[receipts.imap]`) that `receipts fetch` reads the reports from.
 //!
-//! `validate_receipts` turns what the TOML says into `Receipts`, naming the key of every problem.
+//! `validate_receipts` turns what the TOML says into `Receipts`, naming the key of every problem;
+//! the mailbox's server (host, security, TLS, time limits) is checked in `server`, as for SMTP.
 //! Paths are resolved against the config file's folder. This module reads no mailbox and never
 //! holds the password.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::server::{
-    default_command_timeout, default_connect_timeout, default_security, default_true, tls_pins,
-    tls_warnings, OneOrMany,
+    self, default_command_timeout, default_connect_timeout, default_security, default_true,
+    OneOrMany, Protocol, RawServer, Server,
 };
-use super::{DsnRequest, Fingerprint, Ret, Security};
+use super::{DsnRequest, Ret};
 
 /// The `[receipts]` section.
 #[derive(Debug, Clone)]
@@ -47,15 +48,9 @@ impl Default for Receipts {
 /// The `[receipts.imap]` section: the mailbox that `receipts fetch` reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Imap {
-    pub host: String,
-    pub port: u16,
-    /// StartTls or Tls; an IMAP login never goes unencrypted.
-    pub security: Security,
-    pub ca_file: Option<PathBuf>,
-    /// Only a server certificate with one of these SHA-256 fingerprints is trusted.
-    pub tls_pins: Vec<Fingerprint>,
-    /// False only when the user turned the host name check off (allowed only with a pin).
-    pub tls_check_host_name: bool,
+    /// The mail server: where it is, how it is reached (never unencrypted: the security is
+    /// STARTTLS or TLS) and which certificate is trusted.
+    pub server: Server,
     pub user: String,
     /// The environment variable that holds the password.
     pub password_env: String,
@@ -63,14 +58,14 @@ pub(crate) struct Imap {
     pub password_command: Option<String>,
     /// The folders to read, in order.
     pub folders: Vec<String>,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
 }
 
-impl Imap {
-    /// Things about the TLS settings the operator should hear about before the mailbox is read.
-    pub(crate) fn warnings(&self) -> Vec<String> {
-        tls_warnings(self.tls_check_host_name, &self.host)
+/// The section's server settings read as its own: `imap.host`, `imap.ca_file`, `imap.warnings()`.
+impl Deref for Imap {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
     }
 }
 
@@ -97,6 +92,8 @@ impl Default for RawReceipts {
     }
 }
 
+/// Every key of the section as written, the server's too: they are handed to `server::validate`
+/// as a `RawServer` (why they are not a flattened struct: see `server`).
 #[derive(Deserialize)]
 struct RawImap {
     host: String,
@@ -168,27 +165,23 @@ pub(super) fn validate_receipts(
         }
     }
     let imap = raw.imap.map(|imap| {
-        if imap.password.is_some() {
-            bad(
-                "receipts.imap.password",
-                "a password must never be written in the config file; remove it and set the environment variable named by password_env, use password_command, or type it when asked".into(),
-            );
-        }
-        let security = match imap.security.to_ascii_lowercase().as_str() {
-            "starttls" => Security::StartTls,
-            "tls" => Security::Tls,
-            other => {
-                bad(
-                    "receipts.imap.security",
-                    format!("`{other}` is not supported; use \"starttls\" (usually port 143) or \"tls\" (usually port 993)"),
-                );
-                Security::StartTls
-            }
-        };
-        let host = imap.host.trim().to_string();
-        if host.is_empty() {
-            bad("receipts.imap.host", "the host is empty".into());
-        }
+        let server = server::validate(
+            RawServer {
+                host: imap.host,
+                port: imap.port,
+                security: imap.security,
+                allow_insecure: false,
+                ca_file: imap.ca_file,
+                tls_pin_sha256: imap.tls_pin_sha256,
+                tls_check_host_name: imap.tls_check_host_name,
+                connect_timeout_secs: imap.connect_timeout_secs,
+                command_timeout_secs: imap.command_timeout_secs,
+                password: imap.password,
+            },
+            Protocol::Imap,
+            base,
+            bad,
+        );
         if imap.user.trim().is_empty() {
             bad("receipts.imap.user", "the user is empty".into());
         }
@@ -198,32 +191,12 @@ pub(super) fn validate_receipts(
                 "name at least one folder, e.g. [\"INBOX\"], and no empty names".into(),
             );
         }
-        if imap.connect_timeout_secs == 0 || imap.command_timeout_secs == 0 {
-            bad("receipts.imap", "timeouts must be at least 1 second".into());
-        }
-        let tls_pins = tls_pins(
-            "receipts.imap",
-            &OneOrMany::strings(imap.tls_pin_sha256),
-            imap.tls_check_host_name,
-            "the SHA-256 fingerprint that rundbrev receipts fetch names when it does not trust the server's certificate",
-            bad,
-        );
         Imap {
-            port: imap.port.unwrap_or(match security {
-                Security::Tls => 993,
-                _ => 143,
-            }),
-            host,
-            security,
-            ca_file: imap.ca_file.map(|p| base.join(p)),
-            tls_pins,
-            tls_check_host_name: imap.tls_check_host_name,
+            server,
             user: imap.user,
             password_env: imap.password_env,
             password_command: imap.password_command,
             folders: imap.folders,
-            connect_timeout: Duration::from_secs(imap.connect_timeout_secs),
-            command_timeout: Duration::from_secs(imap.command_timeout_secs),
         }
     });
     Receipts {
@@ -238,6 +211,7 @@ pub(super) fn validate_receipts(
 mod tests {
     use super::*;
     use crate::config::tests::{parse_str, MINIMAL};
+    use crate::config::{Fingerprint, Security};
 
     #[test]
     fn reports_are_asked_for_by_default_and_the_receipts_section_can_change_that() {
@@ -270,7 +244,7 @@ mod tests {
         assert_eq!((imap.port, imap.security), (143, Security::StartTls));
         assert_eq!(imap.folders, ["INBOX"]);
         assert_eq!(imap.password_env, "RUNDBREV_IMAP_PASSWORD");
-        assert_eq!(imap.ca_file.unwrap(), Path::new("camp/ca.pem"));
+        assert_eq!(imap.server.ca_file.unwrap(), Path::new("camp/ca.pem"));
 
         let text = format!(
             "{MINIMAL}\n[receipts.imap]\nhost = \"imap.uim.dk\"\nuser = \"r\"\nsecurity = \"none\"\npassword = \"hemmeligt\"\nfolders = []\n"

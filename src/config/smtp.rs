@@ -1,32 +1,26 @@
 //! The `[transport.smtp]` section: the mail server the letters are handed to, and how.
 //!
 //! `validate_smtp` turns what the TOML says into `Smtp`, naming the key of every problem: the
-//! security, the login, the limits, the TLS pins and the test domains. Paths are resolved against
-//! the config file's folder. This module connects to nothing and never holds the password.
+//! server itself (host, security, TLS, time limits: checked in `server`, as for IMAP), the login,
+//! the limits and the test domains. Paths are resolved against the config file's folder. This
+//! module connects to nothing and never holds the password.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::server::{
-    default_command_timeout, default_connect_timeout, default_security, default_true, tls_pins,
-    tls_warnings, OneOrMany,
+    self, default_command_timeout, default_connect_timeout, default_security, default_true,
+    OneOrMany, Protocol, RawServer, Server,
 };
-use super::{DsnRequest, Fingerprint, Mechanism, Security};
-use crate::net::is_loopback;
+use super::{DsnRequest, Mechanism};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Smtp {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    /// Extra trusted CA certificate(s), PEM; the system roots stay trusted.
-    pub ca_file: Option<PathBuf>,
-    /// Only a server certificate with one of these SHA-256 fingerprints is trusted.
-    pub tls_pins: Vec<Fingerprint>,
-    /// False only when the user turned the host name check off (allowed only with a pin).
-    pub tls_check_host_name: bool,
+    /// The relay: where it is, how it is reached and which certificate is trusted.
+    pub server: Server,
     /// Test domains (RFC 2606/6761) the user named as reachable over this relay.
     pub allow_test_domains: Vec<String>,
     pub hello_name: Option<String>,
@@ -36,8 +30,6 @@ pub(crate) struct Smtp {
     pub password_env: String,
     /// A command whose first line of output is the password (e.g. `pass show smtp`).
     pub password_command: Option<String>,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
     /// How many times a temporarily failed letter is tried again within one run.
     pub retries: u32,
     /// The pause before the first retry; it doubles for each further retry.
@@ -52,21 +44,17 @@ pub(crate) struct Smtp {
     pub dsn: Option<DsnRequest>,
 }
 
-impl Smtp {
-    /// Things about the TLS settings the operator should hear about before sending.
-    pub(crate) fn warnings(&self) -> Vec<String> {
-        tls_warnings(self.tls_check_host_name, &self.host)
-    }
+/// The section's server settings read as its own: `smtp.host`, `smtp.ca_file`, `smtp.warnings()`.
+impl Deref for Smtp {
+    type Target = Server;
 
-    pub(crate) fn security_name(&self) -> &'static str {
-        match self.security {
-            Security::StartTls => "STARTTLS",
-            Security::Tls => "TLS",
-            Security::None => "no encryption",
-        }
+    fn deref(&self) -> &Server {
+        &self.server
     }
 }
 
+/// Every key of the section as written, the server's too: they are handed to `server::validate`
+/// as a `RawServer` (why they are not a flattened struct: see `server`).
 #[derive(Deserialize)]
 pub(super) struct RawSmtp {
     host: String,
@@ -122,34 +110,23 @@ fn default_connections() -> usize {
 }
 
 pub(super) fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str, String)) -> Smtp {
-    if raw.password.is_some() {
-        bad(
-            "transport.smtp.password",
-            "a password must never be written in the config file; remove it and set the environment variable named by password_env, use password_command, or type it when asked".into(),
-        );
-    }
-    let security = match raw.security.to_ascii_lowercase().as_str() {
-        "starttls" => Security::StartTls,
-        "tls" => Security::Tls,
-        "none" => Security::None,
-        other => {
-            bad(
-                "transport.smtp.security",
-                format!("`{other}` is not supported; use \"starttls\", \"tls\" or \"none\""),
-            );
-            Security::StartTls
-        }
-    };
-    let host = raw.host.trim().to_string();
-    if host.is_empty() {
-        bad("transport.smtp.host", "the host is empty".into());
-    }
-    if security == Security::None && !is_loopback(&host) && !raw.allow_insecure {
-        bad(
-            "transport.smtp.security",
-            format!("\"none\" would send letters and the password unencrypted to {host}; use \"starttls\" or \"tls\", or set allow_insecure = true if you really mean it"),
-        );
-    }
+    let server = server::validate(
+        RawServer {
+            host: raw.host,
+            port: raw.port,
+            security: raw.security,
+            allow_insecure: raw.allow_insecure,
+            ca_file: raw.ca_file,
+            tls_pin_sha256: raw.tls_pin_sha256,
+            tls_check_host_name: raw.tls_check_host_name,
+            connect_timeout_secs: raw.connect_timeout_secs,
+            command_timeout_secs: raw.command_timeout_secs,
+            password: raw.password,
+        },
+        Protocol::Smtp,
+        base,
+        bad,
+    );
     let mut mechanisms = Vec::new();
     for m in &raw.auth {
         match m.to_ascii_lowercase().as_str() {
@@ -166,12 +143,6 @@ pub(super) fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str
         bad(
             "transport.smtp.auth",
             "is set but there is no user to log in as".into(),
-        );
-    }
-    if raw.connect_timeout_secs == 0 || raw.command_timeout_secs == 0 {
-        bad(
-            "transport.smtp",
-            "timeouts must be at least 1 second".into(),
         );
     }
     if !(0.0..=3600.0).contains(&raw.retry_delay_secs) {
@@ -192,20 +163,6 @@ pub(super) fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str
             "must be at least 1 (leave it out for no limit)".into(),
         );
     }
-    let pin_texts = OneOrMany::strings(raw.tls_pin_sha256);
-    let tls_pins = tls_pins(
-        "transport.smtp",
-        &pin_texts,
-        raw.tls_check_host_name,
-        "the SHA-256 line that rundbrev check-smtp prints",
-        bad,
-    );
-    if !pin_texts.is_empty() && security == Security::None {
-        bad(
-            "transport.smtp.tls_pin_sha256",
-            "is set but security is \"none\": there is no certificate to pin".into(),
-        );
-    }
     let mut allow_test_domains = Vec::new();
     for domain in &raw.allow_test_domains {
         let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -223,26 +180,14 @@ pub(super) fn validate_smtp(raw: RawSmtp, base: &Path, bad: &mut impl FnMut(&str
             allow_test_domains.push(d);
         }
     }
-    let port = raw.port.unwrap_or(match security {
-        Security::StartTls => 587,
-        Security::Tls => 465,
-        Security::None => 25,
-    });
     Smtp {
-        host,
-        port,
-        security,
-        ca_file: raw.ca_file.map(|p| base.join(p)),
-        tls_pins,
-        tls_check_host_name: raw.tls_check_host_name,
+        server,
         allow_test_domains,
         hello_name: raw.hello_name,
         user: raw.user,
         mechanisms,
         password_env: raw.password_env,
         password_command: raw.password_command,
-        connect_timeout: Duration::from_secs(raw.connect_timeout_secs),
-        command_timeout: Duration::from_secs(raw.command_timeout_secs),
         retries: raw.retries,
         retry_delay: Duration::from_secs_f64(raw.retry_delay_secs.clamp(0.0, 3600.0)),
         rate_per_minute: raw.rate_per_minute,
