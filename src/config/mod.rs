@@ -22,7 +22,7 @@ mod receipts;
 mod server;
 mod smtp;
 pub(crate) use letter::LetterSettings;
-use position::{line_of_key, toml_problem};
+use position::{dotted, line_of_key, toml_problem};
 use receipts::{validate_receipts, RawReceipts};
 pub(crate) use receipts::{Imap, Receipts};
 pub(crate) use smtp::Smtp;
@@ -284,7 +284,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let mut unknown = Vec::new();
     let raw: Option<RawConfig> =
         match serde_ignored::deserialize(toml::Deserializer::new(text), |key| {
-            unknown.push(key.to_string())
+            unknown.push(dotted(&key))
         }) {
             Ok(raw) => Some(raw),
             Err(e) => {

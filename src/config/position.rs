@@ -48,6 +48,24 @@ fn key_at(text: &str, byte: usize) -> Option<String> {
     None
 }
 
+/// A key as the config file writes it (`transport.smtp.host`): serde's path without the steps
+/// that are not keys (an optional section is a `?` there).
+pub(super) fn dotted(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let (parent, step) = match path {
+        Path::Root => return String::new(),
+        Path::Seq { parent, index } => (parent, index.to_string()),
+        Path::Map { parent, key } => (parent, key.clone()),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => return dotted(parent),
+    };
+    match dotted(parent) {
+        above if above.is_empty() => step,
+        above => format!("{above}.{step}"),
+    }
+}
+
 /// The line on which a dotted key (`sender.from`) is written, when it can be found.
 pub(super) fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
     let (section, key) = match dotted.rsplit_once('.') {
