@@ -32,6 +32,14 @@ pub(crate) struct Rendered {
     pub markdown: String,
 }
 
+/// One letter merged with its recipient's fields: the subject and the Markdown, before the
+/// Markdown is made into the e-mail's two parts (`render`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Merged {
+    pub subject: String,
+    pub markdown: String,
+}
+
 /// Why a template could not be compiled or rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TemplateError {
@@ -72,6 +80,16 @@ impl Renderer {
         fields: &BTreeMap<&str, &str>,
         stamp: &Stamp,
     ) -> Result<Rendered, TemplateError> {
+        Ok(self.merge(fields, stamp)?.render())
+    }
+
+    /// Merges one recipient's fields and stamps into the letter's subject and Markdown, without
+    /// rendering the Markdown: every error `render` can give, at a fraction of the work.
+    pub(crate) fn merge(
+        &self,
+        fields: &BTreeMap<&str, &str>,
+        stamp: &Stamp,
+    ) -> Result<Merged, TemplateError> {
         let mut ctx = tera::Context::new();
         for (k, v) in fields {
             ctx.insert(*k, v);
@@ -90,20 +108,29 @@ impl Renderer {
             .tera
             .render(LETTER, &ctx)
             .map_err(|e| template_error("letter", &e))?;
-        // Parsed once; both parts are made from the same events, as they come.
-        let mut text = TextWriter::default();
-        let html_body = events_to_html(parser(&markdown).inspect(|e| text.event(e)));
-        let text = text.finish();
         let subject = self
             .tera
             .render(SUBJECT, &ctx)
             .map_err(|e| template_error("subject", &e))?;
-        Ok(Rendered {
+        Ok(Merged {
             subject: subject.trim().to_string(),
-            text,
-            html_body,
             markdown,
         })
+    }
+}
+
+impl Merged {
+    /// The letter's two parts, made from the Markdown.
+    pub(crate) fn render(self) -> Rendered {
+        // Parsed once; both parts are made from the same events, as they come.
+        let mut text = TextWriter::default();
+        let html_body = events_to_html(parser(&self.markdown).inspect(|e| text.event(e)));
+        Rendered {
+            subject: self.subject,
+            text: text.finish(),
+            html_body,
+            markdown: self.markdown,
+        }
     }
 }
 
