@@ -296,15 +296,43 @@ pub(crate) fn compose_with(
     date: DateTime<Utc>,
     files: &[Attached],
 ) -> Result<Composed, ComposeError> {
+    let html = html_document(&letter.subject, &letter.html_body);
+    let texts = Texts {
+        subject: &letter.subject,
+        plain: &letter.text,
+        html: &html,
+    };
+    compose_texts(envelope, to, texts, stamp, date, files)
+}
+
+/// A letter's texts as its message carries them: the subject, and the two text parts (the
+/// plain text and the whole HTML document).
+#[derive(Clone, Copy)]
+struct Texts<'a> {
+    subject: &'a str,
+    plain: &'a str,
+    html: &'a str,
+}
+
+/// The message with these texts. Every check of the message is made here, and none of them
+/// looks at the two text parts.
+fn compose_texts(
+    envelope: &Envelope,
+    to: &Addressee,
+    texts: Texts<'_>,
+    stamp: &Stamp,
+    date: DateTime<Utc>,
+    files: &[Attached],
+) -> Result<Composed, ComposeError> {
     let address: Address = to.email.parse().map_err(|e| ComposeError {
         kind: Kind::Address,
         message: format!("`{}` is not a valid address ({e})", to.email),
     })?;
     match &envelope.common {
         Some(common) if files.is_empty() && plain_recipient(to) && plain_date(date) => {
-            checked(assemble(common, to, address, letter, stamp, date))
+            checked(assemble(common, to, address, texts, stamp, date))
         }
-        _ => compose_by_builder(envelope, to, address, letter, stamp, date, files),
+        _ => compose_by_builder(envelope, to, address, texts, stamp, date, files),
     }
 }
 
@@ -314,7 +342,7 @@ fn compose_by_builder(
     envelope: &Envelope,
     to: &Addressee,
     address: Address,
-    letter: &Rendered,
+    texts: Texts<'_>,
     stamp: &Stamp,
     date: DateTime<Utc>,
     files: &[Attached],
@@ -322,17 +350,14 @@ fn compose_by_builder(
     let name = (!to.name.is_empty()).then(|| to.name.clone());
     let builder = envelope.builder(
         Mailbox::new(name, address),
-        letter.subject.clone(),
+        texts.subject.to_owned(),
         &stamp.message_id,
         SystemTime::from(date),
     );
     let body = MultiPart::alternative()
         .boundary(boundary(&stamp.message_id))
-        .singlepart(text_part(header::ContentType::TEXT_PLAIN, &letter.text))
-        .singlepart(text_part(
-            header::ContentType::TEXT_HTML,
-            &html_document(&letter.subject, &letter.html_body),
-        ));
+        .singlepart(text_part(header::ContentType::TEXT_PLAIN, texts.plain))
+        .singlepart(text_part(header::ContentType::TEXT_HTML, texts.html));
     let body = if files.is_empty() {
         body
     } else {
@@ -415,7 +440,7 @@ fn assemble(
     common: &Common,
     to: &Addressee,
     address: Address,
-    letter: &Rendered,
+    texts: Texts<'_>,
     stamp: &Stamp,
     date: DateTime<Utc>,
 ) -> Composed {
@@ -427,7 +452,7 @@ fn assemble(
     own.set(header::To::from(Mailboxes::from(Mailbox::new(
         name, address,
     ))));
-    own.set(header::Subject::from(letter.subject.clone()));
+    own.set(header::Subject::from(texts.subject.to_owned()));
     own.set(header::MessageId::from(format!("<{}>", stamp.message_id)));
     own.set(header::Date::new(SystemTime::from(date)));
     let boundary = boundary(&stamp.message_id);
@@ -436,8 +461,8 @@ fn assemble(
         header::ContentType::name(),
         format!("multipart/alternative; boundary=\"{boundary}\""),
     ));
-    let text = body::encode_text(&letter.text);
-    let html = body::encode_text(&html_document(&letter.subject, &letter.html_body));
+    let text = body::encode_text(texts.plain);
+    let html = body::encode_text(texts.html);
 
     let mut bytes = Vec::with_capacity(
         common.before.len() + common.after.len() + text.len() + html.len() + 1024,
@@ -680,7 +705,13 @@ mod tests {
             kind: Kind::Address,
             message: format!("`{}` is not a valid address ({e})", to.email),
         })?;
-        compose_by_builder(env, to, address, letter, stamp, date, &[])
+        let html = html_document(&letter.subject, &letter.html_body);
+        let texts = Texts {
+            subject: &letter.subject,
+            plain: &letter.text,
+            html: &html,
+        };
+        compose_by_builder(env, to, address, texts, stamp, date, &[])
     }
 
     fn same_as_builder(
