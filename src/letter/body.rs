@@ -31,6 +31,43 @@ pub(crate) fn encode_text(text: &str) -> Body {
     Body::dangerous_pre_encoded(out, encoding)
 }
 
+/// The most bytes `encode_text` makes of any text of `len` bytes, whichever encoding it chooses.
+///
+/// - 7bit is the text with a CR put before a LF: at most `2 * len`.
+/// - Quoted-printable writes each byte as at most 3 (a kept byte 1, `=XY` 3, a line break's
+///   LF as CRLF 2, a space or tab before a line break as `=20`/`=09` 3), so a line's content is
+///   at most `3 * len` in all. A soft break (`=` CRLF, 3 bytes) is only put after a line holding
+///   at least 73 of those bytes (`Qp::append` breaks when a piece of at most 3 would take the
+///   line past 76, moving the last piece on when the line is exactly full), so there are at most
+///   `3 * len / 73` of them: at most `9 * len / 73 < len / 8` bytes more.
+/// - Base64 encodes the text with CRs put in (at most `2 * len` bytes): `base64_len` of that.
+pub(crate) fn text_at_most(len: usize) -> usize {
+    let quoted_printable = len.saturating_mul(3).saturating_add(len.div_ceil(8));
+    let base64 = base64_len(len.saturating_mul(2));
+    len.saturating_mul(2).max(quoted_printable).max(base64)
+}
+
+/// The most bytes lettre's `Body::new(bytes.to_vec())` makes of a file's bytes (an attached
+/// file): email-encoding chooses base64 for any byte that is not ASCII (and then the length is
+/// exact); ASCII goes as it is (7bit: bytes are not given CRs), quoted-printable (see
+/// `text_at_most`: lettre's quoted_printable is what `quoted_printable` here copies, and it
+/// makes no more of a LF than a CRLF does) or base64.
+pub(crate) fn file_at_most(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    if bytes.is_ascii() {
+        len.max(3 * len + len.div_ceil(8)).max(base64_len(len))
+    } else {
+        base64_len(len)
+    }
+}
+
+/// How many bytes `base64` makes of `len` bytes: 4 characters for each 3 bytes begun, and a
+/// CRLF between lines of 57 bytes.
+pub(crate) fn base64_len(len: usize) -> usize {
+    let lines = len.div_ceil(BASE64_CHUNK).saturating_sub(1);
+    len.div_ceil(3).saturating_mul(4).saturating_add(2 * lines)
+}
+
 /// email-encoding's `Encoding::choose(text, false)` for a `str`: 7bit for ASCII whose lines are
 /// short enough, else quoted-printable when at most a third of the bytes need escaping, else
 /// base64. Lines are measured as email-encoding measures them, before CRLF normalisation: the
@@ -544,6 +581,66 @@ mod tests {
                 s.push_str(ENDS[rng.below(ENDS.len())]);
             }
             same(&s);
+        }
+    }
+
+    #[test]
+    fn no_text_is_encoded_into_more_bytes_than_text_at_most_says() {
+        let mut rng = Rng(0x0b0a_7d5e_a11b_0a7d);
+        let check = |s: &str| {
+            let (encoding, bytes) = ours(s);
+            assert!(
+                bytes.len() <= text_at_most(s.len()),
+                "{encoding:?}: {} bytes of {} > {}: {s:?}",
+                bytes.len(),
+                s.len(),
+                text_at_most(s.len())
+            );
+        };
+        // The worst of each encoding: escapes and line ends only, and every length up to a few
+        // lines, where the rounding is tightest.
+        for n in 0..400 {
+            for piece in [
+                "=", "\n", "\r", " \n", "\u{1}", "æ", "\u{80}", "a", "\t\n", "=\r",
+            ] {
+                check(&piece.repeat(n));
+            }
+            check(&format!("{}\n", "=".repeat(n)));
+            check(&"\r".repeat(n));
+            check(&"\n".repeat(n));
+        }
+        for _ in 0..20_000 {
+            check(&tricky(&mut rng));
+        }
+    }
+
+    #[test]
+    fn no_file_is_encoded_into_more_bytes_than_file_at_most_says() {
+        let mut rng = Rng(0xf11e_5e7f_0000_0001);
+        for n in 0..600 {
+            let ascii: Vec<u8> = (0..n)
+                .map(|_| [b'a', b'=', b'\n', b'\r', 1, b' '][rng.below(6)])
+                .collect();
+            let binary: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let long_line = vec![b'x'; n];
+            for bytes in [ascii, binary, long_line] {
+                let lettre = Body::new(bytes.clone()).len();
+                assert!(
+                    lettre <= file_at_most(&bytes),
+                    "{n}: {lettre} > {}",
+                    file_at_most(&bytes)
+                );
+                if !bytes.is_ascii() {
+                    assert_eq!(lettre, file_at_most(&bytes), "base64 is exact");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn base64_len_is_the_length_of_base64() {
+        for n in 0..500 {
+            assert_eq!(base64_len(n), base64(&vec![0xa5; n]).len(), "{n}");
         }
     }
 
