@@ -10,8 +10,10 @@
 //! common (the sender's header lines, the envelope's sender and copies) lettre's builder makes
 //! once; a letter without attached files to an ordinary address is then put together from those
 //! lines and lettre's values of its own headers, byte for byte the message the builder makes
-//! (the tests compare the two), without the builder parsing every header back. This module is
-//! pure: it never reads the clock.
+//! (the tests compare the two), without the builder parsing every header back. `frame` makes
+//! every check of a message without its texts and files, whose size is then all there is to
+//! know of it: the check bounds that instead of composing the message. This module is pure: it
+//! never reads the clock.
 
 use std::fmt;
 use std::io::Write as _;
@@ -315,7 +317,7 @@ struct Texts<'a> {
 }
 
 /// The message with these texts. Every check of the message is made here, and none of them
-/// looks at the two text parts.
+/// looks at the two text parts: `frame` relies on that.
 fn compose_texts(
     envelope: &Envelope,
     to: &Addressee,
@@ -333,6 +335,73 @@ fn compose_texts(
             checked(assemble(common, to, address, texts, stamp, date))
         }
         _ => compose_by_builder(envelope, to, address, texts, stamp, date, files),
+    }
+}
+
+/// A letter's message apart from its texts and files: their size is all that is left to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// The message's bytes without the bodies of its parts (the two texts and the files) and
+    /// without the names of their transfer encodings.
+    bare: usize,
+    /// The most bytes the attached files' bodies and their encodings' names take.
+    files: usize,
+}
+
+/// The longest name of a transfer encoding lettre writes for a part.
+const LONGEST_ENCODING: &str = "quoted-printable";
+
+/// Makes every check `compose_with` makes of a letter's message — the recipient's address, the
+/// headers lettre builds and derives the envelope from, the attached files' content types, the
+/// header lines' length — with the same errors, without the letter's text or the files' bytes:
+/// no check looks at them (see `compose_texts`). What is left to know of the message is its
+/// size, and the frame bounds that (`Frame::at_most`).
+///
+/// The message is made with empty texts and empty files, by the same way as the real one (which
+/// way depends on the recipient, the date and whether files go with it, never on the texts).
+/// An empty body goes as 7bit and adds nothing, so the bare frame is that message less a "7bit"
+/// for each part; the files' bodies are bounded by `body::file_at_most`.
+pub(crate) fn frame(
+    envelope: &Envelope,
+    to: &Addressee,
+    subject: &str,
+    stamp: &Stamp,
+    date: DateTime<Utc>,
+    files: &[Attached],
+) -> Result<Frame, ComposeError> {
+    let empty: Vec<Attached> = files
+        .iter()
+        .map(|f| Attached {
+            bytes: std::sync::Arc::new(Vec::new()),
+            ..f.clone()
+        })
+        .collect();
+    let texts = Texts {
+        subject,
+        plain: "",
+        html: "",
+    };
+    let message = compose_texts(envelope, to, texts, stamp, date, &empty)?;
+    let parts = 2 + files.len();
+    Ok(Frame {
+        bare: message.bytes.len() - parts * "7bit".len(),
+        files: files
+            .iter()
+            .map(|f| body::file_at_most(&f.bytes) + LONGEST_ENCODING.len())
+            .sum(),
+    })
+}
+
+impl Frame {
+    /// The most bytes the letter's message can have when its text part's text has at most
+    /// `plain` bytes and its HTML document at most `html`: the frame, the files, and each text
+    /// as large as `body::text_at_most` allows, with the longest encoding's name.
+    pub(crate) fn at_most(&self, plain: usize, html: usize) -> usize {
+        self.bare
+            .saturating_add(self.files)
+            .saturating_add(body::text_at_most(plain))
+            .saturating_add(body::text_at_most(html))
+            .saturating_add(2 * LONGEST_ENCODING.len())
     }
 }
 
@@ -935,6 +1004,124 @@ mod tests {
         }
         // Both ways were taken often.
         assert!((1_000..2_800).contains(&put_together), "{put_together}");
+    }
+
+    /// Files of every kind: binary, ASCII with short and long lines, empty, under names lettre
+    /// has to encode.
+    fn files(rng: &mut Rng) -> Vec<Attached> {
+        let names = [
+            "bilag.pdf",
+            "Vejledning om æresrelaterede konflikter.pdf",
+            "kort over Ærø.png",
+            "notat.txt",
+            "uden-endelse",
+            "😀.csv",
+        ];
+        (0..rng.below(4))
+            .map(|_| {
+                let n = rng.below(3_000);
+                let bytes: Vec<u8> = match rng.below(4) {
+                    0 => (0..n).map(|i| (i * 7 + n) as u8).collect(),
+                    1 => (0..n)
+                        .map(|i| if i % 60 == 59 { b'\n' } else { b'a' })
+                        .collect(),
+                    2 => (0..n).map(|i| [b'x', b'=', b'\r', 1][i % 4]).collect(),
+                    _ => Vec::new(),
+                };
+                let name = format!("{}{}", "lang ".repeat(rng.below(3) * 20), rng.pick(&names));
+                Attached::new(name, std::sync::Arc::new(bytes))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_frame_is_the_message_without_its_texts_and_fails_as_the_message_does() {
+        let (_, _, mut letter, mut stamp) = sample();
+        let texts = [
+            "Til samtlige kommuner\n".to_string(),
+            "Æblegrød med fløde og en lang linje, der skal foldes. ".repeat(20),
+            "📬📬📬📬📬📬📬📬📬📬".to_string(),
+            String::new(),
+        ];
+        let subjects = [
+            "Æresrelaterede konflikter – Ærø Kommune".to_string(),
+            "Plain subject".to_string(),
+            "\"Quoted\" and =?utf-8?q?lookalike?= ".repeat(6),
+            "Ø".repeat(400),
+            "A".repeat(990),
+            String::new(),
+        ];
+        let dates = [
+            at("2020-06-29T10:00:00+02:00"),
+            at("2038-01-19T03:14:08.5+00:00"),
+        ];
+        let mut rng = Rng(0x00f7_a3e0_0000_0001);
+        let (mut framed, mut refused) = (0, 0);
+        for round in 0..2_000 {
+            let env = envelope(&mut rng);
+            let to = Addressee {
+                name: name(&mut rng),
+                email: address(&mut rng),
+            };
+            letter.subject = rng
+                .pick(&subjects.each_ref().map(String::as_str))
+                .to_string();
+            letter.text = rng.pick(&texts.each_ref().map(String::as_str)).to_string();
+            letter.html_body = format!(
+                "<p>{}</p>\n",
+                rng.pick(&texts.each_ref().map(String::as_str))
+            );
+            stamp.message_id = format!("rundbrev.{round}@uim.dk");
+            let date = dates[rng.below(dates.len())];
+            let files = files(&mut rng);
+            let message = compose_with(&env, &to, &letter, &stamp, date, &files);
+            let frame = frame(&env, &to, &letter.subject, &stamp, date, &files);
+            match (message, frame) {
+                (Ok(message), Ok(frame)) => {
+                    framed += 1;
+                    let html = html_document(&letter.subject, &letter.html_body);
+                    let text_parts: usize = [&letter.text, &html]
+                        .iter()
+                        .map(|t| {
+                            let b = body::encode_text(t);
+                            b.len() + b.encoding().to_string().len()
+                        })
+                        .sum();
+                    let file_parts: usize = files
+                        .iter()
+                        .map(|f| {
+                            let b = lettre::message::Body::new(f.bytes.to_vec());
+                            assert!(
+                                b.len() + b.encoding().to_string().len()
+                                    <= body::file_at_most(&f.bytes) + LONGEST_ENCODING.len()
+                            );
+                            b.len() + b.encoding().to_string().len()
+                        })
+                        .sum();
+                    assert_eq!(
+                        frame.bare + text_parts + file_parts,
+                        message.bytes.len(),
+                        "{to:?} {files:?}"
+                    );
+                    let at_most = frame.at_most(letter.text.len(), html.len());
+                    assert!(
+                        message.bytes.len() <= at_most,
+                        "{} > {at_most}",
+                        message.bytes.len()
+                    );
+                }
+                (Err(a), Err(b)) => {
+                    refused += 1;
+                    assert_eq!(a, b, "{to:?}");
+                }
+                (a, b) => panic!("{to:?}: the message {a:?}, the frame {b:?}"),
+            }
+        }
+        // Both happened often.
+        assert!(
+            framed > 500 && refused > 100,
+            "{framed} framed, {refused} refused"
+        );
     }
 
     #[test]
