@@ -189,7 +189,7 @@ pub(crate) fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
 
 /// The letter as an HTML fragment.
 #[cfg(test)]
-fn markdown_to_html(markdown: &str) -> String {
+pub(crate) fn markdown_to_html(markdown: &str) -> String {
     events_to_html(parser(markdown))
 }
 
@@ -202,7 +202,7 @@ fn events_to_html<'a>(events: impl Iterator<Item = Event<'a>>) -> String {
 /// The letter as plain text, the way a careful person would type it: paragraphs separated by a
 /// blank line, list items with "- ", and each link's address after its text.
 #[cfg(test)]
-fn markdown_to_text(markdown: &str) -> String {
+pub(crate) fn markdown_to_text(markdown: &str) -> String {
     let mut text = TextWriter::default();
     parser(markdown).for_each(|e| text.event(&e));
     text.finish()
