@@ -1,5 +1,7 @@
 //! Checking every letter before the first one leaves: each row, each Akt-id, and each letter
-//! merged and composed in memory on every core.
+//! merged and checked in memory on every core: composed, or, when nothing but its size depends
+//! on composing it and no run keeps it, checked on its headers with its size bounded
+//! (`Prepared::check_merged`), which finds the same problems.
 //!
 //! It collects every problem with its place (file, line, column, template line) so that `check`
 //! can list them all at once. It writes nothing and sends nothing, and keeps no letter unless a
@@ -45,10 +47,17 @@ pub(crate) struct Keeper<'a, T> {
     pub kept: &'a mut dyn FnMut(&Prepared, T) -> anyhow::Result<()>,
 }
 
-/// Merges and composes one letter in memory: the letter, or what stops it.
-fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, MergeProblem> {
-    let rendered = match p.render(letter) {
-        Ok(r) => r,
+/// Merges one letter and checks it in memory: composed (the letter, for a keeper), or, when
+/// `light`, checked without composing it (`Prepared::check_merged`, which finds the same
+/// problems); or what stops it.
+fn merge(
+    p: &Prepared,
+    letter: &Letter,
+    now: DateTime<Utc>,
+    light: bool,
+) -> Result<Option<Made>, MergeProblem> {
+    let merged = match p.merge(letter) {
+        Ok(m) => m,
         Err(e) => {
             return Err(match e.missing_variable {
                 Some(var) => MergeProblem::Missing {
@@ -68,7 +77,7 @@ fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, Merg
             })
         }
     };
-    if let Some((at_char, c, what)) = recipients::find_header_hazard(&rendered.subject) {
+    if let Some((at_char, c, what)) = recipients::find_header_hazard(&merged.subject) {
         return Err(MergeProblem::Other(p.table.at(
             Problem::new(
                 &p.table.file,
@@ -81,7 +90,7 @@ fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, Merg
             None,
         )));
     }
-    let length = rendered.subject.chars().count();
+    let length = merged.subject.chars().count();
     if length > recipients::MAX_SUBJECT_CHARS {
         return Err(MergeProblem::Other(p.table.at(
             Problem::new(
@@ -95,15 +104,20 @@ fn merge(p: &Prepared, letter: &Letter, now: DateTime<Utc>) -> Result<Made, Merg
             None,
         )));
     }
-    p.make_rendered(
-        letter,
-        rendered,
-        &p.envelope,
-        &letter.to,
-        &letter.stamp,
-        now,
-    )
-    .map_err(|e| {
+    let checked = if light {
+        p.check_merged(letter, merged, now).map(|()| None)
+    } else {
+        p.make_rendered(
+            letter,
+            merged.render(),
+            &p.envelope,
+            &letter.to,
+            &letter.stamp,
+            now,
+        )
+        .map(Some)
+    };
+    checked.map_err(|e| {
         // A bad address is the email column's problem; anything else the row's.
         let column = e.is_bad_address().then_some(p.cols.email);
         MergeProblem::Other(p.table.at(
@@ -281,6 +295,9 @@ pub(super) fn check_all<T: Send>(
     let mut handed_out = 0u64;
     let (problem_tx, problem_rx) = std::sync::mpsc::channel::<MergeProblem>();
     let keeping = Keeping::default();
+    // A run that keeps the letters wants them composed; otherwise each is composed only if
+    // its size needs it.
+    let light = keeper.is_none() && p.checks_light();
     let (keep, mut taking, back_tx) = match keeper {
         Some(Keeper { keep, kept }) => {
             let (back_tx, back) = std::sync::mpsc::channel();
@@ -309,14 +326,15 @@ pub(super) fn check_all<T: Send>(
                     // A fault in rundbrev (a panic) while merging or keeping a letter is that
                     // letter's problem: the thread lives on, so the reader never waits for ever
                     // on a thread that died, and nothing is sent or kept.
-                    let merged = catch_unwind(AssertUnwindSafe(|| merge(p, letter, now)))
+                    let merged = catch_unwind(AssertUnwindSafe(|| merge(p, letter, now, light)))
                         .unwrap_or_else(|payload| Err(fault(p, letter, payload.as_ref())));
                     match merged {
                         Err(problem) => {
                             keeping.stop();
                             let _ = found.send(problem);
                         }
-                        Ok(made) => {
+                        Ok(None) => {}
+                        Ok(Some(made)) => {
                             let (Some(keep), Some(back)) = (keep, back.as_mut()) else {
                                 continue;
                             };
@@ -549,6 +567,7 @@ fn first_use(template: &str, var: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::letter::compose;
 
     #[test]
     fn a_missing_variable_is_found_on_its_template_line() {
@@ -712,5 +731,296 @@ file = "brev.md"
             .unwrap_or_else(|| panic!("names a faulting letter: {error}"));
         assert!(letter.is_multiple_of(320) && letter < 4000, "{error}");
         assert!(error.contains("fault in rundbrev"), "{error}");
+    }
+
+    /// A small deterministic generator (xorshift64*), so a failure can be run again.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    /// A campaign in a temporary folder: the recipients file, the letter template, what the
+    /// config says besides the usual, and files beside them.
+    fn campaign_of(
+        csv: &str,
+        template: &str,
+        subject: &str,
+        letter: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> (tempfile::TempDir, crate::config::Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("kommuner.csv"), csv).unwrap();
+        std::fs::write(root.join("brev.md"), template).unwrap();
+        for (name, bytes) in files {
+            let path = root.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let subject = toml::Value::String(subject.to_string());
+        let text = format!(
+            r#"
+[campaign]
+id = "test"
+subject = {subject}
+
+[sender]
+from = "Ministeriet <uim@uim.dk>"
+bcc = ["journal@uim.dk"]
+
+[stamps]
+letter_date = "2020-06-29"
+sags_nr = "2020-1"
+akt_id_first = "1000"
+
+[recipients]
+file = "kommuner.csv"
+
+[template]
+file = "brev.md"
+
+[letter]
+{letter}
+"#
+        );
+        let path = root.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = crate::config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
+        (dir, config)
+    }
+
+    fn shown(problems: &[Problem]) -> Vec<String> {
+        problems.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// The problems the check finds with the letters composed (as a preview checks them) and
+    /// without (as `check` and `send` do).
+    fn both_ways(config: &crate::config::Config, now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
+        let light = match crate::campaign::prepare(config.clone(), None, now) {
+            Ok(p) => {
+                assert!(p.checks_light());
+                Vec::new()
+            }
+            Err(problems) => shown(&problems),
+        };
+        let keep = |_: &Prepared, _: &Letter, _: Made| Ok(());
+        let mut kept = |_: &Prepared, _: ()| Ok(());
+        let keeper = Keeper {
+            keep: &keep,
+            kept: &mut kept,
+        };
+        let full = match crate::campaign::prepare_keeping(
+            config.clone(),
+            None,
+            now,
+            &mut |_| {},
+            Some(keeper),
+        ) {
+            Ok(_) => Vec::new(),
+            Err(problems) => shown(&problems),
+        };
+        (light, full)
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2020-06-29T10:00:00+02:00")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// Rows of every kind of trouble: addresses that are not, names and subjects that cannot
+    /// go in a header or are too long, a variable one row's letter lacks, and attached files,
+    /// small and too large.
+    fn generated_rows(rng: &mut Rng, n: usize, attach: &[&str]) -> String {
+        let mut csv = String::from("kommunekode,navn,email,region,fyld,bilag\n");
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        for i in 0..n {
+            let name = match rng.below(12) {
+                0 => "Ærø Kommune – Børne- og Ungeforvaltningen, Sundhedsplejen ".repeat(3),
+                1 => format!("Kommune \"{i}\" \\ nr. {i}"),
+                2 => format!("Kommune\u{202e}{i}"),
+                3 => "Å".repeat(201),
+                4 => "Æ".repeat(199),
+                _ => format!("Kommune {i}"),
+            };
+            let email = match rng.below(10) {
+                0 => format!("post{i}(at)k.dk"),
+                1 => format!("post {i}@k.dk"),
+                2 => format!("\"post.{i}\"@k{i}.dk"),
+                3 => format!("post{i}@[127.0.0.1]"),
+                _ => format!("post{i}@k{i}.dk"),
+            };
+            let region = rng.pick(&["Nord", "Syd", "mangler", "emne", "lang", "skjult"]);
+            let fyld = match rng.below(4) {
+                0 => "<&\"'æ*_[x] ".repeat(rng.below(60)),
+                1 => "x".repeat(380 + rng.below(40)),
+                _ => String::new(),
+            };
+            let bilag = if attach.is_empty() || rng.below(3) > 0 {
+                String::new()
+            } else {
+                rng.pick(attach).to_string()
+            };
+            let fields = [
+                format!("{:04}", i + 1),
+                name,
+                email,
+                region.to_string(),
+                fyld,
+                bilag,
+            ];
+            let line: Vec<String> = fields.iter().map(|f| quote(f)).collect();
+            csv.push_str(&line.join(","));
+            csv.push('\n');
+        }
+        csv
+    }
+
+    const GENERATED_TEMPLATE: &str = "Til {{ navn }}\n\n{% if region == \"mangler\" %}{{ borgmester }}{% endif %}\n\n> - {{ fyld }}\n\n[Læs mere][uim] om {{ region }}.\n\n[uim]: https://uim.dk/'{{ kommunekode }}' \"UIM\"\n";
+
+    const GENERATED_SUBJECT: &str = "Brev til {{ navn }}{% if region == \"emne\" %}{{ ukendt }}{% elif region == \"lang\" %} {{ fyld }}{% elif region == \"skjult\" %}\u{202e}{% endif %}";
+
+    #[test]
+    fn the_light_check_finds_what_composing_finds_on_hundreds_of_generated_rows() {
+        let attach = ["bilag/a.pdf", "bilag/b.txt", "bilag/stor.bin"];
+        let files = [
+            (
+                "bilag/a.pdf",
+                (0..3_000u32).map(|i| (i * 7) as u8).collect(),
+            ),
+            ("bilag/b.txt", b"Bilag\n".repeat(200)),
+            (
+                "bilag/stor.bin",
+                (0..60_000u32).map(|i| (i * 13) as u8).collect(),
+            ),
+        ];
+        let mut rng = Rng(0xc4ec_0001_0000_0001);
+        let mut found = 0;
+        for round in 0..3 {
+            let csv = generated_rows(&mut rng, 150, &attach);
+            // The limit lets most letters through, not those with the large file.
+            let letter = "attachments_column = \"bilag\"\nmax_size_mb = 0.05\n";
+            let (_dir, config) =
+                campaign_of(&csv, GENERATED_TEMPLATE, GENERATED_SUBJECT, letter, &files);
+            let (light, full) = both_ways(&config, now());
+            assert_eq!(light, full, "round {round}");
+            found += light.len();
+            for what in [
+                "more than the limit",
+                "the subject for this recipient is",
+                "uses `borgmester`",
+                "uses `ukendt`",
+                "subject for this recipient contains",
+                "not a valid e-mail address",
+            ] {
+                assert!(light.iter().any(|p| p.contains(what)), "{what}: {light:#?}");
+            }
+        }
+        assert!(found > 150, "{found}");
+        // An attached file that is not there is found as it always was.
+        let mut csv = generated_rows(&mut rng, 20, &attach);
+        csv.push_str("9999,Kommune,post@k.dk,Nord,,bilag/findes-ikke.pdf\n");
+        let letter = "attachments_column = \"bilag\"\n";
+        let (_dir, config) =
+            campaign_of(&csv, GENERATED_TEMPLATE, GENERATED_SUBJECT, letter, &files);
+        let (light, full) = both_ways(&config, now());
+        assert_eq!(light, full);
+        assert!(
+            light.iter().any(|p| p.contains("findes-ikke.pdf")),
+            "{light:#?}"
+        );
+    }
+
+    #[test]
+    fn a_letter_just_over_the_limit_is_refused_as_when_it_is_composed() {
+        let mut csv = String::from("kommunekode,navn,email,fyld\n");
+        for i in 0..40 {
+            csv.push_str(&format!(
+                "{:04},Kommune {i},post{i}@k{i}.dk,{}\n",
+                i + 1,
+                "x".repeat(i)
+            ));
+        }
+        let template = "Til {{ navn }}\n\n{{ fyld }}\n\nMed venlig hilsen\n";
+        let (_dir, mut config) = campaign_of(&csv, template, "Brev til {{ navn }}", "", &[]);
+        let p = crate::campaign::prepare(config.clone(), None, now()).expect("no problem");
+        // Each letter's real size, and the bound the light check holds it to.
+        let mut sizes = Vec::new();
+        for letter in p.letters(None).unwrap() {
+            let letter = letter.unwrap();
+            let real = p.make(&letter, now()).unwrap().composed.bytes.len() as u64;
+            let merged = p.merge(&letter).unwrap();
+            let files = p.enclosures.files(&letter.fields).unwrap();
+            let frame = compose::frame(
+                &p.envelope,
+                &letter.to,
+                &merged.subject,
+                &letter.stamp,
+                now(),
+                &files,
+            )
+            .unwrap();
+            let bound = crate::campaign::size_at_most(&frame, &merged);
+            assert!(real <= bound);
+            sizes.push((letter.line, real, bound));
+        }
+        // The limit is the size of one letter: the next one, a byte or two larger, is over it.
+        let (at, limit, _) = sizes[20];
+        let (over, next, _) = sizes[21];
+        assert!(next > limit && next <= limit + 4, "{sizes:?}");
+        config.letter.max_size = limit;
+        // Every bound is over the limit: each letter is made, and its real size decides.
+        assert!(sizes.iter().all(|&(_, _, bound)| bound > limit));
+        let (light, full) = both_ways(&config, now());
+        assert_eq!(light, full);
+        let refused: Vec<u64> = sizes
+            .iter()
+            .filter(|&&(_, real, _)| real > limit)
+            .map(|&(line, ..)| line)
+            .collect();
+        assert_eq!(light.len(), refused.len(), "{light:#?}");
+        assert!(refused.contains(&over) && !refused.contains(&at));
+        // Kommune 21 is on line 23.
+        assert_eq!(over, 23);
+        assert!(
+            light.contains(&"kommuner.csv, line 23: cannot build the e-mail: the letter to Kommune 21 would be 0.0 MB with its attachments, more than the limit of 0.0 MB (letter.max_size_mb in config.toml)".to_string()),
+            "{light:#?}"
+        );
+    }
+
+    /// The shipped campaign: every letter's bound is above its real size and far below the
+    /// limit, so the check never makes the message to know its size.
+    #[test]
+    fn the_shipped_letters_are_checked_without_being_composed() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let config = crate::config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
+        let p = crate::campaign::prepare(config, None, now()).expect("the samples are fine");
+        assert!(p.checks_light());
+        for letter in p.letters(None).unwrap() {
+            let letter = letter.unwrap();
+            let real = p.make(&letter, now()).unwrap().composed.bytes.len() as u64;
+            let merged = p.merge(&letter).unwrap();
+            let frame = compose::frame(
+                &p.envelope,
+                &letter.to,
+                &merged.subject,
+                &letter.stamp,
+                now(),
+                &[],
+            )
+            .unwrap();
+            let bound = crate::campaign::size_at_most(&frame, &merged);
+            assert!(real <= bound && bound < 10 * real && bound < p.enclosures.max_size / 100);
+        }
     }
 }

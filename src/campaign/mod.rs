@@ -1,9 +1,10 @@
 //! A campaign: check every letter, stream the letters, and plan who gets one in a run.
 //!
-//! `prepare` opens the template and the recipients and checks every letter (merged and composed
-//! in memory, one at a time); it writes nothing, and a run that wants the composed letters
-//! (the preview) has them handed to its `Keeper` as the check makes them, instead of composing
-//! them again. `Prepared::letters` streams the letters again,
+//! `prepare` opens the template and the recipients and checks every letter (merged and checked
+//! in memory, one at a time: composed, or, where only its size depends on composing it, checked
+//! on its headers with its size bounded, see `check_merged`); it writes nothing, and a run that
+//! wants the composed letters (the preview) has them handed to its `Keeper` as the check makes
+//! them, instead of composing them again. `Prepared::letters` streams the letters again,
 //! each with its stamps (frozen ones from the ledger first), so no campaign is ever held in
 //! memory whole. `plan` is a pure function of the letters' states and the mode. The send loop
 //! itself is in `delivery`. This module prints nothing and never writes to the ledger.
@@ -18,9 +19,10 @@ use sha2::{Digest, Sha256};
 use crate::clock;
 use crate::config::{self, AktIdSource, Config};
 use crate::letter::attachment::{self, Attached};
-use crate::letter::compose::{self, Addressee, ComposeError, Composed, Envelope};
+use crate::letter::bound;
+use crate::letter::compose::{self, Addressee, ComposeError, Composed, Envelope, Frame};
 use crate::letter::pdf;
-use crate::letter::render::{Rendered, Renderer, TemplateError};
+use crate::letter::render::{html_document, Merged, Rendered, Renderer, TemplateError};
 use crate::letter::stamp::{self, Stamp};
 use crate::problem::{display_path, Problem};
 use crate::record::ledger::{Frozen, Ledger, Recorded, State};
@@ -126,6 +128,19 @@ impl Prepared {
         self.renderer.render(&self.fields(letter), &letter.stamp)
     }
 
+    /// The letter's subject and Markdown, merged but not rendered (see `Renderer::merge`).
+    pub(crate) fn merge(&self, letter: &Letter) -> Result<Merged, TemplateError> {
+        self.renderer.merge(&self.fields(letter), &letter.stamp)
+    }
+
+    /// Whether a merged letter can be checked without making its message (`check_merged`):
+    /// when the message is the letter's own text and its files, and only its size depends on
+    /// making it. A letter on the letterhead (its PDF is set from the text) or under a cover
+    /// (another template) can fail in ways only making it shows.
+    pub(crate) fn checks_light(&self) -> bool {
+        self.enclosures.letterhead.is_none() && self.enclosures.cover.is_none()
+    }
+
     /// Renders and composes a letter dated `date`: the e-mail's text and the message.
     pub(crate) fn compose(
         &self,
@@ -220,6 +235,45 @@ impl Prepared {
             composed,
             pdf,
         })
+    }
+
+    /// Checks a merged letter dated `date` as `make_rendered` checks it, with the same errors,
+    /// for a campaign that `checks_light`: its files are read, every check of the message is
+    /// made on its frame (`compose::frame`), and its size is bounded from the Markdown
+    /// (`letter::bound`) without rendering the Markdown or encoding anything. Only when that
+    /// bound is over the limit is the message made, and its real size decides: a letter is
+    /// refused exactly when `make_rendered` refuses it.
+    pub(crate) fn check_merged(
+        &self,
+        letter: &Letter,
+        merged: Merged,
+        date: DateTime<Utc>,
+    ) -> Result<(), ComposeError> {
+        let files = self
+            .enclosures
+            .files(&letter.fields)
+            .map_err(ComposeError::files)?;
+        let frame = compose::frame(
+            &self.envelope,
+            &letter.to,
+            &merged.subject,
+            &letter.stamp,
+            date,
+            &files,
+        )?;
+        if size_at_most(&frame, &merged) <= self.enclosures.max_size {
+            return Ok(());
+        }
+        let rendered = merged.render();
+        self.make_rendered(
+            letter,
+            rendered,
+            &self.envelope,
+            &letter.to,
+            &letter.stamp,
+            date,
+        )
+        .map(drop)
     }
 
     /// A file name a person can find a letter by: Akt-id, key and name.
@@ -321,6 +375,17 @@ impl Prepared {
             recorded,
         })
     }
+}
+
+/// The most bytes the message of a merged letter with this frame can have: the frame with a
+/// text part and an HTML document as large as `letter::bound` allows, the HTML document being
+/// the page `html_document` puts the HTML body in.
+fn size_at_most(frame: &Frame, merged: &Merged) -> u64 {
+    let parts = bound::parts_at_most(&merged.markdown);
+    let html = html_document(&merged.subject, "")
+        .len()
+        .saturating_add(parts.html_body);
+    frame.at_most(parts.text, html) as u64
 }
 
 /// The file stem of a letter with this Akt-id, key and name: `<Akt-id>_<key>_<name>`, the name
