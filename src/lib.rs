@@ -44,5 +44,7 @@ pub(crate) mod record;
 pub(crate) mod sanitize;
 pub(crate) mod secret;
 pub(crate) mod smtp;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub(crate) mod trust;
 pub(crate) mod whole_file;

@@ -568,6 +568,7 @@ fn first_use(template: &str, var: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::letter::compose;
+    use crate::test_rng::Rng;
 
     #[test]
     fn a_missing_variable_is_found_on_its_template_line() {
@@ -731,22 +732,6 @@ file = "brev.md"
             .unwrap_or_else(|| panic!("names a faulting letter: {error}"));
         assert!(letter.is_multiple_of(320) && letter < 4000, "{error}");
         assert!(error.contains("fault in rundbrev"), "{error}");
-    }
-
-    /// A small deterministic generator (xorshift64*), so a failure can be run again.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
     }
 
     /// A campaign in a temporary folder: the recipients file, the letter template, what the

@@ -154,6 +154,16 @@ impl Prepared {
     /// Renders and composes a letter dated `date`, with its PDF and attachments.
     pub(crate) fn make(&self, letter: &Letter, date: DateTime<Utc>) -> Result<Made, ComposeError> {
         let rendered = self.render(letter)?;
+        self.make_own(letter, rendered, date)
+    }
+
+    /// `make_rendered` to the letter's own recipient, with its own stamps.
+    fn make_own(
+        &self,
+        letter: &Letter,
+        rendered: Rendered,
+        date: DateTime<Utc>,
+    ) -> Result<Made, ComposeError> {
         self.make_rendered(
             letter,
             rendered,
@@ -264,16 +274,7 @@ impl Prepared {
         if size_at_most(&frame, &merged) <= self.enclosures.max_size {
             return Ok(());
         }
-        let rendered = merged.render();
-        self.make_rendered(
-            letter,
-            rendered,
-            &self.envelope,
-            &letter.to,
-            &letter.stamp,
-            date,
-        )
-        .map(drop)
+        self.make_own(letter, merged.render(), date).map(drop)
     }
 
     /// A file name a person can find a letter by: Akt-id, key and name.

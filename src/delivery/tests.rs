@@ -128,6 +128,16 @@ impl Script {
         })
     }
 
+    /// Whether the next step for `address` is one `is` picks, taken if so.
+    fn next_is(&self, address: &str, is: impl Fn(&Step) -> bool) -> bool {
+        let mut steps = self.steps.lock().unwrap();
+        let queue = steps.get_mut(address);
+        match queue {
+            Some(q) if q.front().is_some_and(&is) => q.pop_front().is_some(),
+            _ => false,
+        }
+    }
+
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -180,30 +190,17 @@ impl Transport for Scripted {
         name: &str,
         gate: &mut Gate<'_>,
     ) -> Result<Outcome, Stop> {
-        let before_gate = self
+        let to = &message.envelope_to[0];
+        if self
             .script
-            .steps
-            .lock()
-            .unwrap()
-            .get_mut(&message.envelope_to[0])
-            .and_then(|steps| {
-                matches!(steps.front(), Some(Step::PanicBeforeGate)).then(|| steps.pop_front())
-            })
-            .is_some();
-        if before_gate {
+            .next_is(to, |s| matches!(s, Step::PanicBeforeGate))
+        {
             panic!("a scripted fault before the gate");
         }
-        let refused = self
+        if self
             .script
-            .steps
-            .lock()
-            .unwrap()
-            .get_mut(&message.envelope_to[0])
-            .and_then(|steps| {
-                matches!(steps.front(), Some(Step::SoftBeforeData)).then(|| steps.pop_front())
-            })
-            .is_some();
-        if refused {
+            .next_is(to, |s| matches!(s, Step::SoftBeforeData))
+        {
             return Ok(Outcome::Temporary {
                 code: Some(450),
                 reply: "450 4.2.1 mailbox busy".into(),

@@ -326,22 +326,7 @@ pub(crate) fn parts_at_most(markdown: &str) -> PartsAtMost {
 mod tests {
     use super::*;
     use crate::letter::render::{markdown_to_html, markdown_to_text};
-
-    /// A small deterministic generator (xorshift64*), so a failure can be run again.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Both parts as `render` makes them, against the bound.
     fn holds(markdown: &str) -> (f64, f64) {

@@ -606,6 +606,7 @@ fn boundary(message_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
     use chrono::NaiveDate;
 
     fn sample() -> (Envelope, Addressee, Rendered, Stamp) {
@@ -811,22 +812,6 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (xorshift64*), so a failure can be run again.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
-    }
-
     const NAME_PIECES: &[&str] = &[
         "Ærø",
         "Kommune",
@@ -982,21 +967,12 @@ mod tests {
         let mut rng = Rng(0x00c0_ffee_1234_5678);
         let mut put_together = 0;
         for round in 0..3_000 {
-            let env = envelope(&mut rng);
-            let to = Addressee {
-                name: name(&mut rng),
-                email: address(&mut rng),
-            };
-            letter.subject = rng
-                .pick(&subjects.each_ref().map(String::as_str))
-                .to_string();
-            letter.text = rng.pick(&texts.each_ref().map(String::as_str)).to_string();
-            letter.html_body = format!(
-                "<p>{}</p>\n",
-                rng.pick(&texts.each_ref().map(String::as_str))
+            let (env, to, date) = generated(
+                &mut rng,
+                (&subjects, &texts, &dates),
+                (&mut letter, &mut stamp),
+                round,
             );
-            stamp.message_id = format!("rundbrev.{round}@uim.dk");
-            let date = dates[rng.below(dates.len())];
             if env.common.is_some() && plain_recipient(&to) && plain_date(date) {
                 put_together += 1;
             }
@@ -1004,6 +980,28 @@ mod tests {
         }
         // Both ways were taken often.
         assert!((1_000..2_800).contains(&put_together), "{put_together}");
+    }
+
+    /// A generated letter for round `round`: an envelope and a recipient, and `letter` given a
+    /// subject and texts from these, `stamp` a Message-ID; the date is one of `dates`.
+    fn generated(
+        rng: &mut Rng,
+        (subjects, texts, dates): (&[String], &[String], &[DateTime<Utc>]),
+        (letter, stamp): (&mut Rendered, &mut Stamp),
+        round: usize,
+    ) -> (Envelope, Addressee, DateTime<Utc>) {
+        let env = envelope(rng);
+        let to = Addressee {
+            name: name(rng),
+            email: address(rng),
+        };
+        let pick = |rng: &mut Rng, from: &[String]| from[rng.below(from.len())].clone();
+        letter.subject = pick(rng, subjects);
+        letter.text = pick(rng, texts);
+        letter.html_body = format!("<p>{}</p>\n", pick(rng, texts));
+        stamp.message_id = format!("rundbrev.{round}@uim.dk");
+        let date = dates[rng.below(dates.len())];
+        (env, to, date)
     }
 
     /// Files of every kind: binary, ASCII with short and long lines, empty, under names lettre
@@ -1058,21 +1056,12 @@ mod tests {
         let mut rng = Rng(0x00f7_a3e0_0000_0001);
         let (mut framed, mut refused) = (0, 0);
         for round in 0..2_000 {
-            let env = envelope(&mut rng);
-            let to = Addressee {
-                name: name(&mut rng),
-                email: address(&mut rng),
-            };
-            letter.subject = rng
-                .pick(&subjects.each_ref().map(String::as_str))
-                .to_string();
-            letter.text = rng.pick(&texts.each_ref().map(String::as_str)).to_string();
-            letter.html_body = format!(
-                "<p>{}</p>\n",
-                rng.pick(&texts.each_ref().map(String::as_str))
+            let (env, to, date) = generated(
+                &mut rng,
+                (&subjects, &texts, &dates),
+                (&mut letter, &mut stamp),
+                round,
             );
-            stamp.message_id = format!("rundbrev.{round}@uim.dk");
-            let date = dates[rng.below(dates.len())];
             let files = files(&mut rng);
             let message = compose_with(&env, &to, &letter, &stamp, date, &files);
             let frame = frame(&env, &to, &letter.subject, &stamp, date, &files);
