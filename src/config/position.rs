@@ -30,8 +30,8 @@ fn key_at(text: &str, byte: usize) -> Option<String> {
     let mut section = String::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
-        if t.starts_with('[') && t.ends_with(']') {
-            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        if let Some(name) = table_header(t) {
+            section = name.to_string();
         }
         if i + 1 == line_no {
             let key = t.split('=').next()?.trim();
@@ -46,6 +46,22 @@ fn key_at(text: &str, byte: usize) -> Option<String> {
         }
     }
     None
+}
+
+/// The table a trimmed line opens (`[transport.smtp]`, `[ sender ]`), when it is a table header;
+/// a comment may follow it (`[transport.smtp] # the relay`).
+fn table_header(t: &str) -> Option<&str> {
+    if !t.starts_with('[') {
+        return None;
+    }
+    let header = if t.ends_with(']') {
+        t
+    } else {
+        t.split_once('#')
+            .map(|(header, _)| header.trim_end())
+            .filter(|header| header.ends_with(']'))?
+    };
+    Some(header.trim_matches(|c| c == '[' || c == ']').trim())
 }
 
 /// A key as the config file writes it (`transport.smtp.host`): serde's path without the steps
@@ -76,8 +92,8 @@ pub(super) fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
     let mut section_line = None;
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
-        if t.starts_with('[') && t.ends_with(']') {
-            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        if let Some(name) = table_header(t) {
+            current = name.to_string();
             if current == dotted {
                 section_line = Some(i as u64 + 1);
             }
@@ -113,6 +129,34 @@ mod tests {
         assert!(
             shown.iter().any(|s| s.contains("key `sender2`")),
             "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_comment_after_a_section_header_keeps_its_keys_in_that_section() {
+        let text = format!(
+            "{MINIMAL}[transport.smtp] # the relay\nhost = \"mail.uim.dk\"\nport = \"587\"\n"
+        );
+        let shown: Vec<String> = parse_str(&text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let line = MINIMAL.lines().count() + 3;
+        assert_eq!(
+            shown,
+            [format!("camp/config.toml, line {line}, key `transport.smtp.port`: invalid type: string \"587\", expected u16")]
+        );
+        let text =
+            format!("{MINIMAL}[transport.smtp] # the relay\nhost = \"mail.uim.dk\"\nhots = 1\n");
+        let shown: Vec<String> = parse_str(&text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            [format!("camp/config.toml, line {line}, key `transport.smtp.hots`: unknown key; check its spelling and section")]
         );
     }
 
