@@ -84,10 +84,6 @@ pub(super) fn dotted(path: &serde_ignored::Path<'_>) -> String {
 
 /// The line on which a dotted key (`sender.from`) is written, when it can be found.
 pub(super) fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
-    let (section, key) = match dotted.rsplit_once('.') {
-        Some((s, k)) => (s, k),
-        None => ("", dotted),
-    };
     let mut current = String::new();
     let mut section_line = None;
     for (i, line) in text.lines().enumerate() {
@@ -99,15 +95,28 @@ pub(super) fn line_of_key(text: &str, dotted: &str) -> Option<u64> {
             }
             continue;
         }
-        if current == section {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim() == key {
-                    return Some(i as u64 + 1);
-                }
+        if let Some((written, _)) = t.split_once('=') {
+            if written_key(&current, written) == dotted {
+                return Some(i as u64 + 1);
             }
         }
     }
     section_line
+}
+
+/// The whole dotted key an assignment in table `table` sets: `smtp.host` in `[transport]` is
+/// `transport.smtp.host`, and `"host"` is `host`.
+fn written_key(table: &str, written: &str) -> String {
+    let parts: Vec<&str> = written
+        .split('.')
+        .map(|part| part.trim().trim_matches(|c| c == '"' || c == '\''))
+        .collect();
+    let key = parts.join(".");
+    if table.is_empty() {
+        key
+    } else {
+        format!("{table}.{key}")
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +139,24 @@ mod tests {
             shown.iter().any(|s| s.contains("key `sender2`")),
             "{shown:?}"
         );
+    }
+
+    #[test]
+    fn an_unknown_key_written_dotted_or_quoted_is_named_with_its_line() {
+        let line = MINIMAL.lines().count() + 2;
+        for written in ["smtp.hots = 1", "smtp . \"hots\" = 1"] {
+            let text = format!("{MINIMAL}[transport]\n{written}\n");
+            let shown: Vec<String> = parse_str(&text)
+                .unwrap_err()
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            assert!(
+                shown.iter().any(|s| s.contains("key `transport.smtp.hots`")
+                    && s.contains(&format!("line {line},"))),
+                "{written}: {shown:?}"
+            );
+        }
     }
 
     #[test]
