@@ -107,8 +107,8 @@ fn send(config: &Config, out: &Output, mode: Mode, args: &RunArgs) -> Result<Exi
         Box::new(Lines { out })
     };
     let pace = Pace::for_transport(&config.transport);
-    // The letters this run hands over are those with an attempt after this one.
-    let run = ThisRun::after(ledger.last_attempt()?);
+    // The letters this run hands over are those with an attempt from the next id on.
+    let run = ThisRun::after(ledger.next_attempt()? - 1);
     let summary = delivery::execute(
         &p,
         reader.as_ref(),

@@ -904,15 +904,6 @@ impl Ledger {
         Ok(ids[0])
     }
 
-    /// The latest attempt's id (0 when there is none): a run's attempts come after it.
-    pub(crate) fn last_attempt(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(max(id), 0) FROM attempts", [], |r| {
-                r.get(0)
-            })?)
-    }
-
     /// The recipients with an attempt after attempt `after` whose letter is not (surely)
     /// delivered, in file order.
     pub(crate) fn not_delivered_since(&self, after: i64) -> Result<Vec<Record>> {
