@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 
 
@@ -106,12 +107,23 @@ class Session(asyncio.Protocol):
                 if verbs:
                     append_line(self.state.commands_log, " ".join(verbs))
                 self.transport.write("".join(out).encode())
-                self.transport.close()
+                self.hang_up()
                 return
         if verbs:
             append_line(self.state.commands_log, " ".join(verbs))
         if out:
             self.transport.write("".join(out).encode())
+
+    def hang_up(self):
+        """Closes the connection at once: the end of the stream follows the last reply straight
+        away, as from a server that hangs up, not after another turn of the event loop."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and self.transport.get_write_buffer_size() == 0:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        self.transport.close()
 
     def command(self, verb, text):
         """The reply to one command line, and whether to close the connection after it."""
